@@ -1,0 +1,53 @@
+#include "error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static _Thread_local char message[4096];
+static _Thread_local int last_code;
+
+int bsi_error_set(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof(message), fmt, ap);
+	va_end(ap);
+	last_code = code;
+	return code;
+}
+
+int bsi_error_wrap(const char *fmt, ...)
+{
+	char old[sizeof(message)];
+	va_list ap;
+	int n;
+
+	memcpy(old, message, sizeof(old));
+	va_start(ap, fmt);
+	n = vsnprintf(message, sizeof(message), fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < sizeof(message))
+		snprintf(message + n, sizeof(message) - (size_t)n, ": %s", old);
+	return last_code;
+}
+
+const char *bsi_error_message(void) { return message; }
+
+int bsi_error_code(void) { return last_code; }
+
+void bsi_error_clear(void)
+{
+	message[0] = '\0';
+	last_code = BSI_OK;
+}
+
+int bsi_error_exit_status(int code)
+{
+	if (code >= 0)
+		return 0;
+	if (code < BSI_EBUSY)
+		return 1;
+	return -code;
+}

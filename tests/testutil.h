@@ -1,0 +1,51 @@
+/*
+ * testutil.h - helpers shared by the Check suites.
+ *
+ * Tests run the real binary (BSI_BUILD/bsi, or bsi-failpoint), with real git
+ * and ssh-keygen building fixtures in temporary directories.  Under
+ * BSI_VALGRIND=1 every bsi started through tu_bsi() runs inside valgrind,
+ * and an error found there fails the test (exit status 99).
+ */
+#ifndef BSI_TESTUTIL_H
+#define BSI_TESTUTIL_H
+
+#include <stddef.h>
+
+typedef struct {
+	int status; /* exit status, or 128+signal */
+	char *out;  /* captured stdout (NUL-terminated) */
+	char *err;  /* captured stderr */
+} tu_result;
+
+/* A fresh temporary directory (removed by tu_cleanup()). */
+char *tu_tmpdir(void);
+/* Remove every directory tu_tmpdir() made in this process. */
+void tu_cleanup(void);
+
+/* Path of a built artefact: tu_build_path("bsi"), tu_build_path("plugins"). */
+const char *tu_build_path(const char *name);
+
+/* Run `sh -c CMD`, capture output; the result's strings are freed by
+ * tu_result_free().  Returns res->status. */
+int tu_sh(tu_result *res, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Run `bsi ARGS` (ARGS is shell words, already quoted). */
+int tu_bsi(tu_result *res, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Same, with the failpoint build and an environment prefix (e.g.
+ * "BSI_FAILPOINT=apply.renamed"). */
+int tu_bsi_env(tu_result *res, const char *env, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void tu_result_free(tu_result *res);
+
+/* Run a shell command and fail the test (ck_abort) unless it exits 0. */
+void tu_must(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+void tu_write(const char *path, const char *content);
+/* Whole file, NUL-terminated, or NULL if it cannot be read. */
+char *tu_read(const char *path);
+
+/* A fingerprint of a directory tree: every entry's path, type, mode, owner,
+ * size, link target and content digest.  Equal fingerprints mean the trees
+ * are byte-identical.  Caller frees. */
+char *tu_tree_fingerprint(const char *dir);
+
+#endif
