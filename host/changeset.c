@@ -170,7 +170,35 @@ bsi_improvement *bsi_changeset_find(const bsi_changeset *cs, const char *id)
 
 /* --- JSON ------------------------------------------------------------------ */
 
-static json_t *str_or_null(const char *s) { return s ? json_string(s) : json_null(); }
+/* A JSON string for s; bytes that are not UTF-8 (a file name can hold any)
+ * become U+FFFD, so output never fails and never emits invalid JSON.
+ * Recipes are refused before this when their strings are not UTF-8. */
+static json_t *str_or_null(const char *s)
+{
+	json_t *j;
+	char *clean;
+	size_t o = 0;
+
+	if (!s)
+		return json_null();
+	if ((j = json_string(s)))
+		return j;
+	clean = malloc(strlen(s) * 3 + 1);
+	if (!clean)
+		return NULL;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p < 0x80) {
+			clean[o++] = (char)*p;
+		} else {
+			memcpy(clean + o, "\xEF\xBF\xBD", 3);
+			o += 3;
+		}
+	}
+	clean[o] = '\0';
+	j = json_string(clean);
+	free(clean);
+	return j;
+}
 
 static json_t *strv_to_json(char *const *v, size_t n)
 {
