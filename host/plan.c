@@ -3,6 +3,7 @@
 #include "error.h"
 
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -81,8 +82,30 @@ int bsi_plan_check_payloads(const bsi_changeset *cs, const bsi_source *src)
 	return BSI_OK;
 }
 
+/*
+ * The `to` digest an improvement that imp supersedes leaves at path, when
+ * the device holds exactly that; such a file is where imp may start from.
+ */
+static const char *superseded_to(const bsi_changeset *cs, const bsi_improvement *imp,
+				 const char *path, const char *cur)
+{
+	for (size_t s = 0; s < imp->nsupersedes; s++) {
+		const bsi_improvement *old = bsi_changeset_find(cs, imp->supersedes[s]);
+
+		for (size_t k = 0; old && k < old->nactions; k++) {
+			const bsi_action *a = &old->actions[k];
+
+			if (a->op == BSI_ACTION_REPLACE && strcmp(a->path, path) == 0 &&
+			    strcmp(a->to, cur) == 0)
+				return a->to;
+		}
+	}
+	return NULL;
+}
+
 /* The status of one improvement from its targets' digests. */
-static int assess_one(bsi_improvement *imp, const bsi_root *root, bsi_plan_hasher hash, void *ctx)
+static int assess_one(const bsi_changeset *cs, bsi_improvement *imp, const bsi_root *root,
+		      bsi_plan_hasher hash, void *ctx)
 {
 	size_t replaces = 0, done = 0;
 
@@ -105,6 +128,15 @@ static int assess_one(bsi_improvement *imp, const bsi_root *root, bsi_plan_hashe
 		}
 		if (strcmp(cur, a->to) == 0) {
 			done++;
+		} else if (strcmp(cur, a->from) != 0 && superseded_to(cs, imp, a->path, cur)) {
+			/* the device has what an improvement this one supersedes
+			 * left there: start from that (rollback returns to it) */
+			char *from = strdup(cur);
+
+			if (!from)
+				return bsi_error_set(BSI_EFAIL, "out of memory");
+			free(imp->actions[j].from);
+			imp->actions[j].from = from;
 		} else if (strcmp(cur, a->from) != 0) {
 			imp->status = BSI_STATUS_NOT_APPLICABLE;
 			return bsi_improvement_set_reason(imp, "%s has %.19s, expected %.19s", a->path,
@@ -112,6 +144,30 @@ static int assess_one(bsi_improvement *imp, const bsi_root *root, bsi_plan_hashe
 		}
 	}
 	imp->status = replaces > 0 && done == replaces ? BSI_STATUS_APPLIED : BSI_STATUS_PENDING;
+	return BSI_OK;
+}
+
+/* An improvement superseded by one that applies here is not applicable
+ * itself, unless the device has it already. */
+static int mark_superseded(bsi_changeset *cs)
+{
+	for (size_t i = 0; i < cs->count; i++) {
+		const bsi_improvement *imp = &cs->items[i];
+
+		if (imp->status != BSI_STATUS_PENDING && imp->status != BSI_STATUS_APPLIED)
+			continue;
+		for (size_t s = 0; s < imp->nsupersedes; s++) {
+			bsi_improvement *old = bsi_changeset_find(cs, imp->supersedes[s]);
+			int rc;
+
+			if (!old || old->status == BSI_STATUS_APPLIED)
+				continue;
+			old->status = BSI_STATUS_NOT_APPLICABLE;
+			rc = bsi_improvement_set_reason(old, "superseded by %s", imp->id);
+			if (rc < 0)
+				return rc;
+		}
+	}
 	return BSI_OK;
 }
 
@@ -123,9 +179,9 @@ int bsi_plan_assess(bsi_changeset *cs, const bsi_root *root, bsi_plan_hasher has
 
 		if (imp->status == BSI_STATUS_NOT_APPLICABLE)
 			continue; /* its `when` said so, with its reason */
-		rc = assess_one(imp, root, hash, ctx);
+		rc = assess_one(cs, imp, root, hash, ctx);
 		if (rc < 0)
 			return rc;
 	}
-	return BSI_OK;
+	return mark_superseded(cs);
 }
