@@ -111,14 +111,71 @@ static bool has_control(const char *s, size_t len)
 	return false;
 }
 
-/* Copy at most cap-1 bytes of s into buf, control characters as '?'. */
+/* Length of the valid UTF-8 sequence at s (at most left bytes), 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t left)
+{
+	size_t n;
+	unsigned cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		n = 2;
+		cp = s[0] & 0x1f;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		n = 3;
+		cp = s[0] & 0x0f;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		n = 4;
+		cp = s[0] & 0x07;
+	} else {
+		return 0;
+	}
+	if (n > left)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return n;
+}
+
+static bool valid_utf8(const char *s, size_t len)
+{
+	for (size_t i = 0, n; i < len; i += n)
+		if ((n = utf8_seq((const unsigned char *)s + i, len - i)) == 0)
+			return false;
+	return true;
+}
+
+/* Copy at most cap-1 bytes of s into buf for a message or a log line:
+ * control characters and bytes that are not UTF-8 become '?', and a
+ * character is never cut in half. */
 static void sanitize(char *buf, size_t cap, const char *s, size_t len)
 {
-	size_t n = len < cap - 1 ? len : cap - 1;
+	size_t o = 0;
 
-	for (size_t i = 0; i < n; i++)
-		buf[i] = ((unsigned char)s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f ? '?' : s[i];
-	buf[n] = '\0';
+	for (size_t i = 0, n; i < len; i += n) {
+		unsigned char ch = (unsigned char)s[i];
+
+		n = utf8_seq((const unsigned char *)s + i, len - i);
+		if (n == 0 || (ch < 0x20 && ch != '\t') || ch == 0x7f) {
+			n = 1;
+			if (o + 1 >= cap)
+				break;
+			buf[o++] = '?';
+			continue;
+		}
+		if (o + n >= cap)
+			break;
+		memcpy(buf + o, s + i, n);
+		o += n;
+	}
+	buf[o] = '\0';
 }
 
 /*
@@ -132,8 +189,8 @@ static const char *plain_path_problem(const char *p, size_t len)
 
 	if (len == 0)
 		return "is empty";
-	if (len >= PATH_MAX || strlen(p) != len || has_control(p, len))
-		return "is not a plain path";
+	if (len >= PATH_MAX || strlen(p) != len || has_control(p, len) || !valid_utf8(p, len))
+		return "is not a plain path (control characters, or not UTF-8)";
 	if (p[0] == '/')
 		return "is absolute (paths are relative to the target root)";
 	while (c <= end) {
@@ -150,9 +207,10 @@ static const char *plain_path_problem(const char *p, size_t len)
 }
 
 /*
- * A path a query names: relative and never climbing above the root by its
- * own ".." components.  This is only the first filter; fsroot.h resolves
- * the path (symlinks included) under the root descriptor.
+ * Check mode has no root to resolve against, so a query path is checked
+ * lexically there, refusing what fsroot.h would refuse in its words: empty,
+ * absolute, or climbing above the root by its own ".." components.  With a
+ * root, fsroot.h alone decides (symlinks included).
  */
 static const char *query_path_problem(const char *p, size_t len)
 {
@@ -160,18 +218,18 @@ static const char *query_path_problem(const char *p, size_t len)
 	long depth = 0;
 
 	if (len == 0)
-		return "is empty";
+		return "empty path";
 	if (len >= PATH_MAX || strlen(p) != len)
-		return "is not a path";
+		return "path too long, or holds a NUL byte";
 	if (p[0] == '/')
-		return "is absolute (paths are relative to the target root)";
+		return "absolute paths are not allowed; paths are relative to the target root";
 	while (c < end) {
 		const char *slash = memchr(c, '/', (size_t)(end - c));
 		size_t n = slash ? (size_t)(slash - c) : (size_t)(end - c);
 
 		if (n == 2 && c[0] == '.' && c[1] == '.') {
 			if (--depth < 0)
-				return "escapes the target root";
+				return "\"..\" leads outside the target root";
 		} else if (n > 0 && !(n == 1 && c[0] == '.')) {
 			depth++;
 		}
@@ -439,39 +497,63 @@ static lua_Integer list_length(lua_State *L, int idx)
 /* ---- queries: the bsi module ---- */
 
 /*
- * Resolve a query path under the root and open it as a regular file.
- * Returns the descriptor, or -1 when it is missing, not a regular file, or
- * there is no root (check mode).  Raises on an escaping path.
+ * Resolve a query path under the root (fsroot.h) and open it for reading
+ * if it is a regular file (or, with is_dir, a directory).  Returns the
+ * descriptor, or -1 when it is missing, of another type, or there is no
+ * root (check mode).  Raises on a path that is refused.
+ *
+ * The final component is first opened O_PATH and checked with fstat, so a
+ * device node or FIFO under the root is never opened for real (opening some
+ * devices has side effects); a regular file is then reopened through
+ * /proc/self/fd, which names that same inode.
  */
 static int query_open(lua_State *L, recipe_ctx *c, const char *fn, int *is_dir)
 {
 	size_t len;
 	const char *path = luaL_checklstring(L, 1, &len);
-	const char *problem = query_path_problem(path, len);
-	struct stat st;
-	char shown[256];
-	int fd = -1, rc;
+	struct stat st, st2;
+	char shown[256], proc[64];
+	int pfd = -1, fd, rc;
 
 	sanitize(shown, sizeof(shown), path, len);
-	if (problem)
-		return raise_at(L, caller_line(L, 1), "%s(\"%s\"): path %s", fn, shown, problem);
-	if (!c->root)
-		return -1;
-	rc = bsi_root_open_file(c->root, path, O_RDONLY | O_NONBLOCK | O_NOCTTY, &fd);
-	if (rc < 0) {
-		char what[300];
+	if (!c->root) {
+		const char *problem = query_path_problem(path, len);
 
-		snprintf(what, sizeof(what), "%s(\"%s\")", fn, shown);
-		return raise_host(L, rc, what);
-	}
-	if (fd < 0)
-		return -1;
-	if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || (is_dir && S_ISDIR(st.st_mode)))) {
-		close(fd);
+		if (problem)
+			return raise_at(L, caller_line(L, 1), "%s: path \"%s\" refused: %s", fn,
+					shown, problem);
 		return -1;
 	}
-	if (is_dir)
+	if (strlen(path) != len)
+		return raise_at(L, caller_line(L, 1), "%s: path \"%s\" holds a NUL byte", fn, shown);
+	rc = bsi_root_open_file(c->root, path, O_PATH, &pfd);
+	if (rc < 0)
+		return raise_host(L, rc, fn);
+	if (pfd < 0)
+		return -1;
+	if (fstat(pfd, &st) < 0 || !(S_ISREG(st.st_mode) || (is_dir && S_ISDIR(st.st_mode)))) {
+		close(pfd);
+		return -1;
+	}
+	if (is_dir) {
 		*is_dir = S_ISDIR(st.st_mode);
+		return pfd; /* existence is all that is asked */
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
+	fd = open(proc, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		/* No /proc: resolve again, and insist on the same inode. */
+		rc = bsi_root_open_file(c->root, path, O_RDONLY | O_NOCTTY | O_NONBLOCK, &fd);
+		if (rc < 0) {
+			close(pfd);
+			return raise_host(L, rc, fn);
+		}
+	}
+	close(pfd);
+	if (fd >= 0 && (fstat(fd, &st2) < 0 || st2.st_dev != st.st_dev || st2.st_ino != st.st_ino)) {
+		close(fd);
+		fd = -1;
+	}
 	return fd;
 }
 
@@ -520,6 +602,8 @@ static int l_recipe_verify(lua_State *L) /* [-2, +1, e] */
 static int l_recipe_exists(lua_State *L) /* [-1, +1, e] */
 {
 	int is_dir = 0, fd = query_open(L, ctx_of(L), "bsi.exists", &is_dir);
+
+	(void)is_dir;
 
 	if (fd >= 0)
 		close(fd);
@@ -722,7 +806,7 @@ static int l_recipe_replace(lua_State *L) /* [-3, +0, e] */
 		return raise_at(L, line, "change:replace: path \"%s\" %s", shown, problem);
 	luaL_checktype(L, 3, LUA_TTABLE);
 	if (!only_fields(L, 3, replace_fields))
-		return raise_at(L, line, "change:replace(\"%s\"): unknown field %s (expected from, to, payload)",
+		return raise_at(L, line, "change:replace(\"%s\"): unknown field \"%s\" (expected from, to, payload)",
 				shown, key_text(L, -1, (char[80]){0}, 80));
 	rawfield(L, 3, "from");
 	rawfield(L, 3, "to");
@@ -994,7 +1078,7 @@ static void check_improvement(lua_State *L, recipe_ctx *c, imp_view *v)
 
 		key_text(L, -1, key, sizeof(key));
 		imp_error(L, c, v, lua_type(L, -1) == LUA_TSTRING ? key : NULL,
-			  "unknown field %s (expected id, summary, fixes, severity, when, apply, supersedes)",
+			  "unknown field \"%s\" (expected id, summary, fixes, severity, when, apply, supersedes)",
 			  key);
 	}
 	if (!v->id) {
@@ -1005,8 +1089,8 @@ static void check_improvement(lua_State *L, recipe_ctx *c, imp_view *v)
 	}
 	rawfield(L, v->idx, "summary");
 	s = plain_string(L, -1, &len);
-	if (!s || len == 0 || len > MAX_TEXT || has_control(s, len))
-		imp_error(L, c, v, "summary", "summary must be one line of text (got %s)",
+	if (!s || len == 0 || len > MAX_TEXT || has_control(s, len) || !valid_utf8(s, len))
+		imp_error(L, c, v, "summary", "summary must be one line of UTF-8 text (got %s)",
 			  describe(L, -1, (char[96]){0}, 96));
 	rawfield(L, v->idx, "severity");
 	s = plain_string(L, -1, &len);
@@ -1084,7 +1168,7 @@ static void check_recipe(lua_State *L, recipe_ctx *c, int t, imp_view **out, siz
 
 		key_text(L, -1, key, sizeof(key));
 		raise_at(L, lua_type(L, -1) == LUA_TSTRING ? key_line(c, key, NULL, 1, 0) : 0,
-			 "unknown field %s in the recipe table (expected component, improvements)", key);
+			 "unknown field \"%s\" in the recipe table (expected component, improvements)", key);
 	}
 	rawfield(L, t, "component");
 	component = plain_string(L, -1, &len);
@@ -1122,11 +1206,12 @@ static void check_recipe(lua_State *L, recipe_ctx *c, int t, imp_view **out, siz
 				char quoted[MAX_NAME + 3];
 
 				v->id = id; /* kept alive by the table */
-				snprintf(quoted, sizeof(quoted), "\"%s\"", id);
-				v->line = key_line(c, "id", quoted, 1, 0);
-				if (!v->line) {
-					snprintf(quoted, sizeof(quoted), "'%s'", id);
-					v->line = key_line(c, "id", quoted, 1, 0);
+				/* after the previous improvement's line, if it has one */
+				int from = i > 1 && views[i - 2].line ? views[i - 2].line + 1 : 1;
+
+				for (int pass = 0; pass < 4 && !v->line; pass++) {
+					snprintf(quoted, sizeof(quoted), pass % 2 ? "'%s'" : "\"%s\"", id);
+					v->line = key_line(c, "id", quoted, pass < 2 ? from : 1, 0);
 				}
 			}
 			if (!v->line) {
@@ -1153,7 +1238,7 @@ static void check_recipe(lua_State *L, recipe_ctx *c, int t, imp_view **out, siz
 
 			for (lua_Integer j = 0; j < i; j++)
 				if (views[j].id && v->id && strcmp(views[j].id, v->id) == 0)
-					imp_error(L, c, v, "id", "id \"%s\" is already used at %s:%d",
+					imp_error(L, c, v, "id", "duplicate id \"%s\" (also at %s:%d)",
 						  v->id, c->name, views[j].line);
 			check_improvement(L, c, v);
 			c->cs->items[c->cs->count - 1].component = strdup(component);
@@ -1406,8 +1491,8 @@ static int merge(bsi_changeset *to, bsi_changeset *from)
 
 		if (old)
 			return bsi_error_set(BSI_ERECIPE,
-					     "%s:%d: improvement id \"%s\" is already defined at %s:%d",
-					     imp->recipe, imp->line, imp->id,
+					     "%s:%d: improvement \"%s\": duplicate id \"%s\" (also at %s:%d)",
+					     imp->recipe, imp->line, imp->id, imp->id,
 					     old->recipe ? old->recipe : "?", old->line);
 	}
 	for (size_t i = 0; i < from->count; i++) {
