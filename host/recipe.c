@@ -22,6 +22,7 @@
 #define HOOK_COUNT 10000        /* instructions between CPU checks */
 #define MAX_IMPROVEMENTS 1024   /* per recipe file */
 #define MAX_ACTIONS 256         /* per improvement */
+#define MAX_FILE_ACTIONS 4096   /* per recipe file: bounds the child's output */
 #define MAX_LIST 256            /* fixes, supersedes */
 #define MAX_NAME 128            /* ids, components, services */
 #define MAX_TEXT 4096           /* summary */
@@ -54,6 +55,7 @@ typedef struct {
 	bsi_changeset *cs;
 	json_t *log;
 	size_t log_bytes;
+	size_t nactions; /* recorded in this file */
 	int host_code; /* a host-side failure behind the last Lua error */
 } recipe_ctx;
 
@@ -498,16 +500,17 @@ static lua_Integer list_length(lua_State *L, int idx)
 
 /*
  * Resolve a query path under the root (fsroot.h) and open it for reading
- * if it is a regular file (or, with is_dir, a directory).  Returns the
- * descriptor, or -1 when it is missing, of another type, or there is no
- * root (check mode).  Raises on a path that is refused.
+ * if it is a regular file; with any_type, return the O_PATH descriptor of
+ * whatever it is.  Returns the descriptor, or -1 when it is missing, of
+ * another type, or there is no root (check mode).  Raises on a path that is
+ * refused.
  *
  * The final component is first opened O_PATH and checked with fstat, so a
  * device node or FIFO under the root is never opened for real (opening some
  * devices has side effects); a regular file is then reopened through
  * /proc/self/fd, which names that same inode.
  */
-static int query_open(lua_State *L, recipe_ctx *c, const char *fn, int *is_dir)
+static int query_open(lua_State *L, recipe_ctx *c, const char *fn, bool any_type)
 {
 	size_t len;
 	const char *path = luaL_checklstring(L, 1, &len);
@@ -531,13 +534,11 @@ static int query_open(lua_State *L, recipe_ctx *c, const char *fn, int *is_dir)
 		return raise_host(L, rc, fn);
 	if (pfd < 0)
 		return -1;
-	if (fstat(pfd, &st) < 0 || !(S_ISREG(st.st_mode) || (is_dir && S_ISDIR(st.st_mode)))) {
+	if (any_type)
+		return pfd; /* existence is all that is asked */
+	if (fstat(pfd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(pfd);
 		return -1;
-	}
-	if (is_dir) {
-		*is_dir = S_ISDIR(st.st_mode);
-		return pfd; /* existence is all that is asked */
 	}
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
 	fd = open(proc, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
@@ -560,7 +561,7 @@ static int query_open(lua_State *L, recipe_ctx *c, const char *fn, int *is_dir)
 /* Digest of a query path into out; false when missing or not a file. */
 static bool query_hash(lua_State *L, recipe_ctx *c, const char *fn, char out[BSI_DIGEST_STRLEN + 1])
 {
-	int fd = query_open(L, c, fn, NULL), rc;
+	int fd = query_open(L, c, fn, false), rc;
 
 	if (fd < 0)
 		return false;
@@ -598,12 +599,11 @@ static int l_recipe_verify(lua_State *L) /* [-2, +1, e] */
 	return 1;
 }
 
-/* bsi.exists(path) -> boolean (regular file or directory) */
+/* bsi.exists(path) -> boolean (any type; the node is never opened for real) */
 static int l_recipe_exists(lua_State *L) /* [-1, +1, e] */
 {
-	int is_dir = 0, fd = query_open(L, ctx_of(L), "bsi.exists", &is_dir);
+	int fd = query_open(L, ctx_of(L), "bsi.exists", true);
 
-	(void)is_dir;
 
 	if (fd >= 0)
 		close(fd);
@@ -623,7 +623,7 @@ static int l_recipe_read(lua_State *L) /* [-(1|2), +1, e] */
 		return raise_at(L, caller_line(L, 1), "bsi.read: max must not be negative");
 	if ((size_t)max > sizeof(buf))
 		max = (lua_Integer)sizeof(buf);
-	fd = query_open(L, ctx_of(L), "bsi.read", NULL);
+	fd = query_open(L, ctx_of(L), "bsi.read", false);
 	if (fd < 0) {
 		lua_pushnil(L);
 		return 1;
@@ -831,8 +831,9 @@ static int l_recipe_replace(lua_State *L) /* [-3, +0, e] */
 		if (imp->actions[i].op == BSI_ACTION_REPLACE && strcmp(imp->actions[i].path, path) == 0)
 			return raise_at(L, line, "change:replace: \"%s\" is already replaced at line %d",
 					shown, imp->actions[i].line);
-	if (imp->nactions >= MAX_ACTIONS)
-		return raise_at(L, line, "change: more than %d actions", MAX_ACTIONS);
+	if (imp->nactions >= MAX_ACTIONS || c->nactions >= MAX_FILE_ACTIONS)
+		return raise_at(L, line, "change: more than %d actions (%d in a file)", MAX_ACTIONS,
+				MAX_FILE_ACTIONS);
 	if (c->root) {
 		/* Refuse now, with the recipe's line, a target whose directory
 		 * resolves outside the root; apply resolves it again. */
@@ -846,6 +847,7 @@ static int l_recipe_replace(lua_State *L) /* [-3, +0, e] */
 			return raise_host(L, rc, "change:replace");
 	}
 	rc = bsi_improvement_add_replace(imp, path, from, to, payload, line);
+	c->nactions++;
 	if (rc < 0)
 		return raise_host(L, rc, "change:replace");
 	return 0;
@@ -867,9 +869,11 @@ static int l_recipe_restart(lua_State *L) /* [-2, +0, e] */
 	for (size_t i = 0; i < imp->nactions; i++)
 		if (imp->actions[i].op == BSI_ACTION_RESTART && strcmp(imp->actions[i].service, svc) == 0)
 			return 0;
-	if (imp->nactions >= MAX_ACTIONS)
-		return raise_at(L, line, "change: more than %d actions", MAX_ACTIONS);
+	if (imp->nactions >= MAX_ACTIONS || c->nactions >= MAX_FILE_ACTIONS)
+		return raise_at(L, line, "change: more than %d actions (%d in a file)", MAX_ACTIONS,
+				MAX_FILE_ACTIONS);
 	rc = bsi_improvement_add_restart(imp, svc, line);
+	c->nactions++;
 	if (rc < 0)
 		return raise_host(L, rc, "change:restart");
 	return 0;
@@ -1328,7 +1332,8 @@ static int l_recipe_main(lua_State *L)
 /* Turn a failed evaluation (error object on top of L) into bsi_error_set(). */
 static int recipe_failure(lua_State *L, const recipe_ctx *c, int status)
 {
-	const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL, *rest = NULL;
+	int t = lua_type(L, -1);
+	const char *msg = t == LUA_TSTRING || t == LUA_TNUMBER ? lua_tostring(L, -1) : NULL, *rest = NULL;
 	size_t slen = strlen(c->short_src), nlen = strlen(c->name);
 	char clean[2048];
 
@@ -1521,6 +1526,9 @@ int bsi_recipe_load_buffer(bsi_changeset *cs, const char *name, const char *text
 		bsi_recipe_limits_default(&def);
 		job.lim = lim = &def;
 	}
+	if (lim->mem_limit < ((size_t)1 << 20) || !(lim->cpu_seconds > 0) || !(lim->wall_seconds > 0))
+		return bsi_error_set(BSI_EUSAGE, "recipe limits: memory must be at least 1 MiB, "
+						 "CPU and wall-clock seconds positive");
 	if (root)
 		keep[nkeep++] = bsi_root_fd(root);
 	rc = bsi_sandbox_run(&doc, eval_child, &job, keep, nkeep, lim, name);

@@ -152,6 +152,12 @@ child_main(int wfd, pid_t parent, bsi_sandbox_fn fn, void *arg, const int *keep_
 	if (getppid() != parent)
 		_exit(127);
 	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	{
+		sigset_t none;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+	}
 	signal(SIGXCPU, SIG_DFL);
 	signal(SIGPIPE, SIG_IGN);
 

@@ -4,7 +4,7 @@
  * plus the schema, ids across files, and the happy path.
  *
  * Tests call the C API (bsi_recipe_*) directly on real files in temporary
- * directories.  Limits are small so the suite stays fast: 16 MiB, 0.5 s CPU
+ * directories.  Limits are small so the suite stays fast: 16 MiB, 0.25 s CPU
  * (the rlimit backstop rounds that up to 1 s), 3 s wall clock.
  */
 #include "changeset.h"
@@ -26,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static const bsi_recipe_limits limits = {(size_t)16 << 20, 0.5, 3.0};
+static const bsi_recipe_limits limits = {(size_t)16 << 20, 0.25, 3.0};
 
 /* A valid, empty recipe table to end snippets with. */
 #define EMPTY_RECIPE "\nreturn { component = 'c', improvements = {} }\n"
@@ -439,7 +439,7 @@ static const char *const cpu_bombs[] = {
 
 START_TEST(test_recipe_cpu_budget)
 {
-	expect_snippet_refused(cpu_bombs[_i], "CPU budget of 0.5 s exceeded", 2.5);
+	expect_snippet_refused(cpu_bombs[_i], "CPU budget of 0.25 s exceeded", 2.5);
 }
 END_TEST
 
@@ -450,20 +450,25 @@ START_TEST(test_recipe_cpu_budget_in_functions)
 		       "  id = 'c-1', summary = 's', fixes = {}, severity = 'low',\n"
 		       "  when = function() while true do end end,\n"
 		       "  apply = function() end } } }\n",
-		       "recipes/t.lua:3: CPU budget of 0.5 s exceeded", 2.5);
+		       "recipes/t.lua:3: CPU budget of 0.25 s exceeded", 2.5);
 	expect_refused("return { component = 'c', improvements = { {\n"
 		       "  id = 'c-1', summary = 's', fixes = {}, severity = 'low',\n"
 		       "  apply = function(change) while true do pcall(change.restart, change, 'x') end end } } }\n",
-		       "CPU budget of 0.5 s exceeded", 2.5);
+		       "CPU budget of 0.25 s exceeded", 2.5);
 }
 END_TEST
 
 /* A pattern that backtracks for ever inside one C call: only the child's
  * CPU rlimit can stop it. */
+static const char *const c_bombs[] = {
+	"string.find(string.rep('a', 1e5), '.-.-.-.-.-.-.-.-b')",
+	"string.rep('', 1e15)",
+	"table.move({}, 1, 1e15, 2)",
+};
+
 START_TEST(test_recipe_catastrophic_pattern)
 {
-	expect_snippet_refused("string.find(string.rep('a', 1e5), '.-.-.-.-.-.-.-.-b')",
-			       "CPU budget of 0.5 s exceeded", 3.0);
+	expect_snippet_refused(c_bombs[_i], "CPU budget of 0.25 s exceeded", 3.0);
 }
 END_TEST
 
@@ -600,6 +605,36 @@ START_TEST(test_recipe_paths_inside_symlink_followed)
 }
 END_TEST
 
+/* A FIFO or device under the root exists, but is never opened: hashing or
+ * reading one answers nil instead of blocking or touching the device. */
+START_TEST(test_recipe_special_files_not_opened)
+{
+	bsi_changeset *cs;
+	const char *text = "assert(bsi.exists('fifo'), 'a fifo exists')\n"
+			   "assert(bsi.hash('fifo') == nil and bsi.read('fifo') == nil, 'not opened')\n"
+			   "assert(bsi.verify('fifo', 'sha256:' .. ('0'):rep(64)) == false)\n" EMPTY_RECIPE;
+	double t0 = now();
+
+	tu_must("mkfifo '%s/fifo'", rootdir);
+	ck_assert_msg(eval(text, 1, &cs) == 0, "%s", bsi_error_message());
+	ck_assert_double_lt(now() - t0, 2.0);
+	bsi_changeset_free(cs);
+}
+END_TEST
+
+/* Limits that make no sense are a usage error, not a hang or a crash. */
+START_TEST(test_recipe_limits_validated)
+{
+	const bsi_recipe_limits bad = {0, 0, 0};
+	bsi_changeset *cs;
+
+	ck_assert_int_eq(bsi_changeset_new(&cs), 0);
+	ck_assert_int_eq(bsi_recipe_load_buffer(cs, "recipes/t.lua", "return {}", 9, NULL, &bad),
+			 BSI_EUSAGE);
+	bsi_changeset_free(cs);
+}
+END_TEST
+
 /* ---- schema ---- */
 
 static const struct {
@@ -709,6 +744,7 @@ static const struct {
 	 "  id = 'x-1', summary = 's', fixes = {}, severity = 'low', apply = function(c)\n"
 	 "    for i = 1, 1000 do c:restart('s' .. i) end end } } }",
 	 "recipes/t.lua:3: change: more than 256 actions"},
+	{"error(42)", "recipes/t.lua: 42"},
 	{"local saved\n"
 	 "return { component = 'c', improvements = { {\n"
 	 "  id = 'x-1', summary = 's', fixes = {}, severity = 'low', apply = function(c) saved = c end },\n"
@@ -801,7 +837,7 @@ START_TEST(test_recipe_load_all_all_or_nothing)
 	ck_assert_int_eq(bsi_source_open_dir(&src, tree), 0);
 	ck_assert_int_eq(bsi_changeset_new(&cs), 0);
 	ck_assert_int_eq(bsi_recipe_load_all(cs, src, NULL, &limits), BSI_ERECIPE);
-	ck_assert_str_eq(bsi_error_message(), "recipes/zulu.lua:1: CPU budget of 0.5 s exceeded");
+	ck_assert_str_eq(bsi_error_message(), "recipes/zulu.lua:1: CPU budget of 0.25 s exceeded");
 	ck_assert_uint_eq(cs->count, 0);
 	bsi_changeset_free(cs);
 	bsi_source_free(src);
@@ -824,13 +860,16 @@ static Suite *recipe_suite(void)
 	tcase_add_test(tc, test_recipe_binary_recipe_file_refused);
 	tcase_add_loop_test(tc, test_recipe_cpu_budget, 0, sizeof(cpu_bombs) / sizeof(cpu_bombs[0]));
 	tcase_add_test(tc, test_recipe_cpu_budget_in_functions);
-	tcase_add_test(tc, test_recipe_catastrophic_pattern);
+	tcase_add_loop_test(tc, test_recipe_catastrophic_pattern, 0,
+			    sizeof(c_bombs) / sizeof(c_bombs[0]));
 	tcase_add_test(tc, test_recipe_wall_clock);
 	tcase_add_loop_test(tc, test_recipe_memory_limit, 0,
 			    sizeof(memory_bombs) / sizeof(memory_bombs[0]));
 	tcase_add_loop_test(tc, test_recipe_bsi_readonly, 0, sizeof(readonly) / sizeof(readonly[0]));
 	tcase_add_loop_test(tc, test_recipe_paths_confined, 0, sizeof(escapes) / sizeof(escapes[0]));
 	tcase_add_test(tc, test_recipe_paths_inside_symlink_followed);
+	tcase_add_test(tc, test_recipe_special_files_not_opened);
+	tcase_add_test(tc, test_recipe_limits_validated);
 	tcase_add_loop_test(tc, test_recipe_schema_errors, 0, sizeof(schema) / sizeof(schema[0]));
 	tcase_add_loop_test(tc, test_recipe_whole_file_errors, 0, sizeof(whole) / sizeof(whole[0]));
 	tcase_add_test(tc, test_recipe_load_all_ids_unique_across_files);
