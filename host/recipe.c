@@ -604,7 +604,6 @@ static int l_recipe_exists(lua_State *L) /* [-1, +1, e] */
 {
 	int fd = query_open(L, ctx_of(L), "bsi.exists", true);
 
-
 	if (fd >= 0)
 		close(fd);
 	lua_pushboolean(L, fd >= 0);
@@ -1021,8 +1020,8 @@ imp_error(lua_State *L, const recipe_ctx *c, const imp_view *v, const char *fiel
 /* Copy the list of strings in field `field` (a list, or nil when optional)
  * after checking each with ok(); *out NULL for an absent field. */
 static void take_list(lua_State *L, const recipe_ctx *c, const imp_view *v, const char *field,
-		      bool (*ok)(const char *, size_t), const char *what, char ***out,
-		      size_t *out_n)
+		      bool (*ok)(const char *, size_t), const char *what, const char *one,
+		      char ***out, size_t *out_n)
 {
 	lua_Integer n = 0;
 	int t;
@@ -1046,7 +1045,7 @@ static void take_list(lua_State *L, const recipe_ctx *c, const imp_view *v, cons
 		s = plain_string(L, -1, &len);
 		if (!s || !ok(s, len))
 			imp_error(L, c, v, field, "%s[%lld] must be %s (got %s)", field,
-				  (long long)i, what, describe(L, -1, (char[96]){0}, 96));
+				  (long long)i, one, describe(L, -1, (char[96]){0}, 96));
 		lua_pop(L, 1);
 	}
 	/* Allocate only after every check: errors longjmp. */
@@ -1105,7 +1104,8 @@ static void check_improvement(lua_State *L, recipe_ctx *c, imp_view *v)
 	if (rawfield(L, v->idx, "when") != LUA_TNIL && !lua_isfunction(L, -1))
 		imp_error(L, c, v, "when", "when must be a function (got %s)",
 			  describe(L, -1, (char[96]){0}, 96));
-	if (!lua_isfunction(L, (rawfield(L, v->idx, "apply"), -1)))
+	rawfield(L, v->idx, "apply");
+	if (!lua_isfunction(L, -1))
 		imp_error(L, c, v, "apply", "apply must be a function (got %s)",
 			  describe(L, -1, (char[96]){0}, 96));
 	if (rawfield(L, v->idx, "fixes") == LUA_TNIL)
@@ -1127,11 +1127,13 @@ static void check_improvement(lua_State *L, recipe_ctx *c, imp_view *v)
 	if (!imp->id || !imp->summary || !imp->severity || !imp->recipe)
 		raise_at(L, 0, "out of memory");
 
-	take_list(L, c, v, "fixes", ok_cve, "CVE ids like \"CVE-2026-20101\"", &list, &nlist);
+	take_list(L, c, v, "fixes", ok_cve, "CVE ids", "a CVE id like \"CVE-2026-20101\"", &list,
+		  &nlist);
 	imp = &c->cs->items[c->cs->count - 1];
 	imp->fixes = list;
 	imp->nfixes = nlist;
-	take_list(L, c, v, "supersedes", ok_id, "improvement ids", &list, &nlist);
+	take_list(L, c, v, "supersedes", ok_id, "improvement ids", "an improvement id", &list,
+		  &nlist);
 	imp = &c->cs->items[c->cs->count - 1];
 	imp->supersedes = list;
 	imp->nsupersedes = nlist;
@@ -1207,11 +1209,11 @@ static void check_recipe(lua_State *L, recipe_ctx *c, int t, imp_view **out, siz
 			id = plain_string(L, -1, &len);
 			lua_pop(L, 1);
 			if (id && valid_name(id, len)) {
+				/* after the previous improvement's line, if it has one */
+				int from = i > 1 && views[i - 2].line ? views[i - 2].line + 1 : 1;
 				char quoted[MAX_NAME + 3];
 
 				v->id = id; /* kept alive by the table */
-				/* after the previous improvement's line, if it has one */
-				int from = i > 1 && views[i - 2].line ? views[i - 2].line + 1 : 1;
 
 				for (int pass = 0; pass < 4 && !v->line; pass++) {
 					snprintf(quoted, sizeof(quoted), pass % 2 ? "'%s'" : "\"%s\"", id);
@@ -1446,6 +1448,8 @@ static void print_log(const json_t *doc)
 		char clean[MAX_REASON + 256];
 		const char *s = json_string_value(line);
 
+		if (i >= MAX_LOG_LINES)
+			break; /* the child caps its log; do not trust that it did */
 		if (!s)
 			continue;
 		sanitize(clean, sizeof(clean), s, strlen(s));

@@ -651,7 +651,8 @@ static const struct {
 	 "recipes/t.lua:5: improvement \"webkit-26.1-a\": supersedes must be a list"},
 	{"supersedes = { 'webkit-26.1-a' },", "supersedes itself"},
 	{"fixes = { 'CVE-26' },",
-	 "recipes/t.lua:5: improvement \"webkit-26.1-a\": fixes[1] must be CVE ids"},
+	 "recipes/t.lua:5: improvement \"webkit-26.1-a\": fixes[1] must be a CVE id like "
+	 "\"CVE-2026-20101\" (got \"CVE-26\")"},
 	{"summary = 'two\\nlines',",
 	 "recipes/t.lua:5: improvement \"webkit-26.1-a\": summary must be one line of UTF-8 text"},
 	{"summary = 'bad \\255 utf8',", "summary must be one line of UTF-8 text (got \"bad ? utf8\")"},
