@@ -845,6 +845,62 @@ START_TEST(test_recipe_load_all_all_or_nothing)
 }
 END_TEST
 
+/* The reference recipes of the repository pass `recipe check`, and plan
+ * against the sample images: every improvement comes back, and `when`
+ * sees the device (applicable on "current", not on "old"). */
+START_TEST(test_recipe_reference_recipes)
+{
+	char *tree = tu_tmpdir(), *current = tu_tmpdir(), *old = tu_tmpdir();
+	bsi_source *src;
+	bsi_root *root;
+	bsi_changeset *cs, *checked;
+	char **files;
+	size_t nfiles;
+
+	tu_sample_tree(tree);
+	tu_sample_image("current", current);
+	tu_sample_image("old", old);
+	ck_assert_int_eq(bsi_source_open_dir(&src, tree), 0);
+	ck_assert_int_eq(bsi_source_list_recipes(src, &files, &nfiles), 0);
+	ck_assert_uint_ge(nfiles, 3);
+	ck_assert_int_eq(bsi_changeset_new(&checked), 0);
+	for (size_t i = 0; i < nfiles; i++) {
+		char path[4096];
+
+		snprintf(path, sizeof(path), "%s/%s", tree, files[i]);
+		ck_assert_msg(bsi_recipe_check_file(checked, path, NULL) == 0, "%s: %s", files[i],
+			      bsi_error_message());
+		free(files[i]);
+	}
+	free(files);
+
+	ck_assert_int_eq(bsi_root_open(&root, current), 0);
+	ck_assert_int_eq(bsi_changeset_new(&cs), 0);
+	ck_assert_msg(bsi_recipe_load_all(cs, src, root, NULL) == 0, "%s", bsi_error_message());
+	ck_assert_uint_eq(cs->count, checked->count);
+	for (size_t i = 0; i < cs->count; i++) {
+		ck_assert_int_eq(cs->items[i].status, BSI_STATUS_PENDING);
+		ck_assert_uint_gt(cs->items[i].nactions, 0);
+		ck_assert_ptr_nonnull(strstr(cs->items[i].recipe, "recipes/"));
+	}
+	bsi_changeset_free(cs);
+	bsi_root_free(root);
+
+	ck_assert_int_eq(bsi_root_open(&root, old), 0);
+	ck_assert_int_eq(bsi_changeset_new(&cs), 0);
+	ck_assert_msg(bsi_recipe_load_all(cs, src, root, NULL) == 0, "%s", bsi_error_message());
+	for (size_t i = 0; i < cs->count; i++) {
+		ck_assert_int_eq(cs->items[i].status, BSI_STATUS_NOT_APPLICABLE);
+		ck_assert_ptr_nonnull(cs->items[i].reason);
+		ck_assert_uint_eq(cs->items[i].nactions, 0);
+	}
+	bsi_changeset_free(cs);
+	bsi_changeset_free(checked);
+	bsi_root_free(root);
+	bsi_source_free(src);
+}
+END_TEST
+
 static Suite *recipe_suite(void)
 {
 	Suite *s = suite_create("recipe");
@@ -875,6 +931,7 @@ static Suite *recipe_suite(void)
 	tcase_add_loop_test(tc, test_recipe_whole_file_errors, 0, sizeof(whole) / sizeof(whole[0]));
 	tcase_add_test(tc, test_recipe_load_all_ids_unique_across_files);
 	tcase_add_test(tc, test_recipe_load_all_all_or_nothing);
+	tcase_add_test(tc, test_recipe_reference_recipes);
 	suite_add_tcase(s, tc);
 	return s;
 }
