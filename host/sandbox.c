@@ -163,13 +163,21 @@ child_main(int wfd, pid_t parent, bsi_sandbox_fn fn, void *arg, const int *keep_
 	if (getppid() != parent)
 		_exit(127);
 	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	/* The parent's signal handlers (cleanup, forwarding) must not run
+	 * here: every signal gets its default action and none is blocked. */
 	{
 		sigset_t none;
 
+		for (int sig = 1; sig < NSIG; sig++) {
+			/* ASan's crash reports stay (they come from its handlers) */
+			if (BSI_SANITIZED && (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE))
+				continue;
+			if (sig != SIGKILL && sig != SIGSTOP)
+				signal(sig, SIG_DFL);
+		}
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 	}
-	signal(SIGXCPU, SIG_DFL);
 	signal(SIGPIPE, SIG_IGN);
 
 	/* stdin/stdout go nowhere; stderr stays so sanitizer reports are seen. */
