@@ -15,11 +15,13 @@
 #include "signers.h"
 #include "sshsig.h"
 
+#include <pthread.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SIGNERS_MAX_BYTES (1024 * 1024)
 
@@ -113,6 +115,9 @@ typedef struct {
 	git_oid id;
 	node_state state;
 	const bsi_signers *signers; /* its own tree's; NULL until loaded */
+	bsi_commitsig *cs;          /* read ahead for the batch; owned */
+	uint8_t key[32];            /* the signer, when sig_ok */
+	bool sig_ok;                /* the batch verified cs's signature */
 } node;
 
 typedef struct {
@@ -155,6 +160,8 @@ static void ctx_free(authctx *c)
 	free(c->by_blob.slots);
 	free(c->walk.slots);
 	free(c->boundary.slots);
+	for (i = 0; i < c->node_count; i++)
+		bsi_commitsig_free(c->nodes[i].cs);
 	free(c->nodes);
 	git_odb_free(c->odb);
 }
@@ -246,17 +253,16 @@ static int signers_of_commit(const bsi_signers **out, authctx *c, const git_oid 
 }
 
 /*
- * Verify id's signature and its own tree's .bsi/signers.  On success *out_cs
- * is the parsed commit (caller frees), key the signer, *out_signers the
- * commit's own signers (borrowed).  Authorization against the parents is
- * the caller's, because where a parent's signers come from depends on the
- * mode (range or single commit).
+ * Read commit id and verify its SSHSIG.  On success *out_cs is the parsed
+ * commit (caller frees) and key the signer.  Every refusal names the
+ * commit.  This is also the path that produces the message for a commit
+ * whose batch verification failed.
  */
-static int verify_signature(bsi_commitsig **out_cs, uint8_t key[32],
-			    const bsi_signers **out_signers, authctx *c, const git_oid *id)
+static int read_and_verify(bsi_commitsig **out_cs, uint8_t key[32], authctx *c,
+			   const git_oid *id)
 {
 	bsi_commitsig *cs = NULL;
-	char hex[GIT_OID_HEXSZ + 1], who[128], fp[BSI_SSHSIG_FINGERPRINT_SIZE];
+	char hex[GIT_OID_HEXSZ + 1];
 	int rc;
 
 	git_oid_tostr(hex, sizeof(hex), id);
@@ -270,26 +276,37 @@ static int verify_signature(bsi_commitsig **out_cs, uint8_t key[32],
 		bsi_error_wrap("commit %s", hex);
 		goto done;
 	}
+	*out_cs = cs;
+	cs = NULL;
+done:
+	bsi_commitsig_free(cs);
+	return rc;
+}
+
+/*
+ * The checks on a commit whose signature verified, other than its parents':
+ * the introduction must be signed by the pinned key, and the commit's own
+ * tree must keep a usable .bsi/signers (*out_signers, borrowed).
+ */
+static int check_signed(const bsi_signers **out_signers, authctx *c, const git_oid *id,
+			const bsi_commitsig *cs, const uint8_t key[32])
+{
+	char hex[GIT_OID_HEXSZ + 1], who[128], fp[BSI_SSHSIG_FINGERPRINT_SIZE];
+
+	git_oid_tostr(hex, sizeof(hex), id);
 	bsi_sshsig_fingerprint(fp, key);
 	if (git_oid_equal(id, &c->anchor->introduction) &&
 	    sodium_memcmp(key, c->anchor->key, 32) != 0) {
 		char want[BSI_SSHSIG_FINGERPRINT_SIZE];
 
 		bsi_sshsig_fingerprint(want, c->anchor->key);
-		rc = bsi_error_set(BSI_ETRUST,
-				   "commit %s: the introduction is signed by %s, not by the pinned "
-				   "key %s",
-				   hex, fp, want);
-		goto done;
+		return bsi_error_set(BSI_ETRUST,
+				     "commit %s: the introduction is signed by %s, not by the "
+				     "pinned key %s",
+				     hex, fp, want);
 	}
 	snprintf(who, sizeof(who), "commit %s (signed by %s)", hex, fp);
-	if ((rc = signers_of_tree(out_signers, c, &cs->tree, who)) < 0)
-		goto done;
-	*out_cs = cs;
-	cs = NULL;
-done:
-	bsi_commitsig_free(cs);
-	return rc;
+	return signers_of_tree(out_signers, c, &cs->tree, who);
 }
 
 static int refuse_unauthorized(const git_oid *id, const uint8_t key[32], const git_oid *parent)
@@ -325,7 +342,8 @@ int bsi_auth_check_commit(uint8_t out[32], git_repository *repo, const bsi_auth_
 
 	if ((rc = ctx_init(&c, repo, anchor)) < 0)
 		goto done;
-	if ((rc = verify_signature(&cs, key, &own, &c, id)) < 0)
+	if ((rc = read_and_verify(&cs, key, &c, id)) < 0 ||
+	    (rc = check_signed(&own, &c, id, cs, key)) < 0)
 		goto done;
 	if (!git_oid_equal(id, &anchor->introduction)) {
 		if (cs->parent_count == 0) {
@@ -352,9 +370,10 @@ done:
  * The signers of parent p of a commit being verified in a range, or a
  * refusal when p is not authentic.  p is authentic when the walk verified
  * it (or the cache knew it), or, with a trusted head, when the walk hid it
- * (it is an ancestor of the trusted head) and it is the introduction or
- * descends from it: everything between the introduction and the trusted
- * head was authenticated when that head was accepted.
+ * (it is an ancestor of the trusted head) and it is the trusted head, the
+ * introduction, or descends from the introduction: everything between the
+ * introduction and the trusted head was authenticated when that head was
+ * accepted.  (Only the last case needs a graph query.)
  */
 static int parent_signers(const bsi_signers **out, authctx *c, const git_oid *child,
 			  const git_oid *p)
@@ -381,7 +400,7 @@ static int parent_signers(const bsi_signers **out, authctx *c, const git_oid *ch
 	}
 	d = 0;
 	if (c->trusted != NULL) {
-		d = git_oid_equal(p, &c->anchor->introduction)
+		d = git_oid_equal(p, c->trusted) || git_oid_equal(p, &c->anchor->introduction)
 			    ? 1
 			    : git_graph_descendant_of(c->repo, p, &c->anchor->introduction);
 		if (d < 0)
@@ -402,8 +421,9 @@ static int parent_signers(const bsi_signers **out, authctx *c, const git_oid *ch
 	return 0;
 }
 
-/* Verify walk node n: signature, own signers, and authorization by each
- * parent (or the pinned key for the introduction). */
+/* Verify walk node n: signature (verified ahead by the batch when it
+ * could be; otherwise, and to word any refusal, here), own signers, and
+ * authorization by each parent (or the pinned key for the introduction). */
 static int verify_node(authctx *c, node *n, uint8_t key[32])
 {
 	bsi_commitsig *cs = NULL;
@@ -411,7 +431,14 @@ static int verify_node(authctx *c, node *n, uint8_t key[32])
 	size_t i;
 	int rc;
 
-	if ((rc = verify_signature(&cs, key, &n->signers, c, &n->id)) < 0)
+	if (n->cs != NULL && n->sig_ok) {
+		cs = n->cs;
+		n->cs = NULL;
+		memcpy(key, n->key, 32);
+	} else if ((rc = read_and_verify(&cs, key, c, &n->id)) < 0) {
+		goto done;
+	}
+	if ((rc = check_signed(&n->signers, c, &n->id, cs, key)) < 0)
 		goto done;
 	if (!git_oid_equal(&n->id, &c->anchor->introduction)) {
 		if (cs->parent_count == 0) {
@@ -433,55 +460,42 @@ done:
 	return rc;
 }
 
-/* Head must equal or descend from the trusted head (which itself must lie
- * on the introduction's side); on first sync, from the introduction. */
+/*
+ * With a trusted head, head must equal or descend from it (libgit2's merge
+ * base search stops at the trusted head, so this costs about the new
+ * commits).  On first sync the introduction must be present; whether head
+ * reaches it is decided from the walk (see bsi_auth_verify_range), because
+ * a descendant query from scratch would cost a walk of the whole history.
+ */
 static int check_ancestry(authctx *c, const git_oid *trusted, const git_oid *head)
 {
 	char hex[GIT_OID_HEXSZ + 1], thex[GIT_OID_HEXSZ + 1], ihex[GIT_OID_HEXSZ + 1];
-	const git_oid *intro = &c->anchor->introduction;
-	bool exists;
-	int d;
 
 	git_oid_tostr(hex, sizeof(hex), head);
-	git_oid_tostr(ihex, sizeof(ihex), intro);
+	git_oid_tostr(ihex, sizeof(ihex), &c->anchor->introduction);
 	if (!git_odb_exists(c->odb, head))
 		return bsi_error_set(BSI_ETRUST, "commit %s: the new head is not in the repository",
 				     hex);
-	if (trusted != NULL) {
-		git_oid_tostr(thex, sizeof(thex), trusted);
-		if (!git_oid_equal(trusted, intro) &&
-		    git_graph_descendant_of(c->repo, trusted, intro) != 1)
+	if (trusted == NULL) {
+		if (!git_odb_exists(c->odb, &c->anchor->introduction))
 			return bsi_error_set(BSI_ETRUST,
-					     "commit %s: the trusted head does not descend from "
-					     "the introduction %s",
-					     thex, ihex);
-		if (git_oid_equal(head, trusted))
-			return 0;
-		if (git_graph_descendant_of(c->repo, head, trusted) == 1)
-			return 0;
-		if (git_graph_descendant_of(c->repo, trusted, head) == 1)
-			return bsi_error_set(BSI_ETRUST,
-					     "commit %s: rollback refused: it is an ancestor of the "
-					     "trusted head %s",
-					     hex, thex);
-		return bsi_error_set(BSI_ETRUST,
-				     "commit %s: does not descend from the trusted head %s "
-				     "(rewritten history)",
-				     hex, thex);
-	}
-	exists = git_odb_exists(c->odb, intro);
-	if (!exists)
-		return bsi_error_set(BSI_ETRUST,
-				     "commit %s: the served history lacks the introduction %s",
-				     hex, ihex);
-	if (git_oid_equal(head, intro))
+					     "commit %s: the served history lacks the "
+					     "introduction %s",
+					     hex, ihex);
 		return 0;
-	d = git_graph_descendant_of(c->repo, head, intro);
-	if (d != 1)
+	}
+	git_oid_tostr(thex, sizeof(thex), trusted);
+	if (git_oid_equal(head, trusted) || git_graph_descendant_of(c->repo, head, trusted) == 1)
+		return 0;
+	if (git_graph_descendant_of(c->repo, trusted, head) == 1)
 		return bsi_error_set(BSI_ETRUST,
-				     "commit %s: does not descend from the introduction %s", hex,
-				     ihex);
-	return 0;
+				     "commit %s: rollback refused: it is an ancestor of the trusted "
+				     "head %s",
+				     hex, thex);
+	return bsi_error_set(BSI_ETRUST,
+			     "commit %s: does not descend from the trusted head %s (rewritten "
+			     "history)",
+			     hex, thex);
 }
 
 /* The commits to check, oldest first: reachable from head, not from
@@ -535,6 +549,8 @@ static int collect_walk(authctx *c, const git_oid *trusted, const git_oid *head)
 		c->nodes[c->node_count].id = id;
 		c->nodes[c->node_count].state = NODE_PENDING;
 		c->nodes[c->node_count].signers = NULL;
+		c->nodes[c->node_count].cs = NULL;
+		c->nodes[c->node_count].sig_ok = false;
 		c->node_count++;
 	}
 	if (err != GIT_ITEROVER) {
@@ -549,6 +565,79 @@ done:
 	git_commit_free(intro);
 	git_revwalk_free(walk);
 	return rc;
+}
+
+/* ---- signatures verified ahead, in parallel, one batch at a time ----
+ *
+ * Ed25519 verification is most of the cost of a commit, and independent
+ * of every other commit, so a batch of commits is read serially (libgit2)
+ * and their signatures are then checked on all CPUs.  The verdicts are
+ * still taken serially, oldest first, by verify_node(), which repeats the
+ * work of a commit whose batch check failed in order to word the refusal;
+ * so results and messages are exactly those of a serial run.
+ */
+
+#define BATCH 1024
+#define MAX_THREADS 8
+
+typedef struct {
+	node *nodes;
+	size_t count, stride, first;
+} batch_job;
+
+static void *verify_slice(void *arg)
+{
+	batch_job *job = arg;
+	size_t i;
+
+	for (i = job->first; i < job->count; i += job->stride) {
+		node *n = &job->nodes[i];
+
+		n->sig_ok = n->cs != NULL &&
+			    bsi_sshsig_verify(n->key, n->cs->signature, n->cs->signature_len,
+					      n->cs->payload, n->cs->payload_len, "git") == 0;
+	}
+	return NULL;
+}
+
+static size_t cpu_count(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (size_t)n;
+}
+
+/* Read ahead and verify the signatures of nodes[0..count) (those not
+ * cached).  Stops reading at the first commit that cannot be read or
+ * parsed: the serial pass will refuse it there. */
+static void prepare_batch(authctx *c, node *nodes, size_t count)
+{
+	pthread_t tid[MAX_THREADS];
+	bool started[MAX_THREADS] = {false};
+	batch_job jobs[MAX_THREADS];
+	size_t i, t, threads = count < 64 ? 1 : cpu_count();
+
+	for (i = 0; i < count; i++) {
+		if (nodes[i].state != NODE_PENDING)
+			continue;
+		if (bsi_commitsig_read(&nodes[i].cs, c->odb, &nodes[i].id) < 0)
+			break;
+	}
+	for (t = 0; t < threads; t++) {
+		jobs[t].nodes = nodes;
+		jobs[t].count = count;
+		jobs[t].stride = threads;
+		jobs[t].first = t;
+	}
+	for (t = 1; t < threads; t++)
+		started[t] = pthread_create(&tid[t], NULL, verify_slice, &jobs[t]) == 0;
+	verify_slice(&jobs[0]);
+	for (t = 1; t < threads; t++) {
+		if (started[t])
+			pthread_join(tid[t], NULL);
+		else
+			verify_slice(&jobs[t]);
+	}
 }
 
 int bsi_auth_verify_range(bsi_auth_list **out, git_repository *repo,
@@ -574,13 +663,22 @@ int bsi_auth_verify_range(bsi_auth_list **out, git_repository *repo,
 		goto success;
 	if ((rc = collect_walk(&c, trusted, head)) < 0)
 		goto done;
+	/* The walk hides only the introduction's parents, so it contains the
+	 * introduction exactly when head reaches it. */
+	if (trusted == NULL && oidmap_get(&c.walk, &anchor->introduction) == NULL) {
+		char hex[GIT_OID_HEXSZ + 1], ihex[GIT_OID_HEXSZ + 1];
+
+		rc = bsi_error_set(BSI_ETRUST, "commit %s: does not descend from the introduction %s",
+				   git_oid_tostr(hex, sizeof(hex), head),
+				   git_oid_tostr(ihex, sizeof(ihex), &anchor->introduction));
+		goto done;
+	}
 	if (c.node_count && (list->items = malloc(c.node_count * sizeof(*list->items))) == NULL) {
 		rc = bsi_error_set(BSI_EFAIL, "out of memory");
 		goto done;
 	}
 	for (i = 0; i < c.node_count; i++) {
 		node *n = &c.nodes[i];
-		bsi_auth_commit *item = &list->items[list->count];
 
 		if (cache != NULL && cache->known != NULL) {
 			int k = cache->known(cache->ctx, &n->id);
@@ -589,12 +687,22 @@ int bsi_auth_verify_range(bsi_auth_list **out, git_repository *repo,
 				rc = k;
 				goto done;
 			}
-			if (k == 1) {
+			if (k == 1)
 				n->state = NODE_CACHED;
-				continue;
-			}
 		}
-		if ((rc = verify_node(&c, n, item->key)) < 0)
+	}
+	for (i = 0; i < c.node_count; i++) {
+		node *n = &c.nodes[i];
+		bsi_auth_commit *item = &list->items[list->count];
+
+		if (i % BATCH == 0)
+			prepare_batch(&c, n, c.node_count - i < BATCH ? c.node_count - i : BATCH);
+		if (n->state == NODE_CACHED)
+			continue;
+		rc = verify_node(&c, n, item->key);
+		bsi_commitsig_free(n->cs);
+		n->cs = NULL;
+		if (rc < 0)
 			goto done;
 		item->id = n->id;
 		list->count++;

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static char *dir;
 static char repo[4200];
@@ -718,6 +719,59 @@ START_TEST(test_auth_verdicts_match_git_verify_commit)
 }
 END_TEST
 
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* 10,000 commits from scratch: every one verified, each signers blob
+ * parsed once.  Prints the rate next to git verify-commit's for the report;
+ * `make bench` owns the real target. */
+START_TEST(test_auth_ten_thousand_commits)
+{
+	git_repository *r = NULL;
+	bsi_auth_list *list = NULL;
+	git_oid head;
+	char *pub = sigtool_pubkey_line(pkA), *text, hex[GIT_OID_HEXSZ + 1];
+	double t0, ours, theirs;
+	int i;
+
+	ck_assert_int_ge(asprintf(&text, "bench@example.org %s\n", pub), 0);
+	ck_assert_int_eq(git_repository_open(&r, repo), 0);
+	t0 = now();
+	sigtool_history(&anchor.introduction, r, skA, NULL, 1, text);
+	sigtool_history(&head, r, skA, &anchor.introduction, 9999, text);
+	fprintf(stderr, "auth bench: generated 10000 signed commits in %.2fs\n", now() - t0);
+	t0 = now();
+	ck_assert_msg(bsi_auth_verify_range(&list, r, &anchor, NULL, &head, NULL) == 0, "%s",
+		      bsi_error_message());
+	ours = now() - t0;
+	ck_assert_uint_eq(list->count, 10000);
+	ck_assert(git_oid_equal(&list->items[9999].id, &head));
+	bsi_auth_list_free(list);
+
+	/* git's rate on a few of the same commits. */
+	tu_must("cd '%s' && printf '%%s' '%s' > ../allowed", repo, text);
+	t0 = now();
+	for (i = 0; i < 5; i++)
+		tu_must("cd '%s' && git -c gpg.ssh.allowedSignersFile=../allowed verify-commit "
+			"%s~%d 2>/dev/null",
+			repo, git_oid_tostr(hex, sizeof(hex), &head), i);
+	theirs = (now() - t0) / 5;
+	fprintf(stderr,
+		"auth bench: 10000 commits in %.3fs (%.1f us/commit); git verify-commit "
+		"%.1f ms/commit; ratio %.0fx\n",
+		ours, ours / 10000 * 1e6, theirs * 1e3, theirs / (ours / 10000));
+	ck_assert_msg(ours < 20.0, "10000 commits took %.1fs", ours);
+	git_repository_free(r);
+	free(pub);
+	free(text);
+}
+END_TEST
+
 static Suite *auth_suite(void)
 {
 	Suite *s = suite_create("auth");
@@ -749,6 +803,7 @@ static Suite *auth_suite(void)
 	tcase_add_test(tc, test_auth_gpgsig_sha256_only_refused);
 	tcase_add_test(tc, test_auth_cache_skips_known_commits_only_in_range);
 	tcase_add_test(tc, test_auth_verdicts_match_git_verify_commit);
+	tcase_add_test(tc, test_auth_ten_thousand_commits);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -3,6 +3,7 @@
 
 #include <check.h>
 #include <sodium.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -279,4 +280,64 @@ char *sigtool_commit_sign(const uint8_t sk[64], const char *raw, size_t len)
 
 	free(armored);
 	return signed_raw;
+}
+
+/* A tree holding .bsi/signers (blob signers) and counter (blob counter). */
+static void history_tree(git_oid *out, git_odb *odb, const git_oid *bsi_tree, const char *counter)
+{
+	git_oid blob;
+	buf t = {0};
+
+	ck_assert_int_eq(git_odb_write(&blob, odb, counter, strlen(counter), GIT_OBJECT_BLOB), 0);
+	buf_add(&t, "40000 .bsi", 11);
+	buf_add(&t, bsi_tree->id, GIT_OID_RAWSZ);
+	buf_add(&t, "100644 counter", 15);
+	buf_add(&t, blob.id, GIT_OID_RAWSZ);
+	ck_assert_int_eq(git_odb_write(out, odb, t.p, t.len, GIT_OBJECT_TREE), 0);
+	free(t.p);
+}
+
+void sigtool_history(git_oid *out, git_repository *repo, const uint8_t sk[64],
+		     const git_oid *parent, size_t n, const char *signers_text)
+{
+	git_odb *odb = NULL;
+	git_oid signers_blob, bsi_tree, tree, prev;
+	buf t = {0};
+	size_t i;
+	bool have_prev = parent != NULL;
+
+	ck_assert_int_eq(git_repository_odb(&odb, repo), 0);
+	ck_assert_int_eq(git_odb_write(&signers_blob, odb, signers_text, strlen(signers_text),
+				       GIT_OBJECT_BLOB),
+			 0);
+	buf_add(&t, "100644 signers", 15);
+	buf_add(&t, signers_blob.id, GIT_OID_RAWSZ);
+	ck_assert_int_eq(git_odb_write(&bsi_tree, odb, t.p, t.len, GIT_OBJECT_TREE), 0);
+	free(t.p);
+	if (parent)
+		prev = *parent;
+	for (i = 0; i < n; i++) {
+		char counter[32], raw[512], thex[41], phex[41], *signed_raw;
+		int len;
+
+		snprintf(counter, sizeof(counter), "%zu\n", i);
+		history_tree(&tree, odb, &bsi_tree, counter);
+		git_oid_tostr(thex, sizeof(thex), &tree);
+		if (have_prev)
+			git_oid_tostr(phex, sizeof(phex), &prev);
+		len = snprintf(raw, sizeof(raw),
+			       "tree %s\n%s%s%s"
+			       "author Bench <b@example.org> %zu +0000\n"
+			       "committer Bench <b@example.org> %zu +0000\n\ncommit %zu\n",
+			       thex, have_prev ? "parent " : "", have_prev ? phex : "",
+			       have_prev ? "\n" : "", 1700000000 + i, 1700000000 + i, i);
+		signed_raw = sigtool_commit_sign(sk, raw, (size_t)len);
+		ck_assert_int_eq(git_odb_write(&prev, odb, signed_raw, strlen(signed_raw),
+					       GIT_OBJECT_COMMIT),
+				 0);
+		have_prev = true;
+		free(signed_raw);
+	}
+	*out = prev;
+	git_odb_free(odb);
 }

@@ -12,6 +12,7 @@
 #ifndef BSI_SIGTOOL_H
 #define BSI_SIGTOOL_H
 
+#include <git2.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,5 +60,13 @@ char *sigtool_commit_add_sig(const char *raw, size_t len, const char *armored);
 
 /* Sign a raw unsigned commit with namespace "git". */
 char *sigtool_commit_sign(const uint8_t sk[64], const char *raw, size_t len);
+
+/* Append n commits to the repository, each signed in-process with sk and
+ * each changing the file "counter", with .bsi/signers holding
+ * signers_text.  The first commit's parent is parent (NULL: a root).
+ * *out gets the last commit; the objects are written loose.  Intended for
+ * benchmarks: 10,000 commits take about a second. */
+void sigtool_history(git_oid *out, git_repository *repo, const uint8_t sk[64],
+		     const git_oid *parent, size_t n, const char *signers_text);
 
 #endif
