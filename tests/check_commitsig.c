@@ -182,6 +182,48 @@ START_TEST(test_commitsig_no_message_no_blank_line)
 }
 END_TEST
 
+static uint32_t rnd(uint32_t *st)
+{
+	*st ^= *st << 13;
+	*st ^= *st >> 17;
+	*st ^= *st << 5;
+	return *st;
+}
+
+/* Whatever is done to a signed commit's bytes, nothing whose signed
+ * content differs from the original verifies. */
+START_TEST(test_commitsig_random_mutations_never_verify_other_content)
+{
+	const char *raw = "tree " TREE "\nparent " P1 "\nauthor " WHO "\ncommitter " WHO
+			  "\n\nmessage\n";
+	char *signed_raw = sigtool_commit_sign(sk, raw, strlen(raw)), *m;
+	size_t n = strlen(signed_raw), i;
+	uint32_t st = 777;
+	static const char alphabet[] = "gpsi \n-AQ=01t";
+
+	m = malloc(n + 1);
+	for (i = 0; i < 3000; i++) {
+		bsi_commitsig *cs = NULL;
+		uint8_t key[32];
+		size_t k, len = n;
+
+		memcpy(m, signed_raw, n + 1);
+		for (k = 0; k < 1 + rnd(&st) % 2; k++)
+			m[rnd(&st) % n] = alphabet[rnd(&st) % (sizeof(alphabet) - 1)];
+		if (rnd(&st) % 5 == 0)
+			len = rnd(&st) % n;
+		if (bsi_commitsig_parse(&cs, m, len) == 0) {
+			if (bsi_sshsig_verify(key, cs->signature, cs->signature_len, cs->payload,
+					      cs->payload_len, "git") == 0)
+				ck_assert_str_eq(cs->payload, raw);
+			bsi_commitsig_free(cs);
+		}
+	}
+	free(m);
+	free(signed_raw);
+}
+END_TEST
+
 static Suite *commitsig_suite(void)
 {
 	Suite *s = suite_create("commitsig");
@@ -198,6 +240,7 @@ static Suite *commitsig_suite(void)
 	tcase_add_test(tc, test_commitsig_two_gpgsig_refused);
 	tcase_add_test(tc, test_commitsig_malformed_headers_refused);
 	tcase_add_test(tc, test_commitsig_no_message_no_blank_line);
+	tcase_add_test(tc, test_commitsig_random_mutations_never_verify_other_content);
 	suite_add_tcase(s, tc);
 	return s;
 }

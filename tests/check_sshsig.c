@@ -373,6 +373,81 @@ START_TEST(test_sshsig_bad_armor_refused)
 }
 END_TEST
 
+/* xorshift, so failures reproduce. */
+static uint32_t rnd(uint32_t *st)
+{
+	*st ^= *st << 13;
+	*st ^= *st >> 17;
+	*st ^= *st << 5;
+	return *st;
+}
+
+/* Any change to the decoded blob is refused (never accepted, never a
+ * crash under ASan): flips, truncations and extensions at random places. */
+START_TEST(test_sshsig_random_blob_mutations_refused)
+{
+	size_t len, i;
+	uint8_t *blob = sigtool_blob(&len, NULL, sk, payload, strlen(payload)), key[32];
+	uint8_t *m = malloc(len + 16);
+	uint32_t st = 0x9e3779b9u;
+
+	for (i = 0; i < 3000; i++) {
+		size_t n = len, k, flips = 1 + rnd(&st) % 3;
+		char *armored;
+
+		memcpy(m, blob, len);
+		switch (rnd(&st) % 4) {
+		case 0:
+			n = rnd(&st) % len; /* truncate */
+			break;
+		case 1:
+			n = len + 1 + rnd(&st) % 15; /* extend */
+			for (k = len; k < n; k++)
+				m[k] = (uint8_t)rnd(&st);
+			break;
+		default:
+			for (k = 0; k < flips; k++)
+				m[rnd(&st) % len] ^= (uint8_t)(1 + rnd(&st) % 255);
+			break;
+		}
+		if (n == len && memcmp(m, blob, len) == 0)
+			continue;
+		armored = sigtool_armor(m, n);
+		ck_assert_msg(verify(armored, payload, key) == BSI_ETRUST,
+			      "mutation %zu accepted", i);
+		free(armored);
+	}
+	free(m);
+	free(blob);
+}
+END_TEST
+
+/* Random edits of the armored text: refused, or (when the edit only moved
+ * whitespace) the original key. */
+START_TEST(test_sshsig_random_armor_mutations_safe)
+{
+	char *good = sigtool_sign(sk, payload, strlen(payload), "git");
+	size_t n = strlen(good), i;
+	char *m = malloc(n + 1);
+	uint32_t st = 12345;
+	static const char alphabet[] = "AZaz09+/=- \n\r\tQ";
+
+	for (i = 0; i < 3000; i++) {
+		uint8_t key[32];
+		int rc;
+
+		memcpy(m, good, n + 1);
+		m[rnd(&st) % n] = alphabet[rnd(&st) % (sizeof(alphabet) - 1)];
+		rc = bsi_sshsig_verify(key, m, n, payload, strlen(payload), "git");
+		ck_assert(rc == 0 || rc == BSI_ETRUST);
+		if (rc == 0)
+			ck_assert_mem_eq(key, pk, 32);
+	}
+	free(m);
+	free(good);
+}
+END_TEST
+
 static Suite *sshsig_suite(void)
 {
 	Suite *s = suite_create("sshsig");
@@ -402,6 +477,8 @@ static Suite *sshsig_suite(void)
 	tcase_add_test(tc, test_sshsig_truncated_blob_refused);
 	tcase_add_test(tc, test_sshsig_huge_length_refused);
 	tcase_add_test(tc, test_sshsig_bad_armor_refused);
+	tcase_add_test(tc, test_sshsig_random_blob_mutations_refused);
+	tcase_add_test(tc, test_sshsig_random_armor_mutations_safe);
 	suite_add_tcase(s, tc);
 	return s;
 }
