@@ -470,12 +470,16 @@ done:
 static int check_ancestry(authctx *c, const git_oid *trusted, const git_oid *head)
 {
 	char hex[GIT_OID_HEXSZ + 1], thex[GIT_OID_HEXSZ + 1], ihex[GIT_OID_HEXSZ + 1];
+	git_object_t type;
+	size_t size;
 
 	git_oid_tostr(hex, sizeof(hex), head);
 	git_oid_tostr(ihex, sizeof(ihex), &c->anchor->introduction);
-	if (!git_odb_exists(c->odb, head))
+	if (git_odb_read_header(&size, &type, c->odb, head) < 0)
 		return bsi_error_set(BSI_ETRUST, "commit %s: the new head is not in the repository",
 				     hex);
+	if (type != GIT_OBJECT_COMMIT)
+		return bsi_error_set(BSI_ETRUST, "object %s: the new head is not a commit", hex);
 	if (trusted == NULL) {
 		if (!git_odb_exists(c->odb, &c->anchor->introduction))
 			return bsi_error_set(BSI_ETRUST,
@@ -714,6 +718,30 @@ success:
 done:
 	bsi_auth_list_free(list);
 	ctx_free(&c);
+	return rc;
+}
+
+int bsi_auth_verify_path(bsi_auth_list **out, const char *path, const char *rev,
+			 const bsi_auth_anchor *anchor)
+{
+	git_repository *repo = NULL;
+	git_object *obj = NULL;
+	int rc = 0;
+
+	*out = NULL;
+	if (git_repository_open_ext(&repo, path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0) {
+		rc = bsi_error_set(BSI_EFAIL, "%s: not a git repository: %s", path, git_msg());
+		goto done;
+	}
+	if (git_revparse_single(&obj, repo, rev ? rev : "HEAD") < 0) {
+		rc = bsi_error_set(BSI_EUSAGE, "%s: cannot resolve %s: %s", path,
+				   rev ? rev : "HEAD", git_msg());
+		goto done;
+	}
+	rc = bsi_auth_verify_range(out, repo, anchor, NULL, git_object_id(obj), NULL);
+done:
+	git_object_free(obj);
+	git_repository_free(repo);
 	return rc;
 }
 

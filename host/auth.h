@@ -72,9 +72,9 @@ typedef struct {
  * with bsi_auth_list_free().  On refusal (BSI_ETRUST) or failure *out is
  * NULL and nothing is to be recorded.  Call git_libgit2_init() first.
  *
- * `bsi feed verify DIR` calls this with repo = DIR, head = HEAD, trusted =
- * NULL; a device sync calls it with its mirror, the fetched head and its
- * trusted head.
+ * `bsi feed verify DIR` reaches this through bsi_auth_verify_path() (repo =
+ * DIR, head = HEAD, trusted = NULL); a device sync calls it with its bare
+ * mirror, the fetched head and its trusted head.
  */
 int bsi_auth_verify_range(bsi_auth_list **out, git_repository *repo,
 			  const bsi_auth_anchor *anchor, const git_oid *trusted,
@@ -91,6 +91,16 @@ int bsi_auth_verify_range(bsi_auth_list **out, git_repository *repo,
  */
 int bsi_auth_check_commit(uint8_t out[32], git_repository *repo, const bsi_auth_anchor *anchor,
 			  const git_oid *id);
+
+/*
+ * `bsi feed verify DIR`: open the repository at path (a working clone or a
+ * bare mirror; no search upwards), resolve rev (NULL: HEAD) and
+ * authenticate it from scratch with bsi_auth_verify_range(), so the team
+ * sees the verdict a device would reach.  BSI_EFAIL when path is not a
+ * repository, BSI_EUSAGE when rev does not resolve.
+ */
+int bsi_auth_verify_path(bsi_auth_list **out, const char *path, const char *rev,
+			 const bsi_auth_anchor *anchor);
 
 void bsi_auth_list_free(bsi_auth_list *list);
 

@@ -719,6 +719,41 @@ START_TEST(test_auth_verdicts_match_git_verify_commit)
 }
 END_TEST
 
+/* feed verify on a working clone and a device's bare mirror: same verdicts. */
+START_TEST(test_auth_working_clone_and_bare_mirror_agree)
+{
+	bsi_auth_list *a = NULL, *b = NULL;
+	git_oid c1, bad;
+	char mirror[4300], msg[4096];
+	size_t i;
+
+	introduce("A");
+	commit(&c1, "A", "one", "echo 1 > f");
+	snprintf(mirror, sizeof(mirror), "%s/mirror.git", dir);
+	tu_must("git clone -q --mirror '%s' '%s'", repo, mirror);
+	ck_assert_int_eq(bsi_auth_verify_path(&a, repo, NULL, &anchor), 0);
+	ck_assert_int_eq(bsi_auth_verify_path(&b, mirror, "main", &anchor), 0);
+	ck_assert_uint_eq(a->count, 2);
+	ck_assert_uint_eq(b->count, a->count);
+	for (i = 0; i < a->count; i++) {
+		ck_assert(git_oid_equal(&a->items[i].id, &b->items[i].id));
+		ck_assert_mem_eq(a->items[i].key, b->items[i].key, 32);
+	}
+	bsi_auth_list_free(a);
+	bsi_auth_list_free(b);
+
+	commit(&bad, "B", "by B", "echo 2 > f");
+	tu_must("cd '%s' && git fetch -q", mirror);
+	ck_assert_int_eq(bsi_auth_verify_path(&a, repo, NULL, &anchor), BSI_ETRUST);
+	snprintf(msg, sizeof(msg), "%s", bsi_error_message());
+	ck_assert_ptr_nonnull(strstr(msg, hexof(&bad)));
+	ck_assert_int_eq(bsi_auth_verify_path(&b, mirror, "main", &anchor), BSI_ETRUST);
+	ck_assert_str_eq(bsi_error_message(), msg);
+	ck_assert_int_eq(bsi_auth_verify_path(&b, dir, NULL, &anchor), BSI_EFAIL);
+	ck_assert_int_eq(bsi_auth_verify_path(&b, repo, "nosuchref", &anchor), BSI_EUSAGE);
+}
+END_TEST
+
 static double now(void)
 {
 	struct timespec ts;
@@ -803,6 +838,7 @@ static Suite *auth_suite(void)
 	tcase_add_test(tc, test_auth_gpgsig_sha256_only_refused);
 	tcase_add_test(tc, test_auth_cache_skips_known_commits_only_in_range);
 	tcase_add_test(tc, test_auth_verdicts_match_git_verify_commit);
+	tcase_add_test(tc, test_auth_working_clone_and_bare_mirror_agree);
 	tcase_add_test(tc, test_auth_ten_thousand_commits);
 	suite_add_tcase(s, tc);
 	return s;
