@@ -143,7 +143,7 @@ static int ctx_init(authctx *c, git_repository *repo, const bsi_auth_anchor *anc
 		return bsi_error_set(BSI_EFAIL, "libsodium failed to initialise");
 	if (git_repository_odb(&c->odb, repo) < 0)
 		return bsi_error_set(BSI_EFAIL, "cannot open the object database: %s",
-				     git_error_last() ? git_error_last()->message : "?");
+		                     git_error_last() ? git_error_last()->message : "?");
 	if ((rc = oidmap_init(&c->by_blob, 8)) < 0 || (rc = oidmap_init(&c->walk, 8)) < 0 ||
 	    (rc = oidmap_init(&c->boundary, 8)) < 0)
 		return rc;
@@ -179,7 +179,7 @@ static const char *git_msg(void)
  * file that is not a regular blob, and a file bsi_signers_parse() refuses.
  */
 static int signers_of_tree(const bsi_signers **out, authctx *c, const git_oid *tree_id,
-			   const char *who)
+                           const char *who)
 {
 	git_tree *tree = NULL;
 	git_tree_entry *entry = NULL;
@@ -195,9 +195,9 @@ static int signers_of_tree(const bsi_signers **out, authctx *c, const git_oid *t
 	}
 	err = git_tree_entry_bypath(&entry, tree, ".bsi/signers");
 	if (err == GIT_ENOTFOUND) {
-		rc = bsi_error_set(BSI_ETRUST,
-				   "%s: its tree has no .bsi/signers, so no one could sign after it",
-				   who);
+		rc = bsi_error_set(
+		    BSI_ETRUST, "%s: its tree has no .bsi/signers, so no one could sign after it",
+		    who);
 		goto done;
 	} else if (err < 0) {
 		rc = bsi_error_set(BSI_EFAIL, "%s: cannot read .bsi/signers: %s", who, git_msg());
@@ -217,12 +217,12 @@ static int signers_of_tree(const bsi_signers **out, authctx *c, const git_oid *t
 	}
 	if (git_blob_rawsize(blob) > SIGNERS_MAX_BYTES) {
 		rc = bsi_error_set(BSI_ETRUST, "%s: .bsi/signers is larger than %d bytes", who,
-				   SIGNERS_MAX_BYTES);
+		                   SIGNERS_MAX_BYTES);
 		goto done;
 	}
 	snprintf(origin, sizeof(origin), "%s:.bsi/signers", who);
 	if ((rc = bsi_signers_parse(&parsed, git_blob_rawcontent(blob),
-				    (size_t)git_blob_rawsize(blob), origin)) < 0)
+	                            (size_t)git_blob_rawsize(blob), origin)) < 0)
 		goto done;
 	if ((rc = oidmap_put(&c->by_blob, blob_id, parsed)) < 0)
 		goto done;
@@ -258,8 +258,7 @@ static int signers_of_commit(const bsi_signers **out, authctx *c, const git_oid 
  * commit.  This is also the path that produces the message for a commit
  * whose batch verification failed.
  */
-static int read_and_verify(bsi_commitsig **out_cs, uint8_t key[32], authctx *c,
-			   const git_oid *id)
+static int read_and_verify(bsi_commitsig **out_cs, uint8_t key[32], authctx *c, const git_oid *id)
 {
 	bsi_commitsig *cs = NULL;
 	char hex[GIT_OID_HEXSZ + 1];
@@ -272,7 +271,7 @@ static int read_and_verify(bsi_commitsig **out_cs, uint8_t key[32], authctx *c,
 		goto done;
 	}
 	if ((rc = bsi_sshsig_verify(key, cs->signature, cs->signature_len, cs->payload,
-				    cs->payload_len, "git")) < 0) {
+	                            cs->payload_len, "git")) < 0) {
 		bsi_error_wrap("commit %s", hex);
 		goto done;
 	}
@@ -289,7 +288,7 @@ done:
  * tree must keep a usable .bsi/signers (*out_signers, borrowed).
  */
 static int check_signed(const bsi_signers **out_signers, authctx *c, const git_oid *id,
-			const bsi_commitsig *cs, const uint8_t key[32])
+                        const bsi_commitsig *cs, const uint8_t key[32])
 {
 	char hex[GIT_OID_HEXSZ + 1], who[128], fp[BSI_SSHSIG_FINGERPRINT_SIZE];
 
@@ -301,9 +300,9 @@ static int check_signed(const bsi_signers **out_signers, authctx *c, const git_o
 
 		bsi_sshsig_fingerprint(want, c->anchor->key);
 		return bsi_error_set(BSI_ETRUST,
-				     "commit %s: the introduction is signed by %s, not by the "
-				     "pinned key %s",
-				     hex, fp, want);
+		                     "commit %s: the introduction is signed by %s, not by the "
+		                     "pinned key %s",
+		                     hex, fp, want);
 	}
 	snprintf(who, sizeof(who), "commit %s (signed by %s)", hex, fp);
 	return signers_of_tree(out_signers, c, &cs->tree, who);
@@ -314,24 +313,22 @@ static int refuse_unauthorized(const git_oid *id, const uint8_t key[32], const g
 	char hex[GIT_OID_HEXSZ + 1], phex[GIT_OID_HEXSZ + 1], fp[BSI_SSHSIG_FINGERPRINT_SIZE];
 
 	bsi_sshsig_fingerprint(fp, key);
-	return bsi_error_set(BSI_ETRUST,
-			     "commit %s: signed by %s which is not in .bsi/signers of parent %s",
-			     git_oid_tostr(hex, sizeof(hex), id), fp,
-			     git_oid_tostr(phex, sizeof(phex), parent));
+	return bsi_error_set(
+	    BSI_ETRUST, "commit %s: signed by %s which is not in .bsi/signers of parent %s",
+	    git_oid_tostr(hex, sizeof(hex), id), fp, git_oid_tostr(phex, sizeof(phex), parent));
 }
 
 static int refuse_rootless(const git_oid *id, const git_oid *intro)
 {
 	char hex[GIT_OID_HEXSZ + 1], ihex[GIT_OID_HEXSZ + 1];
 
-	return bsi_error_set(BSI_ETRUST,
-			     "commit %s: has no parents and is not the introduction %s",
-			     git_oid_tostr(hex, sizeof(hex), id),
-			     git_oid_tostr(ihex, sizeof(ihex), intro));
+	return bsi_error_set(BSI_ETRUST, "commit %s: has no parents and is not the introduction %s",
+	                     git_oid_tostr(hex, sizeof(hex), id),
+	                     git_oid_tostr(ihex, sizeof(ihex), intro));
 }
 
 int bsi_auth_check_commit(uint8_t out[32], git_repository *repo, const bsi_auth_anchor *anchor,
-			  const git_oid *id)
+                          const git_oid *id)
 {
 	authctx c;
 	bsi_commitsig *cs = NULL;
@@ -376,7 +373,7 @@ done:
  * accepted.  (Only the last case needs a graph query.)
  */
 static int parent_signers(const bsi_signers **out, authctx *c, const git_oid *child,
-			  const git_oid *p)
+                          const git_oid *p)
 {
 	node *n = oidmap_get(&c->walk, p);
 	const bsi_signers *s;
@@ -385,10 +382,11 @@ static int parent_signers(const bsi_signers **out, authctx *c, const git_oid *ch
 
 	if (n != NULL) {
 		if (n->state == NODE_PENDING)
-			return bsi_error_set(BSI_EFAIL, "commit %s: parent %s not yet verified "
-							"(walk order)",
-					     git_oid_tostr(hex, sizeof(hex), child),
-					     git_oid_tostr(phex, sizeof(phex), p));
+			return bsi_error_set(BSI_EFAIL,
+			                     "commit %s: parent %s not yet verified "
+			                     "(walk order)",
+			                     git_oid_tostr(hex, sizeof(hex), child),
+			                     git_oid_tostr(phex, sizeof(phex), p));
 		if (n->signers == NULL && (rc = signers_of_commit(&n->signers, c, p)) < 0)
 			return rc;
 		*out = n->signers;
@@ -401,18 +399,18 @@ static int parent_signers(const bsi_signers **out, authctx *c, const git_oid *ch
 	d = 0;
 	if (c->trusted != NULL) {
 		d = git_oid_equal(p, c->trusted) || git_oid_equal(p, &c->anchor->introduction)
-			    ? 1
-			    : git_graph_descendant_of(c->repo, p, &c->anchor->introduction);
+		        ? 1
+		        : git_graph_descendant_of(c->repo, p, &c->anchor->introduction);
 		if (d < 0)
 			return bsi_error_set(BSI_EFAIL, "commit %s: %s", git_oid_tostr_s(p),
-					     git_msg());
+			                     git_msg());
 	}
 	if (d != 1)
 		return bsi_error_set(BSI_ETRUST,
-				     "commit %s: parent %s is neither authenticated nor the "
-				     "introduction",
-				     git_oid_tostr(hex, sizeof(hex), child),
-				     git_oid_tostr(phex, sizeof(phex), p));
+		                     "commit %s: parent %s is neither authenticated nor the "
+		                     "introduction",
+		                     git_oid_tostr(hex, sizeof(hex), child),
+		                     git_oid_tostr(phex, sizeof(phex), p));
 	if ((rc = signers_of_commit(&s, c, p)) < 0)
 		return rc;
 	if ((rc = oidmap_put(&c->boundary, p, (void *)s)) < 0)
@@ -477,29 +475,30 @@ static int check_ancestry(authctx *c, const git_oid *trusted, const git_oid *hea
 	git_oid_tostr(ihex, sizeof(ihex), &c->anchor->introduction);
 	if (git_odb_read_header(&size, &type, c->odb, head) < 0)
 		return bsi_error_set(BSI_ETRUST, "commit %s: the new head is not in the repository",
-				     hex);
+		                     hex);
 	if (type != GIT_OBJECT_COMMIT)
 		return bsi_error_set(BSI_ETRUST, "object %s: the new head is not a commit", hex);
 	if (trusted == NULL) {
 		if (!git_odb_exists(c->odb, &c->anchor->introduction))
 			return bsi_error_set(BSI_ETRUST,
-					     "commit %s: the served history lacks the "
-					     "introduction %s",
-					     hex, ihex);
+			                     "commit %s: the served history lacks the "
+			                     "introduction %s",
+			                     hex, ihex);
 		return 0;
 	}
 	git_oid_tostr(thex, sizeof(thex), trusted);
 	if (git_oid_equal(head, trusted) || git_graph_descendant_of(c->repo, head, trusted) == 1)
 		return 0;
 	if (git_graph_descendant_of(c->repo, trusted, head) == 1)
-		return bsi_error_set(BSI_ETRUST,
-				     "commit %s: rollback refused: it is an ancestor of the trusted "
-				     "head %s",
-				     hex, thex);
+		return bsi_error_set(
+		    BSI_ETRUST,
+		    "commit %s: rollback refused: it is an ancestor of the trusted "
+		    "head %s",
+		    hex, thex);
 	return bsi_error_set(BSI_ETRUST,
-			     "commit %s: does not descend from the trusted head %s (rewritten "
-			     "history)",
-			     hex, thex);
+	                     "commit %s: does not descend from the trusted head %s (rewritten "
+	                     "history)",
+	                     hex, thex);
 }
 
 /* The commits to check, oldest first: reachable from head, not from
@@ -527,15 +526,15 @@ static int collect_walk(authctx *c, const git_oid *trusted, const git_oid *head)
 	} else {
 		if (git_commit_lookup(&intro, c->repo, &c->anchor->introduction) < 0) {
 			rc = bsi_error_set(BSI_ETRUST, "the introduction %s is not a commit: %s",
-					   git_oid_tostr_s(&c->anchor->introduction), git_msg());
+			                   git_oid_tostr_s(&c->anchor->introduction), git_msg());
 			goto done;
 		}
 		for (p = 0; p < git_commit_parentcount(intro); p++)
 			if (git_revwalk_hide(walk, git_commit_parent_id(intro, p)) < 0) {
 				rc = bsi_error_set(BSI_EFAIL,
-						   "cannot walk the history below the "
-						   "introduction: %s",
-						   git_msg());
+				                   "cannot walk the history below the "
+				                   "introduction: %s",
+				                   git_msg());
 				goto done;
 			}
 	}
@@ -598,8 +597,8 @@ static void *verify_slice(void *arg)
 		node *n = &job->nodes[i];
 
 		n->sig_ok = n->cs != NULL &&
-			    bsi_sshsig_verify(n->key, n->cs->signature, n->cs->signature_len,
-					      n->cs->payload, n->cs->payload_len, "git") == 0;
+		            bsi_sshsig_verify(n->key, n->cs->signature, n->cs->signature_len,
+		                              n->cs->payload, n->cs->payload_len, "git") == 0;
 	}
 	return NULL;
 }
@@ -644,9 +643,8 @@ static void prepare_batch(authctx *c, node *nodes, size_t count)
 	}
 }
 
-int bsi_auth_verify_range(bsi_auth_list **out, git_repository *repo,
-			  const bsi_auth_anchor *anchor, const git_oid *trusted,
-			  const git_oid *head, const bsi_auth_cache *cache)
+int bsi_auth_verify_range(bsi_auth_list **out, git_repository *repo, const bsi_auth_anchor *anchor,
+                          const git_oid *trusted, const git_oid *head, const bsi_auth_cache *cache)
 {
 	authctx c;
 	bsi_auth_list *list = NULL;
@@ -672,9 +670,10 @@ int bsi_auth_verify_range(bsi_auth_list **out, git_repository *repo,
 	if (trusted == NULL && oidmap_get(&c.walk, &anchor->introduction) == NULL) {
 		char hex[GIT_OID_HEXSZ + 1], ihex[GIT_OID_HEXSZ + 1];
 
-		rc = bsi_error_set(BSI_ETRUST, "commit %s: does not descend from the introduction %s",
-				   git_oid_tostr(hex, sizeof(hex), head),
-				   git_oid_tostr(ihex, sizeof(ihex), &anchor->introduction));
+		rc = bsi_error_set(BSI_ETRUST,
+		                   "commit %s: does not descend from the introduction %s",
+		                   git_oid_tostr(hex, sizeof(hex), head),
+		                   git_oid_tostr(ihex, sizeof(ihex), &anchor->introduction));
 		goto done;
 	}
 	if (c.node_count && (list->items = malloc(c.node_count * sizeof(*list->items))) == NULL) {
@@ -722,7 +721,7 @@ done:
 }
 
 int bsi_auth_verify_path(bsi_auth_list **out, const char *path, const char *rev,
-			 const bsi_auth_anchor *anchor)
+                         const bsi_auth_anchor *anchor)
 {
 	git_repository *repo = NULL;
 	git_object *obj = NULL;
@@ -735,7 +734,7 @@ int bsi_auth_verify_path(bsi_auth_list **out, const char *path, const char *rev,
 	}
 	if (git_revparse_single(&obj, repo, rev ? rev : "HEAD") < 0) {
 		rc = bsi_error_set(BSI_EUSAGE, "%s: cannot resolve %s: %s", path,
-				   rev ? rev : "HEAD", git_msg());
+		                   rev ? rev : "HEAD", git_msg());
 		goto done;
 	}
 	rc = bsi_auth_verify_range(out, repo, anchor, NULL, git_object_id(obj), NULL);

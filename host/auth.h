@@ -76,9 +76,8 @@ typedef struct {
  * DIR, head = HEAD, trusted = NULL); a device sync calls it with its bare
  * mirror, the fetched head and its trusted head.
  */
-int bsi_auth_verify_range(bsi_auth_list **out, git_repository *repo,
-			  const bsi_auth_anchor *anchor, const git_oid *trusted,
-			  const git_oid *head, const bsi_auth_cache *cache);
+int bsi_auth_verify_range(bsi_auth_list **out, git_repository *repo, const bsi_auth_anchor *anchor,
+                          const git_oid *trusted, const git_oid *head, const bsi_auth_cache *cache);
 
 /*
  * The verdict on one commit alone, as `git verify-commit` would give it with
@@ -90,7 +89,7 @@ int bsi_auth_verify_range(bsi_auth_list **out, git_repository *repo,
  * writes the signer's key to out.
  */
 int bsi_auth_check_commit(uint8_t out[32], git_repository *repo, const bsi_auth_anchor *anchor,
-			  const git_oid *id);
+                          const git_oid *id);
 
 /*
  * `bsi feed verify DIR`: open the repository at path (a working clone or a
@@ -100,7 +99,7 @@ int bsi_auth_check_commit(uint8_t out[32], git_repository *repo, const bsi_auth_
  * repository, BSI_EUSAGE when rev does not resolve.
  */
 int bsi_auth_verify_path(bsi_auth_list **out, const char *path, const char *rev,
-			 const bsi_auth_anchor *anchor);
+                         const bsi_auth_anchor *anchor);
 
 void bsi_auth_list_free(bsi_auth_list *list);
 

@@ -89,8 +89,9 @@ int bsi_commitsig_parse(bsi_commitsig **out, const char *raw, size_t len)
 		in_sig = false;
 		if (!seen_tree) {
 			if (!parse_oid_line(&cs->tree, p, n, "tree ")) {
-				rc = bsi_error_set(BSI_ETRUST,
-						   "malformed commit: does not start with a tree header");
+				rc = bsi_error_set(
+				    BSI_ETRUST,
+				    "malformed commit: does not start with a tree header");
 				goto done;
 			}
 			seen_tree = true;
@@ -106,18 +107,19 @@ int bsi_commitsig_parse(bsi_commitsig **out, const char *raw, size_t len)
 				cs->parents = np;
 			}
 			if (!parse_oid_line(&cs->parents[cs->parent_count], p, n, "parent ")) {
-				rc = bsi_error_set(BSI_ETRUST, "malformed commit: bad parent header");
+				rc = bsi_error_set(BSI_ETRUST,
+				                   "malformed commit: bad parent header");
 				goto done;
 			}
 			cs->parent_count++;
 		} else if (starts(p, n, "tree ") || starts(p, n, "parent ")) {
 			rc = bsi_error_set(BSI_ETRUST,
-					   "malformed commit: misplaced tree or parent header");
+			                   "malformed commit: misplaced tree or parent header");
 			goto done;
 		} else if (starts(p, n, "gpgsig ")) {
 			if (sig_start != NULL) {
-				rc = bsi_error_set(BSI_ETRUST,
-						   "commit has more than one gpgsig header; refused");
+				rc = bsi_error_set(
+				    BSI_ETRUST, "commit has more than one gpgsig header; refused");
 				goto done;
 			}
 			sig_start = p;
@@ -137,15 +139,15 @@ int bsi_commitsig_parse(bsi_commitsig **out, const char *raw, size_t len)
 		goto done;
 	}
 	if (sig_start == NULL) {
-		rc = bsi_error_set(BSI_ETRUST,
-				   other_sig ? "not signed: it has only a gpgsig-sha256 (or other "
-					       "gpgsig-*) header, which this SHA-1 feed does not use"
-					     : "not signed (no gpgsig header)");
+		rc = bsi_error_set(
+		    BSI_ETRUST, other_sig ? "not signed: it has only a gpgsig-sha256 (or other "
+		                            "gpgsig-*) header, which this SHA-1 feed does not use"
+		                          : "not signed (no gpgsig header)");
 		goto done;
 	}
 	if (other_sig) {
 		rc = bsi_error_set(BSI_ETRUST, "commit has a gpgsig-sha256 (or other gpgsig-*) "
-					       "header next to gpgsig; refused");
+		                               "header next to gpgsig; refused");
 		goto done;
 	}
 	cs->signature[sn] = '\0';
@@ -177,7 +179,7 @@ int bsi_commitsig_read(bsi_commitsig **out, git_odb *odb, const git_oid *id)
 		const git_error *e = git_error_last();
 
 		rc = bsi_error_set(BSI_ETRUST, "commit %s cannot be read: %s", hex,
-				   e ? e->message : "unknown error");
+		                   e ? e->message : "unknown error");
 		goto done;
 	}
 	if (git_odb_object_type(obj) != GIT_OBJECT_COMMIT) {

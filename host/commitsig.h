@@ -22,12 +22,12 @@
 #include <stddef.h>
 
 typedef struct bsi_commitsig {
-	char *signature;      /* the armored SSHSIG, NUL-terminated */
+	char *signature; /* the armored SSHSIG, NUL-terminated */
 	size_t signature_len;
-	char *payload;        /* the signed bytes, NUL-terminated */
+	char *payload; /* the signed bytes, NUL-terminated */
 	size_t payload_len;
-	git_oid tree;         /* from the signed "tree" header */
-	git_oid *parents;     /* from the signed "parent" headers, in order */
+	git_oid tree;     /* from the signed "tree" header */
+	git_oid *parents; /* from the signed "parent" headers, in order */
 	size_t parent_count;
 } bsi_commitsig;
 

@@ -33,7 +33,10 @@ typedef struct {
 	size_t n;
 } tok;
 
-static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+static bool is_ws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r';
+}
 
 static void skip_ws(tok *line)
 {
@@ -64,7 +67,10 @@ static bool next_token(tok *line, tok *out)
 	return !quoted;
 }
 
-static bool tok_eq(tok t, const char *s) { return t.n == strlen(s) && memcmp(t.p, s, t.n) == 0; }
+static bool tok_eq(tok t, const char *s)
+{
+	return t.n == strlen(s) && memcmp(t.p, s, t.n) == 0;
+}
 
 static bool tok_starts(tok t, const char *s)
 {
@@ -152,27 +158,28 @@ static int parse_options(tok opts, bool *git_ok, const char *origin, size_t line
 		}
 		if (name.n == 14 && strncasecmp(name.p, "cert-authority", 14) == 0)
 			return bsi_error_set(BSI_ETRUST,
-					     "%s:%zu: cert-authority is not supported (list each "
-					     "signing key itself)",
-					     origin, lineno);
+			                     "%s:%zu: cert-authority is not supported (list each "
+			                     "signing key itself)",
+			                     origin, lineno);
 		if ((name.n == 11 && strncasecmp(name.p, "valid-after", 11) == 0) ||
 		    (name.n == 12 && strncasecmp(name.p, "valid-before", 12) == 0))
-			return bsi_error_set(BSI_ETRUST,
-					     "%s:%zu: %.*s is not supported (a device cannot trust "
-					     "a commit's own timestamp; remove the key to revoke it)",
-					     origin, lineno, (int)name.n, name.p);
+			return bsi_error_set(
+			    BSI_ETRUST,
+			    "%s:%zu: %.*s is not supported (a device cannot trust "
+			    "a commit's own timestamp; remove the key to revoke it)",
+			    origin, lineno, (int)name.n, name.p);
 		if (name.n == 10 && strncasecmp(name.p, "namespaces", 10) == 0) {
 			if (value.n < 2 || value.p[0] != '"' || value.p[value.n - 1] != '"')
 				return bsi_error_set(BSI_ETRUST,
-						     "%s:%zu: namespaces= needs a quoted list",
-						     origin, lineno);
+				                     "%s:%zu: namespaces= needs a quoted list",
+				                     origin, lineno);
 			value.p++;
 			value.n -= 2;
 			if (!pattern_list_allows("git", value))
 				*git_ok = false;
 		} else {
 			return bsi_error_set(BSI_ETRUST, "%s:%zu: unknown option '%.*s'", origin,
-					     lineno, (int)(name.n > 40 ? 40 : name.n), name.p);
+			                     lineno, (int)(name.n > 40 ? 40 : name.n), name.p);
 		}
 		i = j + 1;
 	}
@@ -189,7 +196,7 @@ static int decode_key(uint8_t out[32], tok b64)
 	if (b64.n == 0)
 		return bsi_error_set(BSI_ETRUST, "missing base64 key");
 	if (sodium_base642bin(blob, sizeof(blob), b64.p, b64.n, NULL, &n, &b64_end,
-			      sodium_base64_VARIANT_ORIGINAL) != 0 ||
+	                      sodium_base64_VARIANT_ORIGINAL) != 0 ||
 	    b64_end != b64.p + b64.n)
 		return bsi_error_set(BSI_ETRUST, "key is not valid base64");
 	return bsi_sshsig_parse_keyblob(out, blob, n);
@@ -223,25 +230,26 @@ static int parse_line(bsi_signers *s, tok line, const char *origin, size_t linen
 	int rc;
 
 	if (!next_token(&line, &principals))
-		return bsi_error_set(BSI_ETRUST, "%s:%zu: unterminated quote in principals",
-				     origin, lineno);
+		return bsi_error_set(BSI_ETRUST, "%s:%zu: unterminated quote in principals", origin,
+		                     lineno);
 	if (!next_token(&line, &t))
 		return bsi_error_set(BSI_ETRUST, "%s:%zu: unterminated quote in options", origin,
-				     lineno);
+		                     lineno);
 	if (t.n != 0 && !is_keytype(t)) {
 		opts = t;
 		if (!next_token(&line, &t))
 			return bsi_error_set(BSI_ETRUST, "%s:%zu: unterminated quote", origin,
-					     lineno);
+			                     lineno);
 	}
 	if (t.n == 0)
-		return bsi_error_set(BSI_ETRUST, "%s:%zu: no key (expected 'principals [options] "
-						 "ssh-ed25519 AAAA...')",
-				     origin, lineno);
-	if (!tok_eq(t, "ssh-ed25519"))
 		return bsi_error_set(BSI_ETRUST,
-				     "%s:%zu: key type '%.*s' is not supported (only ssh-ed25519 is)",
-				     origin, lineno, (int)(t.n > 40 ? 40 : t.n), t.p);
+		                     "%s:%zu: no key (expected 'principals [options] "
+		                     "ssh-ed25519 AAAA...')",
+		                     origin, lineno);
+	if (!tok_eq(t, "ssh-ed25519"))
+		return bsi_error_set(
+		    BSI_ETRUST, "%s:%zu: key type '%.*s' is not supported (only ssh-ed25519 is)",
+		    origin, lineno, (int)(t.n > 40 ? 40 : t.n), t.p);
 	if (opts.n && (rc = parse_options(opts, &git_ok, origin, lineno)) < 0)
 		return rc;
 	next_token(&line, &t);
@@ -280,14 +288,14 @@ int bsi_signers_parse(bsi_signers **out, const char *text, size_t len, const cha
 	}
 	if (s->count == 0) {
 		rc = bsi_error_set(BSI_ETRUST, "%s: lists no keys, so no one could sign after it",
-				   origin);
+		                   origin);
 		goto done;
 	}
 	if (s->git_count == 0) {
 		rc = bsi_error_set(BSI_ETRUST,
-				   "%s: no key is authorized for namespace \"git\", so no one "
-				   "could sign after it",
-				   origin);
+		                   "%s: no key is authorized for namespace \"git\", so no one "
+		                   "could sign after it",
+		                   origin);
 		goto done;
 	}
 	*out = s;
@@ -309,7 +317,10 @@ bool bsi_signers_allows(const bsi_signers *s, const uint8_t key[32])
 	return false;
 }
 
-size_t bsi_signers_count(const bsi_signers *s) { return s ? s->git_count : 0; }
+size_t bsi_signers_count(const bsi_signers *s)
+{
+	return s ? s->git_count : 0;
+}
 
 void bsi_signers_free(bsi_signers *s)
 {
@@ -329,8 +340,8 @@ int bsi_signers_parse_key(uint8_t out[32], const char *text)
 		return bsi_error_set(BSI_EUSAGE, "empty key (expected 'ssh-ed25519 AAAA...')");
 	if (!tok_eq(type, "ssh-ed25519"))
 		return bsi_error_set(BSI_EUSAGE,
-				     "key type '%.*s' is not supported (only ssh-ed25519 is)",
-				     (int)(type.n > 40 ? 40 : type.n), type.p);
+		                     "key type '%.*s' is not supported (only ssh-ed25519 is)",
+		                     (int)(type.n > 40 ? 40 : type.n), type.p);
 	next_token(&line, &b64);
 	if (decode_key(key, b64) < 0) {
 		char why[256];

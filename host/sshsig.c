@@ -50,7 +50,7 @@ static int read_u32(span *s, const char *field, uint32_t *out)
 {
 	if (s->len < 4)
 		return bsi_error_set(BSI_ETRUST, "SSHSIG: %s is truncated (%zu of 4 bytes)", field,
-				     s->len);
+		                     s->len);
 	*out = (uint32_t)s->p[0] << 24 | (uint32_t)s->p[1] << 16 | (uint32_t)s->p[2] << 8 |
 	       (uint32_t)s->p[3];
 	s->p += 4;
@@ -68,9 +68,8 @@ static int read_string(span *s, const char *field, span *out)
 	if ((rc = read_u32(s, field, &n)) < 0)
 		return bsi_error_set(BSI_ETRUST, "SSHSIG: %s is missing (length truncated)", field);
 	if (n > s->len)
-		return bsi_error_set(BSI_ETRUST,
-				     "SSHSIG: %s declares %u bytes but only %zu remain", field, n,
-				     s->len);
+		return bsi_error_set(BSI_ETRUST, "SSHSIG: %s declares %u bytes but only %zu remain",
+		                     field, n, s->len);
 	out->p = s->p;
 	out->len = n;
 	s->p += n;
@@ -81,7 +80,8 @@ static int read_string(span *s, const char *field, span *out)
 static int no_trailing(span s, const char *where)
 {
 	if (s.len != 0)
-		return bsi_error_set(BSI_ETRUST, "SSHSIG: %zu trailing bytes after %s", s.len, where);
+		return bsi_error_set(BSI_ETRUST, "SSHSIG: %zu trailing bytes after %s", s.len,
+		                     where);
 	return 0;
 }
 
@@ -109,7 +109,7 @@ void bsi_sshsig_fingerprint(char out[BSI_SSHSIG_FINGERPRINT_SIZE], const uint8_t
 	crypto_hash_sha256(digest, blob, sizeof(blob));
 	memcpy(out, "SHA256:", 7);
 	sodium_bin2base64(out + 7, BSI_SSHSIG_FINGERPRINT_SIZE - 7, digest, sizeof(digest),
-			  sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+	                  sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
 }
 
 int bsi_sshsig_parse_keyblob(uint8_t out[32], const uint8_t *blob, size_t len)
@@ -123,20 +123,23 @@ int bsi_sshsig_parse_keyblob(uint8_t out[32], const uint8_t *blob, size_t len)
 	if (!span_eq(type, ed25519_type)) {
 		printable(shown, type);
 		return bsi_error_set(BSI_ETRUST,
-				     "key type '%s' is not supported (only ssh-ed25519 is)", shown);
+		                     "key type '%s' is not supported (only ssh-ed25519 is)", shown);
 	}
 	if ((rc = read_string(&s, "ssh-ed25519 public key", &key)) < 0)
 		return rc;
 	if (key.len != crypto_sign_PUBLICKEYBYTES)
-		return bsi_error_set(BSI_ETRUST,
-				     "SSHSIG: ssh-ed25519 public key is %zu bytes, not 32", key.len);
+		return bsi_error_set(
+		    BSI_ETRUST, "SSHSIG: ssh-ed25519 public key is %zu bytes, not 32", key.len);
 	if ((rc = no_trailing(s, "the ssh-ed25519 public key")) < 0)
 		return rc;
 	memcpy(out, key.p, 32);
 	return 0;
 }
 
-static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
 /* Strip the armor and decode the base64 body into a malloc'd blob.  The
  * armor is the BEGIN line, base64 with whitespace between lines, the END
@@ -150,8 +153,9 @@ static int dearmor(uint8_t **out, size_t *out_len, const char *text, size_t len)
 	int rc = 0;
 
 	if (len > BSI_SSHSIG_MAX_ARMORED)
-		return bsi_error_set(BSI_ETRUST, "SSHSIG: armored signature is %zu bytes (limit %d)",
-				     len, BSI_SSHSIG_MAX_ARMORED);
+		return bsi_error_set(BSI_ETRUST,
+		                     "SSHSIG: armored signature is %zu bytes (limit %d)", len,
+		                     BSI_SSHSIG_MAX_ARMORED);
 	while (p < end && is_space(*p))
 		p++;
 	if ((size_t)(end - p) < sizeof(armor_begin) - 1 ||
@@ -168,14 +172,14 @@ static int dearmor(uint8_t **out, size_t *out_len, const char *text, size_t len)
 	for (after = body_end + sizeof(armor_end) - 1; after < end; after++)
 		if (!is_space(*after))
 			return bsi_error_set(BSI_ETRUST, "SSHSIG: unexpected text after '%s'",
-					     armor_end);
+			                     armor_end);
 	cap = (size_t)(body_end - body) / 4 * 3 + 3;
 	if ((bin = malloc(cap)) == NULL) {
 		rc = bsi_error_set(BSI_EFAIL, "SSHSIG: out of memory");
 		goto done;
 	}
 	if (sodium_base642bin(bin, cap, body, (size_t)(body_end - body), " \t\r\n", &n, &b64_end,
-			      sodium_base64_VARIANT_ORIGINAL) != 0 ||
+	                      sodium_base64_VARIANT_ORIGINAL) != 0 ||
 	    b64_end != body_end) {
 		rc = bsi_error_set(BSI_ETRUST, "SSHSIG: armored body is not valid base64");
 		goto done;
@@ -191,7 +195,7 @@ done:
 /* "SSHSIG" string(ns) string(reserved) string(hash_alg) string(H(payload)):
  * the bytes the Ed25519 signature covers. */
 static int signed_data(uint8_t **out, size_t *out_len, span ns, span reserved, span hash_alg,
-		       const uint8_t *digest, size_t digest_len)
+                       const uint8_t *digest, size_t digest_len)
 {
 	size_t n = sizeof(magic) + 16 + ns.len + reserved.len + hash_alg.len + digest_len;
 	uint8_t *buf = malloc(n), *w = buf;
@@ -223,7 +227,7 @@ static int signed_data(uint8_t **out, size_t *out_len, span ns, span reserved, s
  * then the Ed25519 verification itself.
  */
 int bsi_sshsig_verify(uint8_t out[32], const char *armored, size_t len, const void *payload,
-		      size_t payload_len, const char *ns)
+                      size_t payload_len, const char *ns)
 {
 	uint8_t *blob = NULL, *msg = NULL, key[32], digest[crypto_hash_sha512_BYTES];
 	size_t blob_len = 0, msg_len = 0, digest_len;
@@ -239,7 +243,8 @@ int bsi_sshsig_verify(uint8_t out[32], const char *armored, size_t len, const vo
 	s.p = blob;
 	s.len = blob_len;
 	if (s.len < sizeof(magic) || memcmp(s.p, magic, sizeof(magic)) != 0) {
-		rc = bsi_error_set(BSI_ETRUST, "SSHSIG: bad magic (blob does not start with SSHSIG)");
+		rc = bsi_error_set(BSI_ETRUST,
+		                   "SSHSIG: bad magic (blob does not start with SSHSIG)");
 		goto done;
 	}
 	s.p += sizeof(magic);
@@ -248,7 +253,7 @@ int bsi_sshsig_verify(uint8_t out[32], const char *armored, size_t len, const vo
 		goto done;
 	if (version != 1) {
 		rc = bsi_error_set(BSI_ETRUST, "SSHSIG: version %u is not supported (only 1 is)",
-				   version);
+		                   version);
 		goto done;
 	}
 	if ((rc = read_string(&s, "public key", &keyblob)) < 0)
@@ -263,9 +268,9 @@ int bsi_sshsig_verify(uint8_t out[32], const char *armored, size_t len, const vo
 	if (!span_eq(sig_ns, ns)) {
 		printable(shown, sig_ns);
 		rc = bsi_error_set(BSI_ETRUST,
-				   "SSHSIG by %s: namespace is '%s', expected '%s' (a signature "
-				   "made for another purpose)",
-				   fp, shown, ns);
+		                   "SSHSIG by %s: namespace is '%s', expected '%s' (a signature "
+		                   "made for another purpose)",
+		                   fp, shown, ns);
 		goto done;
 	}
 	if ((rc = read_string(&s, "reserved", &reserved)) < 0)
@@ -281,9 +286,9 @@ int bsi_sshsig_verify(uint8_t out[32], const char *armored, size_t len, const vo
 	} else {
 		printable(shown, hash_alg);
 		rc = bsi_error_set(BSI_ETRUST,
-				   "SSHSIG by %s: hash algorithm '%s' is not supported (sha512 "
-				   "or sha256)",
-				   fp, shown);
+		                   "SSHSIG by %s: hash algorithm '%s' is not supported (sha512 "
+		                   "or sha256)",
+		                   fp, shown);
 		goto done;
 	}
 	if ((rc = read_string(&s, "signature", &sigblob)) < 0)
@@ -295,16 +300,16 @@ int bsi_sshsig_verify(uint8_t out[32], const char *armored, size_t len, const vo
 	if (!span_eq(sigtype, ed25519_type)) {
 		printable(shown, sigtype);
 		rc = bsi_error_set(BSI_ETRUST,
-				   "SSHSIG by %s: signature type '%s' is not supported (only "
-				   "ssh-ed25519 is)",
-				   fp, shown);
+		                   "SSHSIG by %s: signature type '%s' is not supported (only "
+		                   "ssh-ed25519 is)",
+		                   fp, shown);
 		goto done;
 	}
 	if ((rc = read_string(&sigblob, "ssh-ed25519 signature", &sig)) < 0)
 		goto done;
 	if (sig.len != crypto_sign_BYTES) {
 		rc = bsi_error_set(BSI_ETRUST, "SSHSIG by %s: signature is %zu bytes, not 64", fp,
-				   sig.len);
+		                   sig.len);
 		goto done;
 	}
 	if ((rc = no_trailing(sigblob, "the ssh-ed25519 signature")) < 0)
@@ -313,9 +318,9 @@ int bsi_sshsig_verify(uint8_t out[32], const char *armored, size_t len, const vo
 		goto done;
 	if (crypto_sign_verify_detached(sig.p, msg, msg_len, key) != 0) {
 		rc = bsi_error_set(BSI_ETRUST,
-				   "SSHSIG by %s does not verify (content changed after signing, "
-				   "or a corrupted signature)",
-				   fp);
+		                   "SSHSIG by %s does not verify (content changed after signing, "
+		                   "or a corrupted signature)",
+		                   fp);
 		goto done;
 	}
 	memcpy(out, key, 32);

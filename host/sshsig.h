@@ -35,7 +35,7 @@
  * the field and what was wrong; once the key is known the message names its
  * fingerprint.  out is written only on success. */
 int bsi_sshsig_verify(uint8_t out[32], const char *armored, size_t len, const void *payload,
-		      size_t payload_len, const char *ns);
+                      size_t payload_len, const char *ns);
 
 /* Decode an SSH public key blob (string(type) string(key)), refusing any
  * type but ssh-ed25519 (the message names the type), a key that is not 32

@@ -30,10 +30,10 @@ static void setup(void)
 	dir = tu_tmpdir();
 	snprintf(repo, sizeof(repo), "%s/repo", dir);
 	tu_must("cd '%s' && for k in A B C; do ssh-keygen -q -t ed25519 -N '' -C $k -f $k; done "
-		"&& git init -q -b main repo && cd repo && git config user.name T && "
-		"git config user.email t@example.org && git config gpg.format ssh && "
-		"git config commit.gpgsign false",
-		dir);
+	        "&& git init -q -b main repo && cd repo && git config user.name T && "
+	        "git config user.email t@example.org && git config gpg.format ssh && "
+	        "git config commit.gpgsign false",
+	        dir);
 	snprintf(path, sizeof(path), "%s/A", dir);
 	sigtool_load_key(path, pkA, skA);
 	snprintf(path, sizeof(path), "%s/B", dir);
@@ -64,7 +64,7 @@ static void rev_parse(git_oid *out, const char *rev)
 	tu_result r;
 
 	ck_assert_int_eq(tu_sh(&r, "cd '%s' && git rev-parse --verify '%s^{commit}'", repo, rev),
-			 0);
+	                 0);
 	r.out[strcspn(r.out, "\n")] = '\0';
 	ck_assert_int_eq(git_oid_fromstr(out, r.out), 0);
 	tu_result_free(&r);
@@ -76,9 +76,9 @@ static const char *signers(const char *keys)
 	static char buf[1024];
 
 	snprintf(buf, sizeof(buf),
-		 "mkdir -p .bsi && (for k in %s; do printf '%%s@example.org ' $k; "
-		 "cat '%s/'$k.pub; done) > .bsi/signers",
-		 keys, dir);
+	         "mkdir -p .bsi && (for k in %s; do printf '%%s@example.org ' $k; "
+	         "cat '%s/'$k.pub; done) > .bsi/signers",
+	         keys, dir);
 	return buf;
 }
 
@@ -93,7 +93,7 @@ static void commit(git_oid *out, const char *key, const char *msg, const char *s
 	else
 		snprintf(sign, sizeof(sign), "commit --no-gpg-sign");
 	tu_must("cd '%s' && %s && git add -A && git %s -q --allow-empty -m '%s'", repo,
-		script ? script : "true", sign, msg);
+	        script ? script : "true", sign, msg);
 	if (out)
 		rev_parse(out, "HEAD");
 }
@@ -129,11 +129,11 @@ static void expect_refused(const git_oid *trusted, const git_oid *head, const gi
 	ck_assert_ptr_null(list);
 	git_oid_tostr(hex, sizeof(hex), who);
 	ck_assert_msg(strstr(bsi_error_message(), hex) != NULL, "message '%s' lacks commit %s",
-		      bsi_error_message(), hex);
+	              bsi_error_message(), hex);
 	va_start(ap, who);
 	while ((want = va_arg(ap, const char *)) != NULL)
-		ck_assert_msg(strstr(bsi_error_message(), want) != NULL,
-			      "message '%s' lacks '%s'", bsi_error_message(), want);
+		ck_assert_msg(strstr(bsi_error_message(), want) != NULL, "message '%s' lacks '%s'",
+		              bsi_error_message(), want);
 	va_end(ap);
 }
 
@@ -155,10 +155,10 @@ static void rewrite(git_oid *out, const char *rev, const char *sed)
 	tu_result r;
 
 	ck_assert_int_eq(tu_sh(&r,
-			       "cd '%s' && git cat-file commit '%s' | sed '%s' | "
-			       "git hash-object -t commit -w --stdin",
-			       repo, rev, sed),
-			 0);
+	                       "cd '%s' && git cat-file commit '%s' | sed '%s' | "
+	                       "git hash-object -t commit -w --stdin",
+	                       repo, rev, sed),
+	                 0);
 	r.out[strcspn(r.out, "\n")] = '\0';
 	ck_assert_int_eq(git_oid_fromstr(out, r.out), 0);
 	tu_result_free(&r);
@@ -184,8 +184,8 @@ static char *cat_commit(const git_oid *id)
 	char hex[GIT_OID_HEXSZ + 1];
 
 	ck_assert_int_eq(tu_sh(&r, "cd '%s' && git cat-file commit %s", repo,
-			       git_oid_tostr(hex, sizeof(hex), id)),
-			 0);
+	                       git_oid_tostr(hex, sizeof(hex), id)),
+	                 0);
 	free(r.err);
 	return r.out;
 }
@@ -234,7 +234,7 @@ START_TEST(test_auth_unknown_key_refused)
 	introduce("A");
 	commit(&c1, "B", "by B", "echo 1 > f");
 	expect_refused(NULL, &c1, &c1, "signed by ", fpB, "which is not in .bsi/signers of parent",
-		       hexof(&anchor.introduction), NULL);
+	               hexof(&anchor.introduction), NULL);
 }
 END_TEST
 
@@ -258,8 +258,7 @@ START_TEST(test_auth_rotation_accepted_and_old_key_revoked)
 	commit(&byB, "B", "B works now", "echo b > f");
 	ck_assert_uint_eq(expect_accepted(NULL, &byB), 3);
 	commit(&byA, "A", "A after revocation", "echo a > f");
-	expect_refused(&byB, &byA, &byA, fpA, "not in .bsi/signers of parent",
-		       hexof(&byB), NULL);
+	expect_refused(&byB, &byA, &byA, fpA, "not in .bsi/signers of parent", hexof(&byB), NULL);
 	expect_refused(NULL, &byA, &byA, fpA, "not in .bsi/signers", NULL);
 }
 END_TEST
@@ -286,8 +285,7 @@ START_TEST(test_auth_rewritten_history_refused)
 	tu_must("cd '%s' && git reset -q --hard HEAD~1", repo);
 	/* Properly signed, but not a descendant of what the device trusts. */
 	commit(&c2b, "A", "two, rewritten", "echo 2b > f");
-	expect_refused(&c2, &c2b, &c2b, "does not descend from the trusted head",
-		       hexof(&c2), NULL);
+	expect_refused(&c2, &c2b, &c2b, "does not descend from the trusted head", hexof(&c2), NULL);
 }
 END_TEST
 
@@ -361,15 +359,15 @@ START_TEST(test_auth_merge_needs_key_of_every_parent)
 	tu_must("cd '%s' && git checkout -q main", repo);
 	/* B is authorized on the side branch only. */
 	tu_must("cd '%s' && git -c user.signingkey='%s/B.pub' merge -q -S --no-ff "
-		"-m 'merge by B' side",
-		repo, dir);
+	        "-m 'merge by B' side",
+	        repo, dir);
 	rev_parse(&mergeB, "HEAD");
-	expect_refused(NULL, &mergeB, &mergeB, fpB, "not in .bsi/signers of parent",
-		       hexof(&main1), NULL);
+	expect_refused(NULL, &mergeB, &mergeB, fpB, "not in .bsi/signers of parent", hexof(&main1),
+	               NULL);
 	/* The same merge signed by A (authorized in both) is accepted. */
 	tu_must("cd '%s' && git reset -q --hard HEAD~1 && git -c user.signingkey='%s/A.pub' "
-		"merge -q -S --no-ff -m 'merge by A' side",
-		repo, dir);
+	        "merge -q -S --no-ff -m 'merge by A' side",
+	        repo, dir);
 	rev_parse(&mergeA, "HEAD");
 	ck_assert_uint_eq(expect_accepted(NULL, &mergeA), 4);
 	ck_assert_uint_eq(expect_accepted(&main1, &mergeA), 2);
@@ -383,7 +381,7 @@ START_TEST(test_auth_introduction_by_other_key_refused)
 	commit(&intro, "B", "introduction by B", signers("A B"));
 	anchor.introduction = intro;
 	expect_refused(NULL, &intro, &intro, "the introduction is signed by", fpB,
-		       "not by the pinned key", fpA, NULL);
+	               "not by the pinned key", fpA, NULL);
 }
 END_TEST
 
@@ -395,15 +393,14 @@ START_TEST(test_auth_history_without_introduction_refused)
 	commit(&c1, "A", "one", "echo 1 > f");
 	/* The server serves an unrelated history, also signed by A. */
 	tu_must("cd '%s' && git checkout -q --orphan other && git rm -q -rf . && "
-		"git commit -q --allow-empty --no-gpg-sign -m void",
-		repo);
+	        "git commit -q --allow-empty --no-gpg-sign -m void",
+	        repo);
 	commit(&c2, "A", "other root", signers("A"));
 	/* Delete the real history so the introduction is really absent. */
 	tu_must("cd '%s' && git branch -D -q master main 2>/dev/null; "
-		"git reflog expire --expire=now --all && git gc -q --prune=now",
-		repo);
-	expect_refused(NULL, &c2, &c2, "lacks the introduction",
-		       hexof(&anchor.introduction), NULL);
+	        "git reflog expire --expire=now --all && git gc -q --prune=now",
+	        repo);
+	expect_refused(NULL, &c2, &c2, "lacks the introduction", hexof(&anchor.introduction), NULL);
 }
 END_TEST
 
@@ -428,8 +425,8 @@ START_TEST(test_auth_merged_unrelated_root_refused)
 	tu_must("cd '%s' && git checkout -q --orphan other && git rm -q -rf .", repo);
 	commit(&root, "A", "foreign root", signers("A"));
 	tu_must("cd '%s' && git checkout -q main && git -c user.signingkey='%s/A.pub' merge -q -S "
-		"--allow-unrelated-histories -X ours -m 'pull in a root' other",
-		repo, dir);
+	        "--allow-unrelated-histories -X ours -m 'pull in a root' other",
+	        repo, dir);
 	rev_parse(&merge, "HEAD");
 	/* The head descends from the introduction, but one of its roots is
 	 * not the introduction. */
@@ -449,13 +446,13 @@ START_TEST(test_auth_ancestors_of_introduction_not_checked)
 	ck_assert_uint_eq(expect_accepted(NULL, &c2), 2);
 	/* But a signed merge may not make it a parent of the trusted history. */
 	tu_must("cd '%s' && id=$(git -c user.signingkey='%s/A.pub' commit-tree -S "
-		"'HEAD^{tree}' -p HEAD -p %s -m 'merge old') && git reset -q --soft $id",
-		repo, dir, hexof(&c0));
+	        "'HEAD^{tree}' -p HEAD -p %s -m 'merge old') && git reset -q --soft $id",
+	        repo, dir, hexof(&c0));
 	rev_parse(&merge, "HEAD");
 	expect_refused(NULL, &merge, &merge, "parent", hexof(&c0),
-		       "is neither authenticated nor the introduction", NULL);
+	               "is neither authenticated nor the introduction", NULL);
 	expect_refused(&c2, &merge, &merge, "parent", hexof(&c0),
-		       "is neither authenticated nor the introduction", NULL);
+	               "is neither authenticated nor the introduction", NULL);
 }
 END_TEST
 
@@ -475,10 +472,11 @@ START_TEST(test_auth_signature_in_message_body_refused)
 	ck_assert_int_ge(asprintf(&msg, "one\n\ngpgsig %s", sig), 0);
 	snprintf(path, sizeof(path), "%s/msg", dir);
 	tu_write(path, msg);
-	ck_assert_int_eq(tu_sh(&r, "cd '%s' && echo 1 > f && git add f && "
-				   "git commit -q --no-gpg-sign --cleanup=verbatim -F ../msg",
-			       repo),
-			 0);
+	ck_assert_int_eq(tu_sh(&r,
+	                       "cd '%s' && echo 1 > f && git add f && "
+	                       "git commit -q --no-gpg-sign --cleanup=verbatim -F ../msg",
+	                       repo),
+	                 0);
 	tu_result_free(&r);
 	rev_parse(&c1, "HEAD");
 	{
@@ -522,8 +520,7 @@ START_TEST(test_auth_unusable_signers_line_refused)
 
 	introduce("A");
 	commit(&c1, "A", "bad line", "echo 'x ssh-rsa AAAAB3NzaC1yc2E=' >> .bsi/signers");
-	expect_refused(NULL, &c1, &c1, ".bsi/signers:2: key type 'ssh-rsa' is not supported",
-		       NULL);
+	expect_refused(NULL, &c1, &c1, ".bsi/signers:2: key type 'ssh-rsa' is not supported", NULL);
 }
 END_TEST
 
@@ -531,7 +528,7 @@ START_TEST(test_auth_introduction_without_signers_refused)
 {
 	commit(&anchor.introduction, "A", "introduction without signers", "echo 1 > f");
 	expect_refused(NULL, &anchor.introduction, &anchor.introduction,
-		       "its tree has no .bsi/signers", NULL);
+	               "its tree has no .bsi/signers", NULL);
 }
 END_TEST
 
@@ -557,7 +554,10 @@ static int known_in(void *ctx, const git_oid *id)
 	return 0;
 }
 
-static int known_all(void *ctx, const git_oid *id) { return 1; }
+static int known_all(void *ctx, const git_oid *id)
+{
+	return 1;
+}
 
 START_TEST(test_auth_cache_skips_known_commits_only_in_range)
 {
@@ -584,17 +584,17 @@ START_TEST(test_auth_cache_skips_known_commits_only_in_range)
 
 	/* A cache that claims everything cannot beat the ancestry rules. */
 	ck_assert_int_eq(bsi_auth_verify_range(&list, r, &anchor, &c3, &c1, &everything),
-			 BSI_ETRUST);
+	                 BSI_ETRUST);
 	ck_assert_ptr_nonnull(strstr(bsi_error_message(), "rollback refused"));
 	tu_must("cd '%s' && git reset -q --hard HEAD~1", repo);
 	commit(&c2b, "A", "three, rewritten", "echo 3b > f");
 	ck_assert_int_eq(bsi_auth_verify_range(&list, r, &anchor, &c3, &c2b, &everything),
-			 BSI_ETRUST);
+	                 BSI_ETRUST);
 	ck_assert_ptr_nonnull(strstr(bsi_error_message(), "does not descend from the trusted"));
 	/* Commits the cache does not know are verified. */
 	commit(&forged, NULL, "unsigned", "echo 4 > f");
 	ck_assert_int_eq(bsi_auth_verify_range(&list, r, &anchor, &c2b, &forged, &cache),
-			 BSI_ETRUST);
+	                 BSI_ETRUST);
 	ck_assert_ptr_nonnull(strstr(bsi_error_message(), "not signed"));
 	git_repository_free(r);
 }
@@ -659,8 +659,8 @@ START_TEST(test_auth_verdicts_match_git_verify_commit)
 			snprintf(path, sizeof(path), "%s/payload", dir);
 			tu_write(path, raw);
 			tu_must("cd '%s' && rm -f payload.sig && "
-				"ssh-keygen -q -Y sign -n file -f A payload",
-				dir);
+			        "ssh-keygen -q -Y sign -n file -f A payload",
+			        dir);
 			snprintf(path, sizeof(path), "%s/payload.sig", dir);
 			sig = tu_read(path);
 			signed_raw = sigtool_commit_add_sig(raw, strlen(raw), sig);
@@ -699,12 +699,12 @@ START_TEST(test_auth_verdicts_match_git_verify_commit)
 		ck_assert_int_eq(git_oid_fromstr(&id, line), 0);
 		ours = bsi_auth_check_commit(key, r, &anchor, &id);
 		theirs = tu_sh(&res,
-			       "cd '%s' && git -c gpg.ssh.allowedSignersFile=../allowed "
-			       "verify-commit %s",
-			       repo, line);
+		               "cd '%s' && git -c gpg.ssh.allowedSignersFile=../allowed "
+		               "verify-commit %s",
+		               repo, line);
 		ck_assert_msg((ours == 0) == (theirs == 0),
-			      "commit %s: bsi %d (%s), git verify-commit %d (%s)", line, ours,
-			      bsi_error_message(), theirs, res.err);
+		              "commit %s: bsi %d (%s), git verify-commit %d (%s)", line, ours,
+		              bsi_error_message(), theirs, res.err);
 		if (ours == 0)
 			good++;
 		else
@@ -723,12 +723,12 @@ END_TEST
 START_TEST(test_auth_malformed_signature_in_commit_refused)
 {
 	static const sigtool_spec specs[] = {
-		{.key_type = "ssh-rsa"}, {.version = 2}, {.outer_trailing = 1},
-		{.hash = "md5"},         {.magic = "SSHSIX"},
+	    {.key_type = "ssh-rsa"}, {.version = 2},      {.outer_trailing = 1},
+	    {.hash = "md5"},         {.magic = "SSHSIX"},
 	};
 	static const char *wants[] = {"key type 'ssh-rsa' is not supported (only ssh-ed25519",
-				      "version 2 is not supported", "trailing bytes",
-				      "hash algorithm 'md5'", "bad magic"};
+	                              "version 2 is not supported", "trailing bytes",
+	                              "hash algorithm 'md5'", "bad magic"};
 	git_oid c1, bad;
 	char *raw;
 	size_t i;
@@ -817,7 +817,7 @@ START_TEST(test_auth_ten_thousand_commits)
 	fprintf(stderr, "auth bench: generated %zu signed commits in %.2fs\n", n, now() - t0);
 	t0 = now();
 	ck_assert_msg(bsi_auth_verify_range(&list, r, &anchor, NULL, &head, NULL) == 0, "%s",
-		      bsi_error_message());
+	              bsi_error_message());
 	ours = now() - t0;
 	ck_assert_uint_eq(list->count, n);
 	ck_assert(git_oid_equal(&list->items[n - 1].id, &head));
@@ -828,13 +828,13 @@ START_TEST(test_auth_ten_thousand_commits)
 	t0 = now();
 	for (i = 0; i < 5; i++)
 		tu_must("cd '%s' && git -c gpg.ssh.allowedSignersFile=../allowed verify-commit "
-			"%s~%d 2>/dev/null",
-			repo, git_oid_tostr(hex, sizeof(hex), &head), i);
+		        "%s~%d 2>/dev/null",
+		        repo, git_oid_tostr(hex, sizeof(hex), &head), i);
 	theirs = (now() - t0) / 5;
 	fprintf(stderr,
-		"auth bench: %zu commits in %.3fs (%.1f us/commit); git verify-commit "
-		"%.1f ms/commit; ratio %.0fx\n",
-		n, ours, ours / (double)n * 1e6, theirs * 1e3, theirs / (ours / (double)n));
+	        "auth bench: %zu commits in %.3fs (%.1f us/commit); git verify-commit "
+	        "%.1f ms/commit; ratio %.0fx\n",
+	        n, ours, ours / (double)n * 1e6, theirs * 1e3, theirs / (ours / (double)n));
 	ck_assert_msg(ours < 20.0, "%zu commits took %.1fs", n, ours);
 	git_repository_free(r);
 	free(pub);

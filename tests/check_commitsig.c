@@ -17,9 +17,15 @@
 
 static uint8_t pk[32], sk[64];
 
-static void setup(void) { sigtool_keypair(pk, sk); }
+static void setup(void)
+{
+	sigtool_keypair(pk, sk);
+}
 
-static void teardown(void) { tu_cleanup(); }
+static void teardown(void)
+{
+	tu_cleanup();
+}
 
 static int parse(bsi_commitsig **out, const char *raw)
 {
@@ -34,7 +40,7 @@ static void expect_refused(const char *raw, const char *want)
 	ck_assert_int_eq(parse(&cs, raw), BSI_ETRUST);
 	ck_assert_ptr_null(cs);
 	ck_assert_msg(strstr(bsi_error_message(), want) != NULL, "message '%s' lacks '%s'",
-		      bsi_error_message(), want);
+	              bsi_error_message(), want);
 }
 
 START_TEST(test_commitsig_git_signed_commit_roundtrip)
@@ -44,12 +50,12 @@ START_TEST(test_commitsig_git_signed_commit_roundtrip)
 	uint8_t kpk[32], ksk[64], key[32];
 
 	tu_must("cd '%s' && ssh-keygen -q -t ed25519 -N '' -f key && git init -q r && cd r && "
-		"git config user.name T && git config user.email t@example.org && "
-		"git config gpg.format ssh && git config user.signingkey ../key.pub && "
-		"echo x > f && git add f && git commit -q -S -m 'first' -m 'body' && "
-		"git cat-file commit HEAD > ../raw && "
-		"git cat-file commit HEAD | sed '/^gpgsig /,/^ -----END/d' > ../unsigned",
-		dir);
+	        "git config user.name T && git config user.email t@example.org && "
+	        "git config gpg.format ssh && git config user.signingkey ../key.pub && "
+	        "echo x > f && git add f && git commit -q -S -m 'first' -m 'body' && "
+	        "git cat-file commit HEAD > ../raw && "
+	        "git cat-file commit HEAD | sed '/^gpgsig /,/^ -----END/d' > ../unsigned",
+	        dir);
 	snprintf(path, sizeof(path), "%s/raw", dir);
 	raw = tu_read(path);
 	snprintf(path, sizeof(path), "%s/unsigned", dir);
@@ -63,8 +69,8 @@ START_TEST(test_commitsig_git_signed_commit_roundtrip)
 	ck_assert_ptr_nonnull(strstr(cs->signature, "-----BEGIN SSH SIGNATURE-----\n"));
 	ck_assert_uint_eq(cs->parent_count, 0);
 	ck_assert_int_eq(bsi_sshsig_verify(key, cs->signature, cs->signature_len, cs->payload,
-					   cs->payload_len, "git"),
-			 0);
+	                                   cs->payload_len, "git"),
+	                 0);
 	ck_assert_mem_eq(key, kpk, 32);
 	bsi_commitsig_free(cs);
 	free(raw);
@@ -75,7 +81,7 @@ END_TEST
 START_TEST(test_commitsig_reads_tree_and_parents)
 {
 	const char *raw = "tree " TREE "\nparent " P1 "\nparent " P2 "\nauthor " WHO
-			  "\ncommitter " WHO "\n\nmerge\n";
+	                  "\ncommitter " WHO "\n\nmerge\n";
 	char *signed_raw = sigtool_commit_sign(sk, raw, strlen(raw)), hex[41];
 	bsi_commitsig *cs = NULL;
 
@@ -93,7 +99,7 @@ END_TEST
 START_TEST(test_commitsig_unsigned_refused)
 {
 	expect_refused("tree " TREE "\nauthor " WHO "\ncommitter " WHO "\n\nmsg\n",
-		       "not signed (no gpgsig header)");
+	               "not signed (no gpgsig header)");
 }
 END_TEST
 
@@ -104,8 +110,7 @@ START_TEST(test_commitsig_signature_in_body_is_not_a_signature)
 
 	/* A well-formed gpgsig header, continuation lines and all, placed after
 	 * the blank line is message text, not a signature. */
-	ck_assert_int_ge(asprintf(&raw, "%s\nmsg\n%s", head, strstr(signed_head, "gpgsig ")),
-			 0);
+	ck_assert_int_ge(asprintf(&raw, "%s\nmsg\n%s", head, strstr(signed_head, "gpgsig ")), 0);
 	expect_refused(raw, "not signed (no gpgsig header)");
 	free(raw);
 	free(signed_head);
@@ -115,14 +120,15 @@ END_TEST
 START_TEST(test_commitsig_gpgsig_sha256_is_no_signature)
 {
 	const char *raw = "tree " TREE "\nauthor " WHO "\ncommitter " WHO "\n\nmsg\n";
-	char *with = sigtool_commit_add_sig(raw, strlen(raw), "-----BEGIN SSH SIGNATURE-----\n"
-							      "AAAA\n-----END SSH SIGNATURE-----\n");
+	char *with = sigtool_commit_add_sig(raw, strlen(raw),
+	                                    "-----BEGIN SSH SIGNATURE-----\n"
+	                                    "AAAA\n-----END SSH SIGNATURE-----\n");
 	char *p = strstr(with, "gpgsig ");
 	char *renamed;
 
 	ck_assert_ptr_nonnull(p);
 	ck_assert_int_ge(asprintf(&renamed, "%.*sgpgsig-sha256 %s", (int)(p - with), with, p + 7),
-			 0);
+	                 0);
 	expect_refused(renamed, "only a gpgsig-sha256");
 	free(renamed);
 	free(with);
@@ -132,7 +138,7 @@ END_TEST
 START_TEST(test_commitsig_gpgsig_next_to_sha256_refused)
 {
 	const char *raw = "tree " TREE "\nauthor " WHO "\ncommitter " WHO
-			  "\ngpgsig-sha256 xyz\n continued\n\nmsg\n";
+	                  "\ngpgsig-sha256 xyz\n continued\n\nmsg\n";
 	char *signed_raw = sigtool_commit_sign(sk, raw, strlen(raw));
 
 	expect_refused(signed_raw, "gpgsig-sha256 (or other gpgsig-*) header next to gpgsig");
@@ -155,12 +161,14 @@ END_TEST
 START_TEST(test_commitsig_malformed_headers_refused)
 {
 	expect_refused("author " WHO "\ntree " TREE "\n\nmsg\n",
-		       "does not start with a tree header");
+	               "does not start with a tree header");
 	expect_refused("tree " TREE "\nauthor " WHO "\nparent " P1 "\n\nmsg\n",
-		       "misplaced tree or parent header");
+	               "misplaced tree or parent header");
 	expect_refused("tree " TREE "\nparent 12345\n\nmsg\n", "bad parent header");
-	expect_refused("tree " "4B825DC642CB6EB9A060E54BF8D69288FBEE4904" "\n\nmsg\n",
-		       "does not start with a tree header");
+	expect_refused("tree "
+	               "4B825DC642CB6EB9A060E54BF8D69288FBEE4904"
+	               "\n\nmsg\n",
+	               "does not start with a tree header");
 	expect_refused("", "no tree header");
 }
 END_TEST
@@ -175,8 +183,8 @@ START_TEST(test_commitsig_no_message_no_blank_line)
 	ck_assert_int_eq(parse(&cs, signed_raw), 0);
 	ck_assert_str_eq(cs->payload, raw);
 	ck_assert_int_eq(bsi_sshsig_verify(key, cs->signature, cs->signature_len, cs->payload,
-					   cs->payload_len, "git"),
-			 0);
+	                                   cs->payload_len, "git"),
+	                 0);
 	bsi_commitsig_free(cs);
 	free(signed_raw);
 }
@@ -194,8 +202,8 @@ static uint32_t rnd(uint32_t *st)
  * content differs from the original verifies. */
 START_TEST(test_commitsig_random_mutations_never_verify_other_content)
 {
-	const char *raw = "tree " TREE "\nparent " P1 "\nauthor " WHO "\ncommitter " WHO
-			  "\n\nmessage\n";
+	const char *raw =
+	    "tree " TREE "\nparent " P1 "\nauthor " WHO "\ncommitter " WHO "\n\nmessage\n";
 	char *signed_raw = sigtool_commit_sign(sk, raw, strlen(raw)), *m;
 	size_t n = strlen(signed_raw), i;
 	uint32_t st = 777;
@@ -214,7 +222,7 @@ START_TEST(test_commitsig_random_mutations_never_verify_other_content)
 			len = rnd(&st) % n;
 		if (bsi_commitsig_parse(&cs, m, len) == 0) {
 			if (bsi_sshsig_verify(key, cs->signature, cs->signature_len, cs->payload,
-					      cs->payload_len, "git") == 0)
+			                      cs->payload_len, "git") == 0)
 				ck_assert_str_eq(cs->payload, raw);
 			bsi_commitsig_free(cs);
 		}

@@ -43,7 +43,7 @@ static void expect_error(const char *text, const char *want)
 	ck_assert_int_eq(parse(&s, text), BSI_ETRUST);
 	ck_assert_ptr_null(s);
 	ck_assert_msg(strstr(bsi_error_message(), want) != NULL, "message '%s' lacks '%s'",
-		      bsi_error_message(), want);
+	              bsi_error_message(), want);
 }
 
 START_TEST(test_signers_parses_comments_options_and_keys)
@@ -52,13 +52,13 @@ START_TEST(test_signers_parses_comments_options_and_keys)
 	bsi_signers *s = NULL;
 
 	snprintf(text, sizeof(text),
-		 "# the security team\n"
-		 "\n"
-		 "alice@example.org %s alice laptop\n"
-		 "   \t\n"
-		 "bob@example.org,\"carol smith\" namespaces=\"git\" %s\r\n"
-		 "  # indented comment\n",
-		 line1, line2);
+	         "# the security team\n"
+	         "\n"
+	         "alice@example.org %s alice laptop\n"
+	         "   \t\n"
+	         "bob@example.org,\"carol smith\" namespaces=\"git\" %s\r\n"
+	         "  # indented comment\n",
+	         line1, line2);
 	ck_assert_int_eq(parse(&s, text), 0);
 	ck_assert_uint_eq(bsi_signers_count(s), 2);
 	ck_assert(bsi_signers_allows(s, pk1));
@@ -96,10 +96,10 @@ START_TEST(test_signers_namespaces_honoured)
 	/* key1 only for files, key2 for git among others, key3 excluded by
 	 * negation although '*' would match. */
 	snprintf(text, sizeof(text),
-		 "a namespaces=\"file\" %s\n"
-		 "b namespaces=\"file,g?t\" %s\n"
-		 "c namespaces=\"!git,*\" %s\n",
-		 line1, line2, line3);
+	         "a namespaces=\"file\" %s\n"
+	         "b namespaces=\"file,g?t\" %s\n"
+	         "c namespaces=\"!git,*\" %s\n",
+	         line1, line2, line3);
 	ck_assert_int_eq(parse(&s, text), 0);
 	ck_assert(!bsi_signers_allows(s, pk1));
 	ck_assert(bsi_signers_allows(s, pk2));
@@ -141,7 +141,7 @@ START_TEST(test_signers_validity_options_refused)
 	snprintf(text, sizeof(text), "a valid-after=\"20260101\" %s\n", line1);
 	expect_error(text, "feed:.bsi/signers:1: valid-after is not supported");
 	snprintf(text, sizeof(text), "# c\na namespaces=\"git\",valid-before=\"20300101\" %s\n",
-		 line1);
+	         line1);
 	expect_error(text, "feed:.bsi/signers:2: valid-before is not supported");
 }
 END_TEST
@@ -160,9 +160,9 @@ START_TEST(test_signers_other_key_types_refused)
 	char text[2048];
 
 	snprintf(text, sizeof(text), "a %s\n\nb ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ== x\n",
-		 line1);
+	         line1);
 	expect_error(text, "feed:.bsi/signers:3: key type 'ssh-rsa' is not supported (only "
-			   "ssh-ed25519 is)");
+	                   "ssh-ed25519 is)");
 	snprintf(text, sizeof(text), "b ecdsa-sha2-nistp256 AAAA\na %s\n", line1);
 	expect_error(text, "feed:.bsi/signers:1: key type 'ecdsa-sha2-nistp256'");
 	snprintf(text, sizeof(text), "b sk-ssh-ed25519@openssh.com AAAA\n");
@@ -186,10 +186,10 @@ START_TEST(test_signers_bad_lines_named)
 	expect_error(text, "feed:.bsi/signers:1: unterminated quote");
 	/* The type word says ed25519 but the blob holds another type. */
 	expect_error("a ssh-ed25519 AAAAB3NzaC1yc2EAAAADAQABAAABAQ==\n",
-		     "feed:.bsi/signers:1: key type 'ssh-rsa' is not supported");
+	             "feed:.bsi/signers:1: key type 'ssh-rsa' is not supported");
 	/* A key of the wrong size. */
 	expect_error("a ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAAQA=\n",
-		     "feed:.bsi/signers:1: SSHSIG: ssh-ed25519 public key is 1 bytes");
+	             "feed:.bsi/signers:1: SSHSIG: ssh-ed25519 public key is 1 bytes");
 }
 END_TEST
 
@@ -226,9 +226,13 @@ END_TEST
 /* ssh-keygen and bsi agree on which lines authorize a git signature. */
 START_TEST(test_signers_namespaces_match_ssh_keygen)
 {
-	static const char *opts[] = {"", "namespaces=\"git\"", "namespaces=\"file\"",
-				     "namespaces=\"file,git\"", "namespaces=\"*\"",
-				     "namespaces=\"!git,*\"", "namespaces=\"gi*\""};
+	static const char *opts[] = {"",
+	                             "namespaces=\"git\"",
+	                             "namespaces=\"file\"",
+	                             "namespaces=\"file,git\"",
+	                             "namespaces=\"*\"",
+	                             "namespaces=\"!git,*\"",
+	                             "namespaces=\"gi*\""};
 	char *dir = tu_tmpdir(), path[4200], text[2048], *armored;
 	size_t i;
 
@@ -250,11 +254,11 @@ START_TEST(test_signers_namespaces_match_ssh_keygen)
 		ck_assert_int_eq(parse(&s, text), 0);
 		ours = bsi_signers_allows(s, pk1);
 		theirs = tu_sh(&r,
-			       "cd '%s' && ssh-keygen -Y verify -f allowed -I a@x -n git -s "
-			       "data.sig < data",
-			       dir);
+		               "cd '%s' && ssh-keygen -Y verify -f allowed -I a@x -n git -s "
+		               "data.sig < data",
+		               dir);
 		ck_assert_msg(ours == (theirs == 0), "option '%s': bsi %d, ssh-keygen %d (%s)",
-			      opts[i], ours, theirs, r.err);
+		              opts[i], ours, theirs, r.err);
 		tu_result_free(&r);
 		bsi_signers_free(s);
 	}

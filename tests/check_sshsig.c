@@ -14,9 +14,15 @@
 static const char payload[] = "tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n\nhello\n";
 static uint8_t pk[32], sk[64];
 
-static void setup(void) { sigtool_keypair(pk, sk); }
+static void setup(void)
+{
+	sigtool_keypair(pk, sk);
+}
 
-static void teardown(void) { tu_cleanup(); }
+static void teardown(void)
+{
+	tu_cleanup();
+}
 
 /* Verify armored over payload with namespace git; return the code. */
 static int verify(const char *armored, const char *data, uint8_t key[32])
@@ -34,7 +40,7 @@ static void expect_refused(const sigtool_spec *spec, const char *want)
 
 	ck_assert_int_eq(verify(armored, payload, key), BSI_ETRUST);
 	ck_assert_msg(strstr(bsi_error_message(), want) != NULL, "message '%s' lacks '%s'",
-		      bsi_error_message(), want);
+	              bsi_error_message(), want);
 	free(blob);
 	free(armored);
 }
@@ -74,8 +80,8 @@ START_TEST(test_sshsig_accepts_ssh_keygen_signature)
 	snprintf(path, sizeof(path), "%s/data", dir);
 	tu_write(path, payload);
 	tu_must("cd '%s' && ssh-keygen -q -t ed25519 -N '' -C t -f key && "
-		"ssh-keygen -q -Y sign -n git -f key data",
-		dir);
+	        "ssh-keygen -q -Y sign -n git -f key data",
+	        dir);
 	snprintf(path, sizeof(path), "%s/key", dir);
 	sigtool_load_key(path, kpk, ksk);
 	snprintf(path, sizeof(path), "%s/data.sig", dir);
@@ -95,9 +101,9 @@ START_TEST(test_sshsig_accepts_ssh_keygen_signature)
 	ck_assert_int_eq(verify(armored, "tampered", key), BSI_ETRUST);
 	ck_assert_ptr_nonnull(strstr(bsi_error_message(), "does not verify"));
 	ck_assert_ptr_nonnull(strstr(bsi_error_message(), fp));
-	ck_assert_int_eq(bsi_sshsig_verify(key, armored, strlen(armored), payload,
-					   strlen(payload), "file"),
-			 BSI_ETRUST);
+	ck_assert_int_eq(
+	    bsi_sshsig_verify(key, armored, strlen(armored), payload, strlen(payload), "file"),
+	    BSI_ETRUST);
 	ck_assert_ptr_nonnull(strstr(bsi_error_message(), "namespace is 'git', expected 'file'"));
 	free(armored);
 }
@@ -121,8 +127,8 @@ START_TEST(test_sshsig_ssh_keygen_accepts_sigtool)
 	snprintf(path, sizeof(path), "%s/data.sig", dir);
 	tu_write(path, armored);
 	tu_must("cd '%s' && ssh-keygen -Y verify -f allowed -I dev@example.org -n git "
-		"-s data.sig < data",
-		dir);
+	        "-s data.sig < data",
+	        dir);
 	free(armored);
 	free(line);
 }
@@ -138,19 +144,19 @@ START_TEST(test_sshsig_git_accepts_sigtool_commit)
 	snprintf(path, sizeof(path), "%s/allowed", dir);
 	tu_write(path, text);
 	tu_must("cd '%s' && git init -q repo && cd repo && git config user.name T && "
-		"git config user.email t@example.org && echo x > f && git add f && "
-		"git commit -q -m first && git cat-file commit HEAD > ../raw",
-		dir);
+	        "git config user.email t@example.org && echo x > f && git add f && "
+	        "git commit -q -m first && git cat-file commit HEAD > ../raw",
+	        dir);
 	snprintf(path, sizeof(path), "%s/raw", dir);
 	raw = tu_read(path);
 	signed_raw = sigtool_commit_sign(sk, raw, strlen(raw));
 	snprintf(path, sizeof(path), "%s/signed", dir);
 	tu_write(path, signed_raw);
 	ck_assert_int_eq(tu_sh(&r,
-			       "cd '%s/repo' && id=$(git hash-object -t commit -w ../signed) && "
-			       "git -c gpg.ssh.allowedSignersFile=../allowed verify-commit $id",
-			       dir),
-			 0);
+	                       "cd '%s/repo' && id=$(git hash-object -t commit -w ../signed) && "
+	                       "git -c gpg.ssh.allowedSignersFile=../allowed verify-commit $id",
+	                       dir),
+	                 0);
 	ck_assert_msg(strstr(r.err, "Good \"git\" signature") != NULL, "git said: %s", r.err);
 	tu_result_free(&r);
 	free(line);
@@ -306,7 +312,7 @@ START_TEST(test_sshsig_truncated_blob_refused)
 
 		verify(armored, payload, key);
 		ck_assert_msg(strstr(bsi_error_message(), "declares") != NULL, "%s",
-			      bsi_error_message());
+		              bsi_error_message());
 		free(armored);
 	}
 	free(blob);
@@ -413,8 +419,8 @@ START_TEST(test_sshsig_random_blob_mutations_refused)
 		if (n == len && memcmp(m, blob, len) == 0)
 			continue;
 		armored = sigtool_armor(m, n);
-		ck_assert_msg(verify(armored, payload, key) == BSI_ETRUST,
-			      "mutation %zu accepted", i);
+		ck_assert_msg(verify(armored, payload, key) == BSI_ETRUST, "mutation %zu accepted",
+		              i);
 		free(armored);
 	}
 	free(m);

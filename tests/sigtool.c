@@ -90,8 +90,8 @@ void sigtool_load_key(const char *path, uint8_t pk[32], uint8_t sk[64])
 	ck_assert(b && e && e > b);
 	b += sizeof(begin) - 1;
 	ck_assert_int_eq(sodium_base642bin(bin, sizeof(bin), b, (size_t)(e - b), " \r\n\t", &blen,
-					   NULL, sodium_base64_VARIANT_ORIGINAL),
-			 0);
+	                                   NULL, sodium_base64_VARIANT_ORIGINAL),
+	                 0);
 	p = bin;
 	end = bin + blen;
 	ck_assert(blen > 15 && memcmp(p, "openssh-key-v1\0", 15) == 0);
@@ -135,7 +135,7 @@ char *sigtool_pubkey_line(const uint8_t pk[32])
 }
 
 uint8_t *sigtool_blob(size_t *out_len, const sigtool_spec *spec, const uint8_t sk[64],
-		      const void *payload, size_t len)
+                      const void *payload, size_t len)
 {
 	static const sigtool_spec defaults = {0};
 	const sigtool_spec *sp = spec ? spec : &defaults;
@@ -229,8 +229,8 @@ uint8_t *sigtool_dearmor(const char *armored, size_t *out_len)
 	bin = malloc(cap + 1);
 	ck_assert_ptr_nonnull(bin);
 	ck_assert_int_eq(sodium_base642bin(bin, cap + 1, b, (size_t)(e - b), " \r\n\t", out_len,
-					   NULL, sodium_base64_VARIANT_ORIGINAL),
-			 0);
+	                                   NULL, sodium_base64_VARIANT_ORIGINAL),
+	                 0);
 	return bin;
 }
 
@@ -298,7 +298,7 @@ static void history_tree(git_oid *out, git_odb *odb, const git_oid *bsi_tree, co
 }
 
 void sigtool_history(git_oid *out, git_repository *repo, const uint8_t sk[64],
-		     const git_oid *parent, size_t n, const char *signers_text)
+                     const git_oid *parent, size_t n, const char *signers_text)
 {
 	git_odb *odb = NULL;
 	git_oid signers_blob, bsi_tree, tree, prev;
@@ -307,9 +307,9 @@ void sigtool_history(git_oid *out, git_repository *repo, const uint8_t sk[64],
 	bool have_prev = parent != NULL;
 
 	ck_assert_int_eq(git_repository_odb(&odb, repo), 0);
-	ck_assert_int_eq(git_odb_write(&signers_blob, odb, signers_text, strlen(signers_text),
-				       GIT_OBJECT_BLOB),
-			 0);
+	ck_assert_int_eq(
+	    git_odb_write(&signers_blob, odb, signers_text, strlen(signers_text), GIT_OBJECT_BLOB),
+	    0);
 	buf_add(&t, "100644 signers", 15);
 	buf_add(&t, signers_blob.id, GIT_OID_RAWSZ);
 	ck_assert_int_eq(git_odb_write(&bsi_tree, odb, t.p, t.len, GIT_OBJECT_TREE), 0);
@@ -326,15 +326,15 @@ void sigtool_history(git_oid *out, git_repository *repo, const uint8_t sk[64],
 		if (have_prev)
 			git_oid_tostr(phex, sizeof(phex), &prev);
 		len = snprintf(raw, sizeof(raw),
-			       "tree %s\n%s%s%s"
-			       "author Bench <b@example.org> %zu +0000\n"
-			       "committer Bench <b@example.org> %zu +0000\n\ncommit %zu\n",
-			       thex, have_prev ? "parent " : "", have_prev ? phex : "",
-			       have_prev ? "\n" : "", 1700000000 + i, 1700000000 + i, i);
+		               "tree %s\n%s%s%s"
+		               "author Bench <b@example.org> %zu +0000\n"
+		               "committer Bench <b@example.org> %zu +0000\n\ncommit %zu\n",
+		               thex, have_prev ? "parent " : "", have_prev ? phex : "",
+		               have_prev ? "\n" : "", 1700000000 + i, 1700000000 + i, i);
 		signed_raw = sigtool_commit_sign(sk, raw, (size_t)len);
-		ck_assert_int_eq(git_odb_write(&prev, odb, signed_raw, strlen(signed_raw),
-					       GIT_OBJECT_COMMIT),
-				 0);
+		ck_assert_int_eq(
+		    git_odb_write(&prev, odb, signed_raw, strlen(signed_raw), GIT_OBJECT_COMMIT),
+		    0);
 		have_prev = true;
 		free(signed_raw);
 	}

@@ -17,20 +17,20 @@
 #include <stdint.h>
 
 typedef struct {
-	const char *magic;      /* default "SSHSIG" */
-	uint32_t version;       /* default 1 (0 means default) */
-	const char *key_type;   /* default "ssh-ed25519" */
-	size_t key_len;         /* bytes of key written (default 32; extra are zero) */
-	size_t key_trailing;    /* zero bytes appended inside the key blob */
-	const char *ns;         /* namespace written in the blob, default "git" */
-	const char *signed_ns;  /* namespace covered by the signature, default ns */
-	const char *reserved;   /* default "" */
-	const char *hash;       /* written hash name, default "sha512" */
+	const char *magic;       /* default "SSHSIG" */
+	uint32_t version;        /* default 1 (0 means default) */
+	const char *key_type;    /* default "ssh-ed25519" */
+	size_t key_len;          /* bytes of key written (default 32; extra are zero) */
+	size_t key_trailing;     /* zero bytes appended inside the key blob */
+	const char *ns;          /* namespace written in the blob, default "git" */
+	const char *signed_ns;   /* namespace covered by the signature, default ns */
+	const char *reserved;    /* default "" */
+	const char *hash;        /* written hash name, default "sha512" */
 	const char *signed_hash; /* hash actually used (sha512/sha256), default hash */
-	const char *sig_type;   /* default "ssh-ed25519" */
-	size_t sig_len;         /* bytes of signature written (default 64) */
-	size_t sig_trailing;    /* zero bytes appended inside the signature blob */
-	size_t outer_trailing;  /* zero bytes appended after the signature blob */
+	const char *sig_type;    /* default "ssh-ed25519" */
+	size_t sig_len;          /* bytes of signature written (default 64) */
+	size_t sig_trailing;     /* zero bytes appended inside the signature blob */
+	size_t outer_trailing;   /* zero bytes appended after the signature blob */
 } sigtool_spec;
 
 /* A fresh Ed25519 key pair (sk is libsodium's 64-byte seed||pk). */
@@ -44,7 +44,7 @@ char *sigtool_pubkey_line(const uint8_t pk[32]);
 
 /* The SSHSIG blob for spec (NULL for all defaults), unarmored. */
 uint8_t *sigtool_blob(size_t *out_len, const sigtool_spec *spec, const uint8_t sk[64],
-		      const void *payload, size_t len);
+                      const void *payload, size_t len);
 
 /* Armor a blob like ssh-keygen (70-column lines, trailing newline). */
 char *sigtool_armor(const uint8_t *blob, size_t len);
@@ -67,6 +67,6 @@ char *sigtool_commit_sign(const uint8_t sk[64], const char *raw, size_t len);
  * *out gets the last commit; the objects are written loose.  Intended for
  * benchmarks: 10,000 commits take about a second. */
 void sigtool_history(git_oid *out, git_repository *repo, const uint8_t sk[64],
-		     const git_oid *parent, size_t n, const char *signers_text);
+                     const git_oid *parent, size_t n, const char *signers_text);
 
 #endif
