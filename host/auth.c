@@ -318,12 +318,15 @@ static int refuse_unauthorized(const git_oid *id, const uint8_t key[32], const g
 	    git_oid_tostr(hex, sizeof(hex), id), fp, git_oid_tostr(phex, sizeof(phex), parent));
 }
 
-static int refuse_rootless(const git_oid *id, const git_oid *intro)
+static int refuse_rootless(const git_oid *id, const uint8_t key[32], const git_oid *intro)
 {
-	char hex[GIT_OID_HEXSZ + 1], ihex[GIT_OID_HEXSZ + 1];
+	char hex[GIT_OID_HEXSZ + 1], ihex[GIT_OID_HEXSZ + 1], fp[BSI_SSHSIG_FINGERPRINT_SIZE];
 
-	return bsi_error_set(BSI_ETRUST, "commit %s: has no parents and is not the introduction %s",
-	                     git_oid_tostr(hex, sizeof(hex), id),
+	bsi_sshsig_fingerprint(fp, key);
+	return bsi_error_set(BSI_ETRUST,
+	                     "commit %s: signed by %s, but has no parents and is not the "
+	                     "introduction %s",
+	                     git_oid_tostr(hex, sizeof(hex), id), fp,
 	                     git_oid_tostr(ihex, sizeof(ihex), intro));
 }
 
@@ -344,7 +347,7 @@ int bsi_auth_check_commit(uint8_t out[32], git_repository *repo, const bsi_auth_
 		goto done;
 	if (!git_oid_equal(id, &anchor->introduction)) {
 		if (cs->parent_count == 0) {
-			rc = refuse_rootless(id, &anchor->introduction);
+			rc = refuse_rootless(id, key, &anchor->introduction);
 			goto done;
 		}
 		for (i = 0; i < cs->parent_count; i++) {
@@ -373,7 +376,7 @@ done:
  * accepted.  (Only the last case needs a graph query.)
  */
 static int parent_signers(const bsi_signers **out, authctx *c, const git_oid *child,
-                          const git_oid *p)
+                          const uint8_t key[32], const git_oid *p)
 {
 	node *n = oidmap_get(&c->walk, p);
 	const bsi_signers *s;
@@ -405,12 +408,16 @@ static int parent_signers(const bsi_signers **out, authctx *c, const git_oid *ch
 			return bsi_error_set(BSI_EFAIL, "commit %s: %s", git_oid_tostr_s(p),
 			                     git_msg());
 	}
-	if (d != 1)
+	if (d != 1) {
+		char fp[BSI_SSHSIG_FINGERPRINT_SIZE];
+
+		bsi_sshsig_fingerprint(fp, key);
 		return bsi_error_set(BSI_ETRUST,
-		                     "commit %s: parent %s is neither authenticated nor the "
-		                     "introduction",
-		                     git_oid_tostr(hex, sizeof(hex), child),
+		                     "commit %s: signed by %s, but parent %s is neither "
+		                     "authenticated nor the introduction",
+		                     git_oid_tostr(hex, sizeof(hex), child), fp,
 		                     git_oid_tostr(phex, sizeof(phex), p));
+	}
 	if ((rc = signers_of_commit(&s, c, p)) < 0)
 		return rc;
 	if ((rc = oidmap_put(&c->boundary, p, (void *)s)) < 0)
@@ -440,11 +447,11 @@ static int verify_node(authctx *c, node *n, uint8_t key[32])
 		goto done;
 	if (!git_oid_equal(&n->id, &c->anchor->introduction)) {
 		if (cs->parent_count == 0) {
-			rc = refuse_rootless(&n->id, &c->anchor->introduction);
+			rc = refuse_rootless(&n->id, key, &c->anchor->introduction);
 			goto done;
 		}
 		for (i = 0; i < cs->parent_count; i++) {
-			if ((rc = parent_signers(&ps, c, &n->id, &cs->parents[i])) < 0)
+			if ((rc = parent_signers(&ps, c, &n->id, key, &cs->parents[i])) < 0)
 				goto done;
 			if (!bsi_signers_allows(ps, key)) {
 				rc = refuse_unauthorized(&n->id, key, &cs->parents[i]);

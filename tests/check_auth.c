@@ -430,7 +430,8 @@ START_TEST(test_auth_merged_unrelated_root_refused)
 	rev_parse(&merge, "HEAD");
 	/* The head descends from the introduction, but one of its roots is
 	 * not the introduction. */
-	expect_refused(NULL, &merge, &root, "has no parents and is not the introduction", NULL);
+	expect_refused(NULL, &merge, &root, "signed by", fpA,
+	               "but has no parents and is not the introduction", NULL);
 	expect_refused(&c1, &merge, &root, "has no parents and is not the introduction", NULL);
 }
 END_TEST
@@ -449,7 +450,7 @@ START_TEST(test_auth_ancestors_of_introduction_not_checked)
 	        "'HEAD^{tree}' -p HEAD -p %s -m 'merge old') && git reset -q --soft $id",
 	        repo, dir, hexof(&c0));
 	rev_parse(&merge, "HEAD");
-	expect_refused(NULL, &merge, &merge, "parent", hexof(&c0),
+	expect_refused(NULL, &merge, &merge, "signed by", fpA, "parent", hexof(&c0),
 	               "is neither authenticated nor the introduction", NULL);
 	expect_refused(&c2, &merge, &merge, "parent", hexof(&c0),
 	               "is neither authenticated nor the introduction", NULL);
