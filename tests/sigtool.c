@@ -1,12 +1,23 @@
 /* sigtool.c - SSHSIG signing for tests and benchmarks; see sigtool.h. */
 #include "sigtool.h"
 
-#include <check.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Not Check assertions: sigtool also serves benchmarks that run outside a
+ * Check suite.  Inside a suite, abort() fails the test like an assertion. */
+#define need(cond, ...)                                                                            \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "sigtool:%d: ", __LINE__);                                 \
+			fprintf(stderr, __VA_ARGS__);                                              \
+			fputc('\n', stderr);                                                       \
+			abort();                                                                   \
+		}                                                                                  \
+	} while (0)
 
 typedef struct {
 	uint8_t *p;
@@ -18,7 +29,7 @@ static void buf_add(buf *b, const void *p, size_t n)
 	if (b->len + n > b->cap) {
 		b->cap = (b->len + n) * 2 + 64;
 		b->p = realloc(b->p, b->cap);
-		ck_assert_ptr_nonnull(b->p);
+		need(b->p != NULL, "out of memory");
 	}
 	if (n)
 		memcpy(b->p + b->len, p, n);
@@ -46,7 +57,7 @@ static void buf_zeros(buf *b, size_t n)
 
 void sigtool_keypair(uint8_t pk[32], uint8_t sk[64])
 {
-	ck_assert_int_ge(sodium_init(), 0);
+	need((sodium_init()) >= (0), "libsodium failed to initialise");
 	crypto_sign_keypair(pk, sk);
 }
 
@@ -54,7 +65,7 @@ static uint32_t rd_u32(const uint8_t **p, const uint8_t *end)
 {
 	uint32_t v;
 
-	ck_assert_msg(end - *p >= 4, "truncated OpenSSH key");
+	need(end - *p >= 4, "truncated OpenSSH key");
 	v = (uint32_t)(*p)[0] << 24 | (uint32_t)(*p)[1] << 16 | (uint32_t)(*p)[2] << 8 | (*p)[3];
 	*p += 4;
 	return v;
@@ -65,7 +76,7 @@ static const uint8_t *rd_str(const uint8_t **p, const uint8_t *end, size_t *n)
 	const uint8_t *s;
 
 	*n = rd_u32(p, end);
-	ck_assert_msg((size_t)(end - *p) >= *n, "truncated OpenSSH key");
+	need((size_t)(end - *p) >= *n, "truncated OpenSSH key");
 	s = *p;
 	*p += *n;
 	return s;
@@ -81,40 +92,40 @@ void sigtool_load_key(const char *path, uint8_t pk[32], uint8_t sk[64])
 	uint8_t bin[8192];
 	const uint8_t *p, *end, *s, *priv, *pend;
 
-	ck_assert_msg(f != NULL, "cannot open %s", path);
+	need(f != NULL, "cannot open %s", path);
 	n = fread(text, 1, sizeof(text) - 1, f);
 	fclose(f);
 	text[n] = '\0';
 	b = strstr(text, begin);
 	e = strstr(text, end_marker);
-	ck_assert(b && e && e > b);
+	need(b && e && e > b, "check failed");
 	b += sizeof(begin) - 1;
-	ck_assert_int_eq(sodium_base642bin(bin, sizeof(bin), b, (size_t)(e - b), " \r\n\t", &blen,
-	                                   NULL, sodium_base64_VARIANT_ORIGINAL),
-	                 0);
+	need((sodium_base642bin(bin, sizeof(bin), b, (size_t)(e - b), " \r\n\t", &blen, NULL,
+	                        sodium_base64_VARIANT_ORIGINAL)) == (0),
+	     "bad base64");
 	p = bin;
 	end = bin + blen;
-	ck_assert(blen > 15 && memcmp(p, "openssh-key-v1\0", 15) == 0);
+	need(blen > 15 && memcmp(p, "openssh-key-v1\0", 15) == 0, "check failed");
 	p += 15;
 	s = rd_str(&p, end, &l);
-	ck_assert_msg(l == 4 && memcmp(s, "none", 4) == 0, "%s is encrypted", path);
+	need(l == 4 && memcmp(s, "none", 4) == 0, "%s is encrypted", path);
 	rd_str(&p, end, &l); /* kdfname */
 	rd_str(&p, end, &l); /* kdfoptions */
-	ck_assert_uint_eq(rd_u32(&p, end), 1);
+	need((rd_u32(&p, end)) == (1), "check failed");
 	rd_str(&p, end, &l); /* public key blob */
 	priv = rd_str(&p, end, &l);
 	pend = priv + l;
 	rd_u32(&priv, pend);
 	rd_u32(&priv, pend);
 	s = rd_str(&priv, pend, &l);
-	ck_assert_msg(l == 11 && memcmp(s, "ssh-ed25519", 11) == 0, "%s is not ed25519", path);
+	need(l == 11 && memcmp(s, "ssh-ed25519", 11) == 0, "%s is not ed25519", path);
 	s = rd_str(&priv, pend, &l);
-	ck_assert_uint_eq(l, 32);
+	need((l) == (32), "check failed");
 	memcpy(pk, s, 32);
 	s = rd_str(&priv, pend, &l);
-	ck_assert_uint_eq(l, 64);
+	need((l) == (64), "check failed");
 	memcpy(sk, s, 64);
-	ck_assert(memcmp(sk + 32, pk, 32) == 0);
+	need(memcmp(sk + 32, pk, 32) == 0, "check failed");
 }
 
 char *sigtool_pubkey_line(const uint8_t pk[32])
@@ -127,7 +138,7 @@ char *sigtool_pubkey_line(const uint8_t pk[32])
 	buf_str(&b, pk, 32);
 	cap = 12 + sodium_base64_ENCODED_LEN(b.len, sodium_base64_VARIANT_ORIGINAL);
 	line = malloc(cap);
-	ck_assert_ptr_nonnull(line);
+	need(line != NULL, "out of memory");
 	memcpy(line, "ssh-ed25519 ", 12);
 	sodium_bin2base64(line + 12, cap - 12, b.p, b.len, sodium_base64_VARIANT_ORIGINAL);
 	free(b.p);
@@ -152,7 +163,7 @@ uint8_t *sigtool_blob(size_t *out_len, const sigtool_spec *spec, const uint8_t s
 	size_t digest_len;
 	buf tbs = {0}, key = {0}, sigb = {0}, out = {0};
 
-	ck_assert_int_ge(sodium_init(), 0);
+	need((sodium_init()) >= (0), "libsodium failed to initialise");
 	if (strcmp(signed_hash, "sha256") == 0) {
 		crypto_hash_sha256(digest, payload, len);
 		digest_len = 32;
@@ -200,7 +211,7 @@ char *sigtool_armor(const uint8_t *blob, size_t len)
 	char *b64 = malloc(b64len);
 	buf out = {0};
 
-	ck_assert_ptr_nonnull(b64);
+	need(b64 != NULL, "out of memory");
 	sodium_bin2base64(b64, b64len, blob, len, sodium_base64_VARIANT_ORIGINAL);
 	buf_add(&out, "-----BEGIN SSH SIGNATURE-----\n", 30);
 	for (i = 0; b64[i]; i += 70) {
@@ -223,14 +234,14 @@ uint8_t *sigtool_dearmor(const char *armored, size_t *out_len)
 	size_t cap;
 	uint8_t *bin;
 
-	ck_assert(b && e && e > b);
+	need(b && e && e > b, "check failed");
 	b += 29;
 	cap = (size_t)(e - b);
 	bin = malloc(cap + 1);
-	ck_assert_ptr_nonnull(bin);
-	ck_assert_int_eq(sodium_base642bin(bin, cap + 1, b, (size_t)(e - b), " \r\n\t", out_len,
-	                                   NULL, sodium_base64_VARIANT_ORIGINAL),
-	                 0);
+	need(bin != NULL, "out of memory");
+	need((sodium_base642bin(bin, cap + 1, b, (size_t)(e - b), " \r\n\t", out_len, NULL,
+	                        sodium_base64_VARIANT_ORIGINAL)) == (0),
+	     "bad base64");
 	return bin;
 }
 
@@ -288,12 +299,14 @@ static void history_tree(git_oid *out, git_odb *odb, const git_oid *bsi_tree, co
 	git_oid blob;
 	buf t = {0};
 
-	ck_assert_int_eq(git_odb_write(&blob, odb, counter, strlen(counter), GIT_OBJECT_BLOB), 0);
+	need((git_odb_write(&blob, odb, counter, strlen(counter), GIT_OBJECT_BLOB)) == (0),
+	     "cannot write to the object database");
 	buf_add(&t, "40000 .bsi", 11);
 	buf_add(&t, bsi_tree->id, GIT_OID_RAWSZ);
 	buf_add(&t, "100644 counter", 15);
 	buf_add(&t, blob.id, GIT_OID_RAWSZ);
-	ck_assert_int_eq(git_odb_write(out, odb, t.p, t.len, GIT_OBJECT_TREE), 0);
+	need((git_odb_write(out, odb, t.p, t.len, GIT_OBJECT_TREE)) == (0),
+	     "cannot write to the object database");
 	free(t.p);
 }
 
@@ -306,13 +319,14 @@ void sigtool_history(git_oid *out, git_repository *repo, const uint8_t sk[64],
 	size_t i;
 	bool have_prev = parent != NULL;
 
-	ck_assert_int_eq(git_repository_odb(&odb, repo), 0);
-	ck_assert_int_eq(
-	    git_odb_write(&signers_blob, odb, signers_text, strlen(signers_text), GIT_OBJECT_BLOB),
-	    0);
+	need((git_repository_odb(&odb, repo)) == (0), "cannot write to the object database");
+	need((git_odb_write(&signers_blob, odb, signers_text, strlen(signers_text),
+	                    GIT_OBJECT_BLOB)) == (0),
+	     "cannot write to the object database");
 	buf_add(&t, "100644 signers", 15);
 	buf_add(&t, signers_blob.id, GIT_OID_RAWSZ);
-	ck_assert_int_eq(git_odb_write(&bsi_tree, odb, t.p, t.len, GIT_OBJECT_TREE), 0);
+	need((git_odb_write(&bsi_tree, odb, t.p, t.len, GIT_OBJECT_TREE)) == (0),
+	     "cannot write to the object database");
 	free(t.p);
 	if (parent)
 		prev = *parent;
@@ -332,9 +346,9 @@ void sigtool_history(git_oid *out, git_repository *repo, const uint8_t sk[64],
 		               thex, have_prev ? "parent " : "", have_prev ? phex : "",
 		               have_prev ? "\n" : "", 1700000000 + i, 1700000000 + i, i);
 		signed_raw = sigtool_commit_sign(sk, raw, (size_t)len);
-		ck_assert_int_eq(
-		    git_odb_write(&prev, odb, signed_raw, strlen(signed_raw), GIT_OBJECT_COMMIT),
-		    0);
+		need((git_odb_write(&prev, odb, signed_raw, strlen(signed_raw),
+		                    GIT_OBJECT_COMMIT)) == (0),
+		     "cannot write to the object database");
 		have_prev = true;
 		free(signed_raw);
 	}

@@ -7,7 +7,7 @@
  * deliberately malformed blobs: each field can be overridden while the
  * Ed25519 signature still covers what the spec says is signed, so a test
  * isolates exactly one defect.  Every function returns malloc'd memory the
- * caller frees, and aborts the test (ck_assert) on failure.
+ * caller frees, and aborts (failing the test) on failure.
  */
 #ifndef BSI_SIGTOOL_H
 #define BSI_SIGTOOL_H
