@@ -603,9 +603,9 @@ END_TEST
 
 /*
  * Interoperability: for every commit of a history mixing good, unsigned,
- * unknown-key, in-process-signed, tampered, other-namespace and corrupted
- * commits, bsi's verdict equals `git verify-commit` with
- * gpg.ssh.allowedSignersFile set to the same .bsi/signers.
+ * unknown-key, in-process-signed, tampered, other-namespace, corrupted,
+ * gpgsig-sha256-only and signature-in-the-body commits, bsi's verdict equals `git verify-commit`
+ * with gpg.ssh.allowedSignersFile set to the same .bsi/signers.
  */
 START_TEST(test_auth_verdicts_match_git_verify_commit)
 {
@@ -615,13 +615,13 @@ START_TEST(test_auth_verdicts_match_git_verify_commit)
 	int i, good = 0, bad = 0;
 
 	introduce("A");
-	for (i = 0; i < 21; i++) {
+	for (i = 0; i < 27; i++) {
 		char msg[32], script[64];
 		git_oid id;
 
 		snprintf(msg, sizeof(msg), "msg-%d", i);
 		snprintf(script, sizeof(script), "echo %d > f", i);
-		switch (i % 7) {
+		switch (i % 9) {
 		case 0:
 			commit(NULL, "A", msg, script);
 			break;
@@ -685,6 +685,30 @@ START_TEST(test_auth_verdicts_match_git_verify_commit)
 			free(raw);
 			break;
 		}
+		case 7: { /* signed by A, header renamed to gpgsig-sha256 */
+			commit(NULL, "A", msg, script);
+			rewrite(&id, "HEAD", "s/^gpgsig /gpgsig-sha256 /");
+			tu_must("cd '%s' && git reset -q --soft %s", repo, hexof(&id));
+			break;
+		}
+		case 8: { /* unsigned, A's signature block pasted into the body */
+			char *raw, *body_sig, *pasted;
+
+			commit(&id, "A", msg, script);
+			raw = cat_commit(&id);
+			body_sig = strstr(raw, "gpgsig ");
+			tu_must("cd '%s' && git reset -q --soft HEAD~1", repo);
+			commit(&id, NULL, msg, script);
+			free(raw);
+			raw = cat_commit(&id);
+			ck_assert_int_ge(asprintf(&pasted, "%s%s", raw, body_sig ? body_sig : ""),
+			                 0);
+			store_raw(&id, pasted);
+			tu_must("cd '%s' && git reset -q --soft %s", repo, hexof(&id));
+			free(raw);
+			free(pasted);
+			break;
+		}
 		}
 	}
 	tu_must("cd '%s' && cp .bsi/signers ../allowed", repo);
@@ -712,9 +736,9 @@ START_TEST(test_auth_verdicts_match_git_verify_commit)
 			bad++;
 		tu_result_free(&res);
 	}
-	/* intro + 3 by A + 3 via sigtool are good; the other 15 are not. */
+	/* intro + 3 by A + 3 via sigtool are good; the other 7 kinds x 3 are not. */
 	ck_assert_int_eq(good, 7);
-	ck_assert_int_eq(bad, 15);
+	ck_assert_int_eq(bad, 21);
 	git_repository_free(r);
 	free(ids);
 }
