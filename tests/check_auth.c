@@ -525,6 +525,18 @@ START_TEST(test_auth_unusable_signers_line_refused)
 }
 END_TEST
 
+START_TEST(test_auth_signers_symlink_refused)
+{
+	git_oid c1;
+
+	introduce("A");
+	/* A symlink would make .bsi/signers depend on whatever it points to. */
+	commit(&c1, "A", "signers as a symlink",
+	       "cp .bsi/signers keys && rm .bsi/signers && ln -s ../keys .bsi/signers");
+	expect_refused(NULL, &c1, &c1, fpA, ".bsi/signers is not a regular file", NULL);
+}
+END_TEST
+
 START_TEST(test_auth_introduction_without_signers_refused)
 {
 	commit(&anchor.introduction, "A", "introduction without signers", "echo 1 > f");
@@ -895,6 +907,7 @@ static Suite *auth_suite(void)
 	tcase_add_test(tc, test_auth_emptying_signers_refused);
 	tcase_add_test(tc, test_auth_unusable_signers_line_refused);
 	tcase_add_test(tc, test_auth_introduction_without_signers_refused);
+	tcase_add_test(tc, test_auth_signers_symlink_refused);
 	tcase_add_test(tc, test_auth_gpgsig_sha256_only_refused);
 	tcase_add_test(tc, test_auth_cache_skips_known_commits_only_in_range);
 	tcase_add_test(tc, test_auth_verdicts_match_git_verify_commit);
