@@ -232,6 +232,11 @@ static int parse_line(bsi_signers *s, tok line, const char *origin, size_t linen
 	if (!next_token(&line, &principals))
 		return bsi_error_set(BSI_ETRUST, "%s:%zu: unterminated quote in principals", origin,
 		                     lineno);
+	if (is_keytype(principals))
+		return bsi_error_set(BSI_ETRUST,
+		                     "%s:%zu: line starts with a key type; expected 'principals "
+		                     "[options] ssh-ed25519 AAAA...'",
+		                     origin, lineno);
 	if (!next_token(&line, &t))
 		return bsi_error_set(BSI_ETRUST, "%s:%zu: unterminated quote in options", origin,
 		                     lineno);

@@ -176,8 +176,8 @@ START_TEST(test_signers_bad_lines_named)
 
 	snprintf(text, sizeof(text), "a %s\nthis is not a key line\n", line1);
 	expect_error(text, "feed:.bsi/signers:2:");
-	snprintf(text, sizeof(text), "a %s\n%s\n", line1, line2); /* no principals */
-	expect_error(text, "feed:.bsi/signers:2:");
+	snprintf(text, sizeof(text), "a %s\n%s comment\n", line1, line2); /* no principals */
+	expect_error(text, "feed:.bsi/signers:2: line starts with a key type");
 	snprintf(text, sizeof(text), "a ssh-ed25519 AAAA*bad\n");
 	expect_error(text, "feed:.bsi/signers:1: key is not valid base64");
 	snprintf(text, sizeof(text), "a ssh-ed25519\n");
