@@ -82,6 +82,26 @@ static bool is_keytype(tok t)
 	return tok_starts(t, "ssh-") || tok_starts(t, "ecdsa-") || tok_starts(t, "sk-");
 }
 
+/* Exactly an OpenSSH key type name: a principal like "ssh-team@x" is not. */
+static bool is_keytype_name(tok t)
+{
+	static const char *const names[] = {"ssh-ed25519",
+	                                    "ssh-rsa",
+	                                    "ssh-dss",
+	                                    "ecdsa-sha2-nistp256",
+	                                    "ecdsa-sha2-nistp384",
+	                                    "ecdsa-sha2-nistp521",
+	                                    "sk-ecdsa-sha2-nistp256@openssh.com",
+	                                    "sk-ssh-ed25519@openssh.com"};
+	static const char cert[] = "-cert-v01@openssh.com";
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (tok_eq(t, names[i]))
+			return true;
+	return t.n > strlen(cert) && memcmp(t.p + t.n - strlen(cert), cert, strlen(cert)) == 0;
+}
+
 /* Shell-style glob with * and ?, linear backtracking on the last star. */
 static bool glob_match(const char *s, size_t sn, const char *pat, size_t pn)
 {
@@ -232,7 +252,7 @@ static int parse_line(bsi_signers *s, tok line, const char *origin, size_t linen
 	if (!next_token(&line, &principals))
 		return bsi_error_set(BSI_ETRUST, "%s:%zu: unterminated quote in principals", origin,
 		                     lineno);
-	if (is_keytype(principals))
+	if (is_keytype_name(principals))
 		return bsi_error_set(BSI_ETRUST,
 		                     "%s:%zu: line starts with a key type; expected 'principals "
 		                     "[options] ssh-ed25519 AAAA...'",

@@ -56,7 +56,7 @@ START_TEST(test_signers_parses_comments_options_and_keys)
 	         "\n"
 	         "alice@example.org %s alice laptop\n"
 	         "   \t\n"
-	         "bob@example.org,\"carol smith\" namespaces=\"git\" %s\r\n"
+	         "ssh-team@example.org,\"carol smith\" namespaces=\"git\" %s\r\n"
 	         "  # indented comment\n",
 	         line1, line2);
 	ck_assert_int_eq(parse(&s, text), 0);
