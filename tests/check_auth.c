@@ -704,19 +704,19 @@ START_TEST(test_auth_verdicts_match_git_verify_commit)
 			break;
 		}
 		case 8: { /* unsigned, A's signature block pasted into the body */
-			char *raw, *body_sig, *pasted;
+			char *signed_raw, *raw, *body_sig, *pasted;
 
 			commit(&id, "A", msg, script);
-			raw = cat_commit(&id);
-			body_sig = strstr(raw, "gpgsig ");
+			signed_raw = cat_commit(&id);
+			body_sig = strstr(signed_raw, "gpgsig ");
+			ck_assert_ptr_nonnull(body_sig);
 			tu_must("cd '%s' && git reset -q --soft HEAD~1", repo);
 			commit(&id, NULL, msg, script);
-			free(raw);
 			raw = cat_commit(&id);
-			ck_assert_int_ge(asprintf(&pasted, "%s%s", raw, body_sig ? body_sig : ""),
-			                 0);
+			ck_assert_int_ge(asprintf(&pasted, "%s%s", raw, body_sig), 0);
 			store_raw(&id, pasted);
 			tu_must("cd '%s' && git reset -q --soft %s", repo, hexof(&id));
+			free(signed_raw);
 			free(raw);
 			free(pasted);
 			break;
