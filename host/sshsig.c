@@ -142,8 +142,8 @@ static bool is_space(char c)
 }
 
 /* Strip the armor and decode the base64 body into a malloc'd blob.  The
- * armor is the BEGIN line, base64 with whitespace between lines, the END
- * line; only whitespace may surround it. */
+ * armor is the BEGIN line (first, as ssh-keygen requires), base64 with
+ * whitespace between lines, the END line; only whitespace may follow. */
 static int dearmor(uint8_t **out, size_t *out_len, const char *text, size_t len)
 {
 	const char *p = text, *end = text + len, *body, *body_end, *after;
@@ -156,8 +156,6 @@ static int dearmor(uint8_t **out, size_t *out_len, const char *text, size_t len)
 		return bsi_error_set(BSI_ETRUST,
 		                     "SSHSIG: armored signature is %zu bytes (limit %d)", len,
 		                     BSI_SSHSIG_MAX_ARMORED);
-	while (p < end && is_space(*p))
-		p++;
 	if ((size_t)(end - p) < sizeof(armor_begin) - 1 ||
 	    memcmp(p, armor_begin, sizeof(armor_begin) - 1) != 0)
 		return bsi_error_set(BSI_ETRUST, "SSHSIG: does not start with '%s'", armor_begin);

@@ -360,11 +360,15 @@ START_TEST(test_sshsig_bad_armor_refused)
 	ck_assert_int_eq(verify(bad, payload, key), BSI_ETRUST);
 	ck_assert_ptr_nonnull(strstr(bsi_error_message(), "no '-----END SSH SIGNATURE-----'"));
 
-	/* Leading/trailing whitespace and CRLF line ends are fine. */
+	/* Text before the BEGIN line is refused, as ssh-keygen refuses it. */
+	snprintf(bad, n + 16, " %s", good);
+	ck_assert_int_eq(verify(bad, payload, key), BSI_ETRUST);
+	ck_assert_ptr_nonnull(strstr(bsi_error_message(), "does not start with"));
+
+	/* Trailing whitespace and CRLF line ends are fine. */
 	{
 		char *crlf = malloc(2 * n + 8), *w = crlf, *p;
 
-		*w++ = '\n';
 		for (p = good; *p; p++) {
 			if (*p == '\n')
 				*w++ = '\r';
