@@ -789,6 +789,74 @@ START_TEST(test_auth_malformed_signature_in_commit_refused)
 }
 END_TEST
 
+/*
+ * Differential check on hostile signature headers: random edits inside the
+ * gpgsig header of a good commit.  bsi may be stricter than git (it is on
+ * purpose in a few places, see docs/trust.md), never more lenient: whatever
+ * bsi accepts, git verify-commit accepts too.
+ */
+START_TEST(test_auth_mutated_headers_never_beyond_git)
+{
+	git_repository *r = NULL;
+	git_oid c1, id;
+	char *raw, *m, *start, *stop;
+	uint32_t st = 4242;
+	static const char alphabet[] = "AQz/+= \n-g";
+	int i, accepted = 0;
+
+	introduce("A");
+	commit(&c1, "A", "one", "echo 1 > f");
+	tu_must("cd '%s' && cp .bsi/signers ../allowed", repo);
+	raw = cat_commit(&c1);
+	start = strstr(raw, "gpgsig ");
+	stop = strstr(raw, "-----END SSH SIGNATURE-----");
+	ck_assert(start && stop);
+	stop += 28;
+	m = malloc(strlen(raw) + 1);
+	ck_assert_int_eq(git_repository_open(&r, repo), 0);
+	for (i = 0; i < 40; i++) {
+		char path[4300];
+		size_t pos;
+		uint8_t key[32];
+		tu_result res;
+		int ours, theirs;
+
+		strcpy(m, raw);
+		st ^= st << 13;
+		st ^= st >> 17;
+		st ^= st << 5;
+		pos = (size_t)(start - raw) + st % (size_t)(stop - start);
+		m[pos] = alphabet[(st >> 8) % (sizeof(alphabet) - 1)];
+		if (m[pos] == raw[pos])
+			continue;
+		snprintf(path, sizeof(path), "%s/mutant", dir);
+		tu_write(path, m);
+		if (tu_sh(&res, "cd '%s' && git hash-object --literally -t commit -w ../mutant",
+		          repo) != 0) {
+			tu_result_free(&res);
+			continue;
+		}
+		res.out[strcspn(res.out, "\n")] = '\0';
+		ck_assert_int_eq(git_oid_fromstr(&id, res.out), 0);
+		tu_result_free(&res);
+		ours = bsi_auth_check_commit(key, r, &anchor, &id);
+		theirs = tu_sh(&res,
+		               "cd '%s' && git -c gpg.ssh.allowedSignersFile=../allowed "
+		               "verify-commit %s",
+		               repo, hexof(&id));
+		ck_assert_msg(ours != 0 || theirs == 0,
+		              "bsi accepts a mutant git refuses (offset %zu): %s", pos, res.err);
+		accepted += ours == 0;
+		tu_result_free(&res);
+	}
+	/* Some mutants only touch whitespace git also ignores; most break it. */
+	ck_assert_int_lt(accepted, 20);
+	git_repository_free(r);
+	free(m);
+	free(raw);
+}
+END_TEST
+
 /* feed verify on a working clone and a device's bare mirror: same verdicts. */
 START_TEST(test_auth_working_clone_and_bare_mirror_agree)
 {
@@ -912,6 +980,7 @@ static Suite *auth_suite(void)
 	tcase_add_test(tc, test_auth_cache_skips_known_commits_only_in_range);
 	tcase_add_test(tc, test_auth_verdicts_match_git_verify_commit);
 	tcase_add_test(tc, test_auth_malformed_signature_in_commit_refused);
+	tcase_add_test(tc, test_auth_mutated_headers_never_beyond_git);
 	tcase_add_test(tc, test_auth_working_clone_and_bare_mirror_agree);
 	tcase_add_test(tc, test_auth_ten_thousand_commits);
 	suite_add_tcase(s, tc);
