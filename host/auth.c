@@ -125,6 +125,7 @@ typedef struct {
 	git_odb *odb;
 	const bsi_auth_anchor *anchor;
 	oidmap by_blob;  /* signers blob id -> bsi_signers * (owned) */
+	oidmap by_dir;   /* .bsi tree id -> bsi_signers * (borrowed) */
 	oidmap walk;     /* commit id -> node * (in nodes) */
 	oidmap boundary; /* hidden authentic parent id -> bsi_signers * (borrowed) */
 	node *nodes;
@@ -144,8 +145,8 @@ static int ctx_init(authctx *c, git_repository *repo, const bsi_auth_anchor *anc
 	if (git_repository_odb(&c->odb, repo) < 0)
 		return bsi_error_set(BSI_EFAIL, "cannot open the object database: %s",
 		                     git_error_last() ? git_error_last()->message : "?");
-	if ((rc = oidmap_init(&c->by_blob, 8)) < 0 || (rc = oidmap_init(&c->walk, 8)) < 0 ||
-	    (rc = oidmap_init(&c->boundary, 8)) < 0)
+	if ((rc = oidmap_init(&c->by_blob, 8)) < 0 || (rc = oidmap_init(&c->by_dir, 8)) < 0 ||
+	    (rc = oidmap_init(&c->walk, 8)) < 0 || (rc = oidmap_init(&c->boundary, 8)) < 0)
 		return rc;
 	return 0;
 }
@@ -158,6 +159,7 @@ static void ctx_free(authctx *c)
 		if (c->by_blob.slots[i].used)
 			bsi_signers_free(c->by_blob.slots[i].value);
 	free(c->by_blob.slots);
+	free(c->by_dir.slots);
 	free(c->walk.slots);
 	free(c->boundary.slots);
 	for (i = 0; i < c->node_count; i++)
@@ -173,65 +175,97 @@ static const char *git_msg(void)
 	return e && e->message ? e->message : "unknown error";
 }
 
+/* "commit <hex>", with " (signed by <fingerprint>)" when key is known. */
+static void describe(char out[160], const git_oid *id, const uint8_t *key)
+{
+	char hex[GIT_OID_HEXSZ + 1], fp[BSI_SSHSIG_FINGERPRINT_SIZE];
+
+	git_oid_tostr(hex, sizeof(hex), id);
+	if (key == NULL) {
+		snprintf(out, 160, "commit %s", hex);
+		return;
+	}
+	bsi_sshsig_fingerprint(fp, key);
+	snprintf(out, 160, "commit %s (signed by %s)", hex, fp);
+}
+
 /*
- * The parsed .bsi/signers of tree tree_id (borrowed; owned by the context).
- * who names the commit for messages.  Refuses a tree without the file, a
- * file that is not a regular blob, and a file bsi_signers_parse() refuses.
+ * The parsed .bsi/signers of tree tree_id, the tree of commit id (signed by
+ * key, or NULL when not known here); borrowed, owned by the context.
+ * Refuses a tree without the file, a file that is not a regular blob, and
+ * a file bsi_signers_parse() refuses.  Results are cached by the id of the
+ * .bsi directory, so a commit that does not touch it costs one tree read.
  */
 static int signers_of_tree(const bsi_signers **out, authctx *c, const git_oid *tree_id,
-                           const char *who)
+                           const git_oid *id, const uint8_t *key)
 {
-	git_tree *tree = NULL;
-	git_tree_entry *entry = NULL;
+	git_tree *tree = NULL, *dir = NULL;
+	const git_tree_entry *e;
 	git_blob *blob = NULL;
 	bsi_signers *parsed = NULL;
-	const git_oid *blob_id;
-	char origin[128];
-	int rc = 0, err;
+	const bsi_signers *found;
+	const git_oid *dir_id, *blob_id;
+	char who[160], origin[200];
+	int rc = 0;
 
 	if (git_tree_lookup(&tree, c->repo, tree_id) < 0) {
+		describe(who, id, key);
 		rc = bsi_error_set(BSI_ETRUST, "%s: cannot read its tree: %s", who, git_msg());
 		goto done;
 	}
-	err = git_tree_entry_bypath(&entry, tree, ".bsi/signers");
-	if (err == GIT_ENOTFOUND) {
-		rc = bsi_error_set(
-		    BSI_ETRUST, "%s: its tree has no .bsi/signers, so no one could sign after it",
-		    who);
+	e = git_tree_entry_byname(tree, ".bsi");
+	if (e == NULL || git_tree_entry_filemode(e) != GIT_FILEMODE_TREE)
+		goto missing;
+	dir_id = git_tree_entry_id(e);
+	if ((*out = oidmap_get(&c->by_dir, dir_id)) != NULL)
 		goto done;
-	} else if (err < 0) {
-		rc = bsi_error_set(BSI_EFAIL, "%s: cannot read .bsi/signers: %s", who, git_msg());
+	if (git_tree_lookup(&dir, c->repo, dir_id) < 0) {
+		describe(who, id, key);
+		rc = bsi_error_set(BSI_ETRUST, "%s: cannot read .bsi: %s", who, git_msg());
 		goto done;
 	}
-	if (git_tree_entry_filemode(entry) != GIT_FILEMODE_BLOB &&
-	    git_tree_entry_filemode(entry) != GIT_FILEMODE_BLOB_EXECUTABLE) {
+	if ((e = git_tree_entry_byname(dir, "signers")) == NULL)
+		goto missing;
+	if (git_tree_entry_filemode(e) != GIT_FILEMODE_BLOB &&
+	    git_tree_entry_filemode(e) != GIT_FILEMODE_BLOB_EXECUTABLE) {
+		describe(who, id, key);
 		rc = bsi_error_set(BSI_ETRUST, "%s: .bsi/signers is not a regular file", who);
 		goto done;
 	}
-	blob_id = git_tree_entry_id(entry);
-	if ((*out = oidmap_get(&c->by_blob, blob_id)) != NULL)
-		goto done;
-	if (git_blob_lookup(&blob, c->repo, blob_id) < 0) {
-		rc = bsi_error_set(BSI_ETRUST, "%s: cannot read .bsi/signers: %s", who, git_msg());
-		goto done;
+	blob_id = git_tree_entry_id(e);
+	if ((found = oidmap_get(&c->by_blob, blob_id)) == NULL) {
+		describe(who, id, key);
+		if (git_blob_lookup(&blob, c->repo, blob_id) < 0) {
+			rc = bsi_error_set(BSI_ETRUST, "%s: cannot read .bsi/signers: %s", who,
+			                   git_msg());
+			goto done;
+		}
+		if (git_blob_rawsize(blob) > SIGNERS_MAX_BYTES) {
+			rc = bsi_error_set(BSI_ETRUST, "%s: .bsi/signers is larger than %d bytes",
+			                   who, SIGNERS_MAX_BYTES);
+			goto done;
+		}
+		snprintf(origin, sizeof(origin), "%s:.bsi/signers", who);
+		if ((rc = bsi_signers_parse(&parsed, git_blob_rawcontent(blob),
+		                            (size_t)git_blob_rawsize(blob), origin)) < 0)
+			goto done;
+		if ((rc = oidmap_put(&c->by_blob, blob_id, parsed)) < 0)
+			goto done;
+		found = parsed;
+		parsed = NULL;
 	}
-	if (git_blob_rawsize(blob) > SIGNERS_MAX_BYTES) {
-		rc = bsi_error_set(BSI_ETRUST, "%s: .bsi/signers is larger than %d bytes", who,
-		                   SIGNERS_MAX_BYTES);
+	if ((rc = oidmap_put(&c->by_dir, dir_id, (void *)found)) < 0)
 		goto done;
-	}
-	snprintf(origin, sizeof(origin), "%s:.bsi/signers", who);
-	if ((rc = bsi_signers_parse(&parsed, git_blob_rawcontent(blob),
-	                            (size_t)git_blob_rawsize(blob), origin)) < 0)
-		goto done;
-	if ((rc = oidmap_put(&c->by_blob, blob_id, parsed)) < 0)
-		goto done;
-	*out = parsed;
-	parsed = NULL;
+	*out = found;
+	goto done;
+missing:
+	describe(who, id, key);
+	rc = bsi_error_set(BSI_ETRUST,
+	                   "%s: its tree has no .bsi/signers, so no one could sign after it", who);
 done:
 	bsi_signers_free(parsed);
 	git_blob_free(blob);
-	git_tree_entry_free(entry);
+	git_tree_free(dir);
 	git_tree_free(tree);
 	return rc;
 }
@@ -241,13 +275,12 @@ done:
 static int signers_of_commit(const bsi_signers **out, authctx *c, const git_oid *id)
 {
 	git_commit *commit = NULL;
-	char who[64];
 	int rc;
 
-	snprintf(who, sizeof(who), "commit %s", git_oid_tostr_s(id));
 	if (git_commit_lookup(&commit, c->repo, id) < 0)
-		return bsi_error_set(BSI_ETRUST, "%s cannot be read: %s", who, git_msg());
-	rc = signers_of_tree(out, c, git_commit_tree_id(commit), who);
+		return bsi_error_set(BSI_ETRUST, "commit %s cannot be read: %s",
+		                     git_oid_tostr_s(id), git_msg());
+	rc = signers_of_tree(out, c, git_commit_tree_id(commit), id, NULL);
 	git_commit_free(commit);
 	return rc;
 }
@@ -290,22 +323,19 @@ done:
 static int check_signed(const bsi_signers **out_signers, authctx *c, const git_oid *id,
                         const bsi_commitsig *cs, const uint8_t key[32])
 {
-	char hex[GIT_OID_HEXSZ + 1], who[128], fp[BSI_SSHSIG_FINGERPRINT_SIZE];
-
-	git_oid_tostr(hex, sizeof(hex), id);
-	bsi_sshsig_fingerprint(fp, key);
 	if (git_oid_equal(id, &c->anchor->introduction) &&
 	    sodium_memcmp(key, c->anchor->key, 32) != 0) {
-		char want[BSI_SSHSIG_FINGERPRINT_SIZE];
+		char hex[GIT_OID_HEXSZ + 1], fp[BSI_SSHSIG_FINGERPRINT_SIZE],
+		    want[BSI_SSHSIG_FINGERPRINT_SIZE];
 
+		bsi_sshsig_fingerprint(fp, key);
 		bsi_sshsig_fingerprint(want, c->anchor->key);
 		return bsi_error_set(BSI_ETRUST,
 		                     "commit %s: the introduction is signed by %s, not by the "
 		                     "pinned key %s",
-		                     hex, fp, want);
+		                     git_oid_tostr(hex, sizeof(hex), id), fp, want);
 	}
-	snprintf(who, sizeof(who), "commit %s (signed by %s)", hex, fp);
-	return signers_of_tree(out_signers, c, &cs->tree, who);
+	return signers_of_tree(out_signers, c, &cs->tree, id, key);
 }
 
 static int refuse_unauthorized(const git_oid *id, const uint8_t key[32], const git_oid *parent)
