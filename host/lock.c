@@ -64,6 +64,13 @@ int bsi_lock_acquire(bsi_lock **out, const char *state_dir, int wait_seconds)
 		}
 		if (wait_seconds == 0 || (wait_seconds > 0 && now() >= deadline)) {
 			long holder = holder_pid(fd);
+			int tries;
+
+			/* The holder may have locked but not yet written its pid. */
+			for (tries = 0; holder <= 0 && tries < 20; tries++) {
+				usleep(10 * 1000);
+				holder = holder_pid(fd);
+			}
 
 			if (holder > 0)
 				ret = bsi_error_set(BSI_EBUSY,
@@ -78,7 +85,8 @@ int bsi_lock_acquire(bsi_lock **out, const char *state_dir, int wait_seconds)
 		usleep(50 * 1000);
 	}
 	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+	/* Write first, then cut: a reader never sees an empty file mid-way. */
+	if (pwrite(fd, pid, (size_t)n, 0) != n || ftruncate(fd, n) != 0) {
 		ret = bsi_error_set(BSI_EFAIL, "write %s: %s", path, strerror(errno));
 		goto done;
 	}
@@ -100,6 +108,11 @@ void bsi_lock_release(bsi_lock *lock)
 {
 	if (!lock)
 		return;
+	/* Forget our pid while still holding the lock (a killed holder's pid
+	 * stays, and is overwritten by the next one). */
+	if (ftruncate(lock->fd, 0) != 0) {
+		/* Harmless: the next holder overwrites it. */
+	}
 	close(lock->fd);
 	free(lock);
 }

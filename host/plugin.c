@@ -60,7 +60,7 @@ int bsi_plugin_load(bsi_plugin **out, const char *dir, const char *name, const c
 				     "plugin name '%s' is not a plain name (letters, digits, - and _)",
 				     name ? name : "");
 	if (!(p = calloc(1, sizeof(*p))) || asprintf(&path, "%s/%s.so", dir, name) < 0 ||
-	    !(p->path = path) || !(p->state_dir = strdup(state_dir ? state_dir : ""))) {
+	    !(p->path = path) || (path = NULL) || !(p->state_dir = strdup(state_dir ? state_dir : ""))) {
 		ret = bsi_error_set(BSI_EFAIL, "out of memory");
 		goto done;
 	}
@@ -109,8 +109,7 @@ int bsi_plugin_load(bsi_plugin **out, const char *dir, const char *name, const c
 	p = NULL;
 	ret = 0;
 done:
-	if (!p)
-		free(path);
+	free(path);
 	bsi_plugin_free(p);
 	return ret;
 }

@@ -56,12 +56,25 @@ static int fault(const char *site)
 	return bsi_fault(name);
 }
 
-/* errno after a syscall, or an injected fault for site; 0 when fine. */
+/* errno after a syscall, or an injected fault for site; 0 when fine.
+ * For fsync only: the call has happened either way, as a real fsync that
+ * reports an error has. */
 static int check(int failed, const char *site)
 {
 	int e = failed ? errno : fault(site);
 
 	return failed && e == 0 ? EIO : e;
+}
+
+/* renameat, or an injected fault for txn.rename *instead of* it: a failed
+ * rename must not have happened. */
+static int do_rename(int dirfd, const char *from, const char *to)
+{
+	int e = fault("txn.rename");
+
+	if (e)
+		return e;
+	return renameat(dirfd, from, dirfd, to) == 0 ? 0 : errno;
 }
 
 static void failpoint(const char *kind, const char *what)
@@ -158,12 +171,16 @@ static int place_copy(input *in, int dirfd, const char *name, const struct stat 
 			break;
 		bsi_digest_update(dg, buf, n);
 		for (off = 0; off < n; off += (size_t)w) {
+			if ((e = fault(fault_site)) != 0) {
+				ret = bsi_error_set(BSI_EFAIL, "write %s: %s", what, strerror(e));
+				goto done;
+			}
 			w = write(fd, buf + off, n - off);
 			if (w < 0 && errno == EINTR) {
 				w = 0;
 				continue;
 			}
-			if ((e = check(w < 0, fault_site)) != 0) {
+			if (w < 0 && (e = errno) != 0) {
 				ret = bsi_error_set(BSI_EFAIL, "write %s: %s", what, strerror(e));
 				goto done;
 			}
@@ -434,7 +451,7 @@ static int backup_step(run *r, step *s)
 
 static int rename_step(step *s, const char *kind)
 {
-	int e = check(renameat(s->dirfd, s->stage, s->dirfd, s->name) != 0, "txn.rename");
+	int e = do_rename(s->dirfd, s->stage, s->name);
 
 	if (e)
 		return bsi_error_set(BSI_EFAIL, "%s: rename staged file over %s: %s", kind, s->path,
@@ -456,7 +473,7 @@ static int restore_step(bsi_state *st, const char *backup_dir, int dirfd, const 
 		return ret;
 	if ((ret = install_copy_of(st, src, dirfd, stage, before, "restore", what)) != 0)
 		return ret;
-	e = check(renameat(dirfd, stage, dirfd, name) != 0, "txn.rename");
+	e = do_rename(dirfd, stage, name);
 	if (e) {
 		remove_name(dirfd, stage, what);
 		return bsi_error_set(BSI_EFAIL, "restore %s: rename: %s", path, strerror(e));
@@ -574,8 +591,13 @@ static int execute(run *r, commit_fn commit, void *arg)
 	size_t i;
 	int ret;
 
-	if ((ret = record_txn(r)) != 0)
-		return bsi_error_wrap("%s %s: record transaction", k, r->improvement);
+	if ((ret = record_txn(r)) != 0) {
+		char saved[4096];
+
+		snprintf(saved, sizeof(saved), "%s", bsi_error_message());
+		return bsi_error_set(ret, "%s %s: record transaction: %s; nothing was changed", k,
+				     r->improvement, saved);
+	}
 	failpoint(k, "prepared");
 	if ((ret = open_backup_dir(r)) != 0)
 		goto fail;
