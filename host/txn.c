@@ -646,7 +646,7 @@ fail:
 static int restart_services(bsi_txn_result *out, const bsi_txn_ctx *ctx, const char *id,
 			    char **services, size_t n, const char *kind)
 {
-	char failed[1024] = "";
+	char failed[900] = "";
 	size_t i;
 	int ret;
 
