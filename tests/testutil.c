@@ -230,3 +230,23 @@ char *tu_tree_fingerprint(const char *dir)
 	free(r.err);
 	return fp;
 }
+
+/* The source tree: tests run from the top of the repository. */
+static const char *srcdir(void)
+{
+	const char *s = getenv("BSI_SRCDIR");
+
+	return s && *s ? s : ".";
+}
+
+void tu_sample_tree(const char *dir)
+{
+	tu_must("mkdir -p '%s/recipes' && cp '%s'/recipes/*.lua '%s/recipes/' && "
+		"sh '%s/recipes/sample.sh' payloads '%s/payloads'",
+		dir, srcdir(), dir, srcdir(), dir);
+}
+
+void tu_sample_image(const char *variant, const char *dir)
+{
+	tu_must("sh '%s/recipes/sample.sh' image '%s' '%s'", srcdir(), variant, dir);
+}

@@ -49,3 +49,12 @@ char *tu_read(const char *path);
 char *tu_tree_fingerprint(const char *dir);
 
 #endif
+
+#ifndef BSI_TESTUTIL_SAMPLE
+#define BSI_TESTUTIL_SAMPLE
+/* Make a feed working tree at dir from the reference recipes and the
+ * generated payloads (recipes/sample.sh), without .bsi/signers or git. */
+void tu_sample_tree(const char *dir);
+/* Make the sample device image `variant` (old, current, patched) at dir. */
+void tu_sample_image(const char *variant, const char *dir);
+#endif

@@ -1,0 +1,187 @@
+#include "plan.h"
+
+#include "error.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PAYLOAD_BLOCK (1u << 20)
+
+int bsi_plan_hash_file(void *ctx, const bsi_root *root, const char *rel,
+		       char out[BSI_DIGEST_STRLEN + 1], bool *out_exists)
+{
+	struct stat st;
+	int fd, rc;
+
+	(void)ctx;
+	*out_exists = false;
+	rc = bsi_root_open_file(root, rel, O_RDONLY, &fd);
+	if (rc < 0 || fd < 0)
+		return rc;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return BSI_OK; /* a directory or device is no file to patch: absent */
+	}
+	rc = bsi_digest_fd(fd, out);
+	close(fd);
+	if (rc < 0)
+		return bsi_error_wrap("hash %s", rel);
+	*out_exists = true;
+	return BSI_OK;
+}
+
+static int payload_digest(const bsi_source *src, const char *path,
+			  char out[BSI_DIGEST_STRLEN + 1])
+{
+	static unsigned char buf[PAYLOAD_BLOCK];
+	bsi_digest_ctx *ctx = NULL;
+	bsi_reader *r = NULL;
+	size_t size, n;
+	int rc;
+
+	rc = bsi_source_open(src, path, &r, &size);
+	if (rc == 0)
+		rc = bsi_digest_new(&ctx);
+	while (rc == 0 && (rc = bsi_reader_read(r, buf, sizeof(buf), &n)) == 0 && n > 0)
+		rc = bsi_digest_update(ctx, buf, n);
+	if (rc == 0)
+		rc = bsi_digest_final(ctx, out);
+	bsi_digest_free(ctx);
+	bsi_reader_free(r);
+	return rc;
+}
+
+int bsi_plan_check_payloads(const bsi_changeset *cs, const bsi_source *src)
+{
+	for (size_t i = 0; i < cs->count; i++) {
+		const bsi_improvement *imp = &cs->items[i];
+
+		for (size_t j = 0; j < imp->nactions; j++) {
+			const bsi_action *a = &imp->actions[j];
+			char got[BSI_DIGEST_STRLEN + 1];
+			int rc;
+
+			if (a->op != BSI_ACTION_REPLACE)
+				continue;
+			rc = payload_digest(src, a->payload, got);
+			if (rc < 0)
+				return bsi_error_set(BSI_ETRUST, "%s:%d: improvement \"%s\": payload %s: %s",
+						     imp->recipe, a->line, imp->id, a->payload,
+						     bsi_error_message());
+			if (strcmp(got, a->to) != 0)
+				return bsi_error_set(
+					BSI_ETRUST,
+					"%s:%d: improvement \"%s\": payload %s has %s, but the recipe "
+					"pins %s; refusing it",
+					imp->recipe, a->line, imp->id, a->payload, got, a->to);
+		}
+	}
+	return BSI_OK;
+}
+
+/*
+ * The `to` digest an improvement that imp supersedes leaves at path, when
+ * the device holds exactly that; such a file is where imp may start from.
+ */
+static const char *superseded_to(const bsi_changeset *cs, const bsi_improvement *imp,
+				 const char *path, const char *cur)
+{
+	for (size_t s = 0; s < imp->nsupersedes; s++) {
+		const bsi_improvement *old = bsi_changeset_find(cs, imp->supersedes[s]);
+
+		for (size_t k = 0; old && k < old->nactions; k++) {
+			const bsi_action *a = &old->actions[k];
+
+			if (a->op == BSI_ACTION_REPLACE && strcmp(a->path, path) == 0 &&
+			    strcmp(a->to, cur) == 0)
+				return a->to;
+		}
+	}
+	return NULL;
+}
+
+/* The status of one improvement from its targets' digests. */
+static int assess_one(const bsi_changeset *cs, bsi_improvement *imp, const bsi_root *root,
+		      bsi_plan_hasher hash, void *ctx)
+{
+	size_t replaces = 0, done = 0;
+
+	for (size_t j = 0; j < imp->nactions; j++) {
+		const bsi_action *a = &imp->actions[j];
+		char cur[BSI_DIGEST_STRLEN + 1];
+		bool exists;
+		int rc;
+
+		if (a->op != BSI_ACTION_REPLACE)
+			continue;
+		replaces++;
+		rc = hash(ctx, root, a->path, cur, &exists);
+		if (rc < 0)
+			return bsi_error_wrap("%s:%d: improvement \"%s\"", imp->recipe, a->line,
+					      imp->id);
+		if (!exists) {
+			imp->status = BSI_STATUS_NOT_APPLICABLE;
+			return bsi_improvement_set_reason(imp, "%s does not exist", a->path);
+		}
+		if (strcmp(cur, a->to) == 0) {
+			done++;
+		} else if (strcmp(cur, a->from) != 0 && superseded_to(cs, imp, a->path, cur)) {
+			/* the device has what an improvement this one supersedes
+			 * left there: start from that (rollback returns to it) */
+			char *from = strdup(cur);
+
+			if (!from)
+				return bsi_error_set(BSI_EFAIL, "out of memory");
+			free(imp->actions[j].from);
+			imp->actions[j].from = from;
+		} else if (strcmp(cur, a->from) != 0) {
+			imp->status = BSI_STATUS_NOT_APPLICABLE;
+			return bsi_improvement_set_reason(imp, "%s has %.19s, expected %.19s", a->path,
+							  cur, a->from);
+		}
+	}
+	imp->status = replaces > 0 && done == replaces ? BSI_STATUS_APPLIED : BSI_STATUS_PENDING;
+	return BSI_OK;
+}
+
+/* An improvement superseded by one that applies here is not applicable
+ * itself, unless the device has it already. */
+static int mark_superseded(bsi_changeset *cs)
+{
+	for (size_t i = 0; i < cs->count; i++) {
+		const bsi_improvement *imp = &cs->items[i];
+
+		if (imp->status != BSI_STATUS_PENDING && imp->status != BSI_STATUS_APPLIED)
+			continue;
+		for (size_t s = 0; s < imp->nsupersedes; s++) {
+			bsi_improvement *old = bsi_changeset_find(cs, imp->supersedes[s]);
+			int rc;
+
+			if (!old || old->status == BSI_STATUS_APPLIED)
+				continue;
+			old->status = BSI_STATUS_NOT_APPLICABLE;
+			rc = bsi_improvement_set_reason(old, "superseded by %s", imp->id);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return BSI_OK;
+}
+
+int bsi_plan_assess(bsi_changeset *cs, const bsi_root *root, bsi_plan_hasher hash, void *ctx)
+{
+	for (size_t i = 0; i < cs->count; i++) {
+		bsi_improvement *imp = &cs->items[i];
+		int rc;
+
+		if (imp->status == BSI_STATUS_NOT_APPLICABLE)
+			continue; /* its `when` said so, with its reason */
+		rc = assess_one(cs, imp, root, hash, ctx);
+		if (rc < 0)
+			return rc;
+	}
+	return mark_superseded(cs);
+}

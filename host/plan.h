@@ -1,0 +1,36 @@
+/*
+ * plan.h - from recipes to a change set with a status for each improvement.
+ *
+ * The recipe engine (recipe.h) records what the recipes ask for.  This
+ * step then checks, in the parent process, what the engine cannot cheaply
+ * check inside its limits:
+ *   - every payload exists in the source and its SHA-256 is the `to`
+ *     digest its recipe pins (else BSI_ETRUST, exit 3);
+ *   - every replace target's current digest on the device: `to` means
+ *     done, `from` means to do, anything else or a missing file makes the
+ *     improvement not-applicable, with the file and both digests as reason.
+ * Nothing here writes anywhere.
+ */
+#ifndef BSI_PLAN_H
+#define BSI_PLAN_H
+
+#include "changeset.h"
+#include "digest.h"
+#include "fsroot.h"
+#include "source.h"
+
+#include <stdbool.h>
+
+/* How the plan reads a target's digest; lets the state's hash cache stand
+ * in for hashing.  *out_exists false (and 0 returned) when it is absent. */
+typedef int (*bsi_plan_hasher)(void *ctx, const bsi_root *root, const char *rel,
+			       char out[BSI_DIGEST_STRLEN + 1], bool *out_exists);
+
+/* The hasher that reads and hashes the file every time. */
+int bsi_plan_hash_file(void *ctx, const bsi_root *root, const char *rel,
+		       char out[BSI_DIGEST_STRLEN + 1], bool *out_exists);
+
+int bsi_plan_check_payloads(const bsi_changeset *cs, const bsi_source *src);
+int bsi_plan_assess(bsi_changeset *cs, const bsi_root *root, bsi_plan_hasher hash, void *ctx);
+
+#endif
