@@ -265,6 +265,27 @@ done:
 	return ret;
 }
 
+/*
+ * bsi_root_open_parent, with a descriptor that can be fsync'ed: the
+ * resolver may hand back an O_PATH descriptor, on which fsync(2) fails with
+ * EBADF.  Reopening "." through it names the same directory inode, so the
+ * confinement is kept.
+ */
+static int open_parent(const bsi_root *root, const char *path, int *out_dirfd,
+		       char name[NAME_MAX + 1])
+{
+	int fd = -1, ret = bsi_root_open_parent(root, path, &fd, name);
+
+	*out_dirfd = -1;
+	if (ret != 0 || fd < 0)
+		return ret;
+	*out_dirfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*out_dirfd < 0)
+		ret = bsi_error_set(BSI_EFAIL, "open directory of %s: %s", path, strerror(errno));
+	close(fd);
+	return ret;
+}
+
 /* Open the parent of `path` and check its final component: *out_missing
  * when absent, else it must be a regular file (not a symlink). */
 static int open_target(const bsi_root *root, const char *path, int *out_dirfd,
@@ -274,7 +295,7 @@ static int open_target(const bsi_root *root, const char *path, int *out_dirfd,
 
 	*out_missing = false;
 	*out_dirfd = -1;
-	if ((ret = bsi_root_open_parent(root, path, out_dirfd, name)) != 0)
+	if ((ret = open_parent(root, path, out_dirfd, name)) != 0)
 		return ret;
 	if (*out_dirfd < 0) {
 		*out_missing = true;
@@ -1063,7 +1084,7 @@ static int recover_one(const bsi_txn_ctx *ctx, bsi_state_txn *t)
 	for (i = 0; i < t->nactions; i++) {
 		bsi_state_action *a = &t->actions[i];
 
-		if ((ret = bsi_root_open_parent(ctx->root, a->path, &dirfds[i], names[i])) != 0)
+		if ((ret = open_parent(ctx->root, a->path, &dirfds[i], names[i])) != 0)
 			goto done;
 		cls[i] = OTHER;
 		if (dirfds[i] < 0)
