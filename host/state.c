@@ -910,6 +910,15 @@ done:
 	return ret;
 }
 
+int bsi_state_plan_hasher(void *st, const bsi_root *root, const char *rel,
+			  char out[BSI_DIGEST_STRLEN + 1], bool *out_exists)
+{
+	int ret = bsi_state_hash_file(st, root, rel, out);
+
+	*out_exists = ret == 0 && out[0] != '\0';
+	return ret;
+}
+
 /* ---- transactions ---------------------------------------------------- */
 
 static const char *const txn_states[] = {"preparing", "staged", "committed", "undone"};

@@ -150,6 +150,10 @@ int bsi_state_commit_remember(bsi_state *st, const char *commit_id, const char *
  */
 int bsi_state_hash_file(bsi_state *st, const bsi_root *root, const char *rel,
 			char out_digest[BSI_DIGEST_STRLEN + 1]);
+/* bsi_state_hash_file in the shape of plan.h's bsi_plan_hasher, so the plan
+ * uses the cache: pass (bsi_state_plan_hasher, st). */
+int bsi_state_plan_hasher(void *st, const bsi_root *root, const char *rel,
+			  char out[BSI_DIGEST_STRLEN + 1], bool *out_exists);
 /* Same, for a descriptor already open (regular file); reads from offset 0. */
 int bsi_state_hash_fd(bsi_state *st, int fd, char out_digest[BSI_DIGEST_STRLEN + 1]);
 

@@ -6,6 +6,7 @@
 #include "error.h"
 #include "fsroot.h"
 #include "lock.h"
+#include "plan.h"
 #include "state.h"
 #include "testutil.h"
 
@@ -328,6 +329,17 @@ START_TEST(test_state_hash_cache_skips_unchanged_files)
 	ck_assert_str_eq(digest, "");
 	tu_must("ln -s f '%s/etc/link'", root_dir);
 	ck_assert_int_eq(bsi_state_hash_file(st, root, "etc/link", digest), BSI_ERECIPE);
+	/* The same through the plan's hasher interface. */
+	{
+		bsi_plan_hasher h = bsi_state_plan_hasher;
+		bool exists = true;
+
+		ck_assert_int_eq(h(st, root, "etc/none", digest, &exists), 0);
+		ck_assert(!exists);
+		ck_assert_int_eq(h(st, root, "etc/f", digest, &exists), 0);
+		ck_assert(exists);
+		ck_assert_str_eq(digest, want);
+	}
 	bsi_root_free(root);
 	bsi_state_free(st);
 }

@@ -591,6 +591,41 @@ START_TEST(test_txn_failed_restart_is_pending_and_retried)
 }
 END_TEST
 
+START_TEST(test_txn_hold_release_and_history)
+{
+	env e;
+	session s;
+	bsi_state_improvement *imp;
+	bsi_txn_result res;
+	json_t *h;
+	const char *want[] = {"apply", "hold", "release", "rollback"};
+	size_t i;
+
+	env_setup(&e);
+	apply_ok(&e, false);
+	session_open(&s, &e);
+	ck_assert_int_eq(bsi_txn_hold(&s.ctx, IMP, true), 0);
+	ck_assert_int_eq(bsi_state_improvement_get(s.st, IMP, &imp), 0);
+	ck_assert(imp->held);
+	ck_assert_int_eq(imp->status, BSI_STATUS_APPLIED);
+	bsi_state_improvement_free(imp);
+	ck_assert_int_eq(bsi_txn_hold(&s.ctx, IMP, false), 0);
+	ck_assert_int_eq(bsi_state_improvement_get(s.st, IMP, &imp), 0);
+	ck_assert(!imp->held);
+	bsi_state_improvement_free(imp);
+	ck_assert_int_eq(bsi_txn_hold(&s.ctx, "no-such-thing", true), BSI_EUSAGE);
+	ck_assert_int_eq(bsi_txn_rollback(&res, &s.ctx, IMP), 0);
+	ck_assert_int_eq(bsi_state_history_json(s.st, IMP, &h), 0);
+	ck_assert_int_eq(json_array_size(h), 4);
+	for (i = 0; i < 4; i++)
+		ck_assert_str_eq(json_string_value(json_object_get(json_array_get(h, i), "action")),
+				 want[i]);
+	json_decref(h);
+	session_close(&s);
+	env_free(&e);
+}
+END_TEST
+
 /* ---- verify ---------------------------------------------------------- */
 
 static bsi_status verify(const env *e, const bsi_changeset *known, char *reason, size_t len)
@@ -1094,6 +1129,7 @@ static Suite *txn_suite(void)
 	tcase_add_test(tc, test_txn_rollback_restores_byte_identical_originals);
 	tcase_add_test(tc, test_txn_rollback_refuses_to_clobber_a_changed_file);
 	tcase_add_test(tc, test_txn_failed_restart_is_pending_and_retried);
+	tcase_add_test(tc, test_txn_hold_release_and_history);
 	tcase_add_test(tc, test_txn_verify_tells_tampered_from_obsolete);
 	tcase_add_loop_test(tc, test_txn_crash_at_each_apply_failpoint_recovers, 0,
 			    (int)(sizeof(apply_points) / sizeof(apply_points[0])));
