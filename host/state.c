@@ -1111,28 +1111,22 @@ int bsi_state_txn_unfinished(bsi_state *st, bsi_state_txn ***out, size_t *out_co
 	return load_txns(st, s, out, out_count);
 }
 
-int bsi_state_txn_last(bsi_state *st, const char *improvement, const char *kind,
-		       bsi_state_txn **out)
+int bsi_state_txn_applied(bsi_state *st, const char *improvement, int64_t before,
+			  bsi_state_txn ***out, size_t *out_count)
 {
 	sqlite3_stmt *s = NULL;
-	bsi_state_txn **list = NULL;
-	size_t n = 0;
 	int ret;
 
 	*out = NULL;
+	*out_count = 0;
 	if ((ret = prepare(st, &s,
 			   "SELECT id, improvement, kind, state, started_at FROM transactions "
-			   "WHERE improvement = ?1 AND kind = ?2 AND state = 'committed' "
-			   "ORDER BY id DESC LIMIT 1")) != 0)
+			   "WHERE improvement = ?1 AND kind = 'apply' AND state = 'committed' "
+			   "AND id < ?2 AND id > (SELECT COALESCE(MAX(id), 0) FROM transactions "
+			   "WHERE improvement = ?1 AND kind = 'rollback' AND state = 'committed' "
+			   "AND id < ?2) ORDER BY id")) != 0)
 		return ret;
 	bind_text(s, 1, improvement);
-	bind_text(s, 2, kind);
-	if ((ret = load_txns(st, s, &list, &n)) != 0)
-		return ret;
-	if (n == 1) {
-		*out = list[0];
-		list[0] = NULL;
-	}
-	bsi_state_txn_list_free(list, n);
-	return 0;
+	sqlite3_bind_int64(s, 2, before > 0 ? before : INT64_MAX);
+	return load_txns(st, s, out, out_count);
 }

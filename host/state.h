@@ -191,9 +191,12 @@ int bsi_state_txn_insert(bsi_state *st, const bsi_state_txn *txn, int64_t *out_i
 int bsi_state_txn_set_state(bsi_state *st, int64_t id, bsi_txn_state state);
 /* Transactions left PREPARING or STAGED, oldest first. */
 int bsi_state_txn_unfinished(bsi_state *st, bsi_state_txn ***out, size_t *out_count);
-/* The last COMMITTED transaction of `kind` for improvement; *out NULL if none. */
-int bsi_state_txn_last(bsi_state *st, const char *improvement, const char *kind,
-		       bsi_state_txn **out);
+/* The COMMITTED apply transactions of improvement with an id below
+ * `before` (0: no limit) since its last COMMITTED rollback below `before`,
+ * oldest first: together they hold a backup of every file bsi replaced for
+ * it (the newest per path is the one to restore). */
+int bsi_state_txn_applied(bsi_state *st, const char *improvement, int64_t before,
+			  bsi_state_txn ***out, size_t *out_count);
 void bsi_state_txn_list_free(bsi_state_txn **list, size_t count);
 const char *bsi_txn_state_name(bsi_txn_state s);
 

@@ -950,15 +950,52 @@ static int rollback_commit(run *r, void *arg)
 	return bsi_state_history_add(r->ctx->state, "rollback", r->improvement, NULL, NULL, NULL);
 }
 
+/* The newest apply action for `path` among txns[0..n) (oldest first), with
+ * the transaction that holds its backup. */
+static const bsi_state_action *newest_action(bsi_state_txn **txns, size_t n, const char *path,
+					     const bsi_state_txn **out_txn)
+{
+	size_t t, i;
+
+	for (t = n; t-- > 0;)
+		for (i = 0; i < txns[t]->nactions; i++)
+			if (strcmp(txns[t]->actions[i].path, path) == 0) {
+				*out_txn = txns[t];
+				return &txns[t]->actions[i];
+			}
+	return NULL;
+}
+
+/* Record a rollback that had nothing to put back (every file was already
+ * at its original): a committed rollback transaction without actions marks
+ * the boundary for bsi_state_txn_applied. */
+static int record_empty_rollback(const bsi_txn_ctx *ctx, const char *id)
+{
+	bsi_state_txn t = {.improvement = (char *)id, .kind = (char *)"rollback"};
+	run r = {.ctx = ctx, .improvement = id, .kind = "rollback", .backup_dirfd = -1};
+	int64_t txn_id;
+	int ret;
+
+	if ((ret = bsi_state_begin(ctx->state)) != 0)
+		return ret;
+	if ((ret = bsi_state_txn_insert(ctx->state, &t, &txn_id)) != 0 ||
+	    (ret = bsi_state_txn_set_state(ctx->state, txn_id, BSI_TXN_COMMITTED)) != 0 ||
+	    (ret = rollback_commit(&r, &(bool){false})) != 0) {
+		bsi_state_rollback(ctx->state);
+		return ret;
+	}
+	return bsi_state_commit(ctx->state);
+}
+
 int bsi_txn_rollback(bsi_txn_result *out, const bsi_txn_ctx *ctx, const char *id)
 {
 	char digest[BSI_DIGEST_STRLEN + 1];
 	run r = {.ctx = ctx, .improvement = id, .kind = "rollback", .backup_dirfd = -1};
 	bsi_state_improvement *cur = NULL;
-	bsi_state_txn *applied = NULL;
+	bsi_state_txn **applied = NULL;
 	json_t *notes = NULL;
 	char **services = NULL;
-	size_t i, nservices = 0;
+	size_t i, t, napplied = 0, nactions = 0, nservices = 0;
 	bool missing, restart;
 	int ret;
 
@@ -976,80 +1013,87 @@ int bsi_txn_rollback(bsi_txn_result *out, const bsi_txn_ctx *ctx, const char *id
 				    bsi_status_name(cur->status));
 		goto done;
 	}
-	if ((ret = bsi_state_txn_last(ctx->state, id, "apply", &applied)) != 0)
+	/* An improvement re-applied after a file was reverted has several apply
+	 * transactions; each file goes back to the backup of its newest one. */
+	if ((ret = bsi_state_txn_applied(ctx->state, id, 0, &applied, &napplied)) != 0)
 		goto done;
-	if (!(r.steps = calloc((applied ? applied->nactions : 0) + 1, sizeof(*r.steps)))) {
+	for (t = 0; t < napplied; t++)
+		nactions += applied[t]->nactions;
+	if (!(r.steps = calloc(nactions + 1, sizeof(*r.steps)))) {
 		ret = bsi_error_set(BSI_EFAIL, "out of memory");
 		goto done;
 	}
 	/* Every replaced file must still be the payload (or already the original). */
-	for (i = 0; applied && i < applied->nactions; i++) {
-		bsi_state_action *a = &applied->actions[i];
-		step *s = &r.steps[r.n];
+	for (t = 0; t < napplied; t++) {
+		for (i = 0; i < applied[t]->nactions; i++) {
+			const bsi_state_txn *owner = NULL;
+			const bsi_state_action *a = &applied[t]->actions[i];
+			step *s = &r.steps[r.n];
 
-		s->dirfd = -1;
-		if ((ret = open_target(ctx->root, a->path, &s->dirfd, s->name, &s->orig, &missing)) !=
-		    0)
-			goto done;
-		digest[0] = '\0';
-		if (!missing && (ret = hash_at(ctx->state, s->dirfd, s->name, a->path, digest)) != 0)
-			goto done;
-		if (strcmp(digest, a->before) == 0) {
-			close(s->dirfd);
+			if (newest_action(applied, napplied, a->path, &owner) != a)
+				continue;
 			s->dirfd = -1;
-			continue;
+			if ((ret = open_target(ctx->root, a->path, &s->dirfd, s->name, &s->orig,
+					       &missing)) != 0)
+				goto done;
+			digest[0] = '\0';
+			if (!missing &&
+			    (ret = hash_at(ctx->state, s->dirfd, s->name, a->path, digest)) != 0)
+				goto done;
+			if (strcmp(digest, a->before) == 0) {
+				close(s->dirfd);
+				s->dirfd = -1;
+				continue;
+			}
+			if (strcmp(digest, a->after) != 0) {
+				ret = bsi_error_set(BSI_EFAIL,
+						    "cannot roll back %s: %s %s since it was applied "
+						    "(it has %s, not %s); rolling back would destroy "
+						    "that change; nothing was changed",
+						    id, a->path, missing ? "was removed" : "changed",
+						    digest[0] ? digest : "nothing", a->after);
+				goto done;
+			}
+			s->path = a->path;
+			s->before = a->after;
+			s->after = a->before;
+			if (asprintf(&s->source_backup, "%s/backups/%lld/%s",
+				     bsi_state_dir(ctx->state), (long long)owner->id, a->backup) < 0) {
+				s->source_backup = NULL;
+				ret = bsi_error_set(BSI_EFAIL, "out of memory");
+				goto done;
+			}
+			snprintf(s->backup, sizeof(s->backup), "%zu", r.n);
+			if ((ret = stage_name(s->name, s->stage)) != 0)
+				goto done;
+			r.n++;
 		}
-		if (strcmp(digest, a->after) != 0) {
-			ret = bsi_error_set(BSI_EFAIL,
-					    "cannot roll back %s: %s %s since it was applied (it has "
-					    "%s, not %s); rolling back would destroy that change",
-					    id, a->path, missing ? "was removed" : "changed",
-					    digest[0] ? digest : "nothing", a->after);
-			goto done;
-		}
-		s->path = a->path;
-		s->before = a->after;
-		s->after = a->before;
-		if (asprintf(&s->source_backup, "%s/backups/%lld/%s", bsi_state_dir(ctx->state),
-			     (long long)applied->id, a->backup) < 0) {
-			s->source_backup = NULL;
-			ret = bsi_error_set(BSI_EFAIL, "out of memory");
-			goto done;
-		}
-		snprintf(s->backup, sizeof(s->backup), "%zu", r.n);
-		if ((ret = stage_name(s->name, s->stage)) != 0)
-			goto done;
-		r.n++;
 	}
 	services = notes_services(cur->notes, &notes, &nservices);
 	restart = nservices > 0;
 	if (r.n == 0) {
 		/* Nothing of ours is left in place: just record it. */
-		if ((ret = bsi_state_begin(ctx->state)) != 0)
-			goto done;
-		if ((ret = rollback_commit(&r, &(bool){false})) != 0) {
-			bsi_state_rollback(ctx->state);
-			goto done;
-		}
-		if ((ret = bsi_state_commit(ctx->state)) != 0)
+		if ((ret = record_empty_rollback(ctx, id)) != 0)
 			goto done;
 		out->status = BSI_STATUS_ROLLED_BACK;
-		goto done;
+	} else {
+		if ((ret = execute(&r, rollback_commit, &restart)) != 0)
+			goto done;
+		remove_backups(ctx->state, r.id);
+		out->status = BSI_STATUS_ROLLED_BACK;
+		out->changed = true;
+		out->restart_pending = restart;
 	}
-	if ((ret = execute(&r, rollback_commit, &restart)) != 0)
-		goto done;
-	/* The originals are live again; neither backup is needed any more. */
-	remove_backups(ctx->state, applied->id);
-	remove_backups(ctx->state, r.id);
-	out->status = BSI_STATUS_ROLLED_BACK;
-	out->changed = true;
-	out->restart_pending = restart;
-	ret = restart_services(out, ctx, id, services, nservices, "rollback");
+	/* The originals are live again; the backups are not needed any more. */
+	for (t = 0; t < napplied; t++)
+		remove_backups(ctx->state, applied[t]->id);
+	if (r.n > 0)
+		ret = restart_services(out, ctx, id, services, nservices, "rollback");
 done:
 	free(services);
 	json_decref(notes);
 	run_free(&r);
-	bsi_state_txn_free(applied);
+	bsi_state_txn_list_free(applied, napplied);
 	bsi_state_improvement_free(cur);
 	return ret;
 }
@@ -1126,8 +1170,18 @@ static int recover_one(const bsi_txn_ctx *ctx, bsi_state_txn *t)
 		}
 		if ((ret = bsi_state_commit(st)) != 0)
 			goto done;
-		if (!apply)
+		if (!apply) {
+			bsi_state_txn **applied = NULL;
+			size_t n = 0, k;
+
 			remove_backups(st, t->id);
+			/* Those of the applies it undid are not needed either; the
+			 * rollback is committed, so ask for the ones before it. */
+			if (bsi_state_txn_applied(st, t->improvement, t->id, &applied, &n) == 0)
+				for (k = 0; k < n; k++)
+					remove_backups(st, applied[k]->id);
+			bsi_state_txn_list_free(applied, n);
+		}
 		goto done;
 	}
 	/* Otherwise put back every target that was already renamed. */

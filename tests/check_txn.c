@@ -510,6 +510,36 @@ START_TEST(test_txn_rollback_restores_byte_identical_originals)
 }
 END_TEST
 
+START_TEST(test_txn_rollback_after_reapply_restores_every_file)
+{
+	env e;
+	bsi_txn_result res;
+	session s;
+	unsigned char buf[1100];
+	char p[4400], *fp;
+	tu_result r;
+
+	env_setup(&e);
+	apply_ok(&e, false);
+	/* Someone puts the old second file back (same owner and mode). */
+	snprintf(p, sizeof(p), "%s/%s", e.root, paths[1]);
+	fill(buf, 1001, 1);
+	write_bytes(p, buf, 1001);
+	/* A second apply replaces only that file (a second transaction). */
+	apply_ok(&e, false);
+	session_open(&s, &e);
+	ck_assert_msg(bsi_txn_rollback(&res, &s.ctx, IMP) == 0, "%s", bsi_error_message());
+	session_close(&s);
+	fp = tu_tree_fingerprint(e.root);
+	ck_assert_str_eq(fp, e.old_fp);
+	free(fp);
+	tu_sh(&r, "find '%s/backups' -type f | wc -l", e.state);
+	ck_assert_int_eq(atoi(r.out), 0);
+	tu_result_free(&r);
+	env_free(&e);
+}
+END_TEST
+
 START_TEST(test_txn_rollback_refuses_to_clobber_a_changed_file)
 {
 	env e;
@@ -1127,6 +1157,7 @@ static Suite *txn_suite(void)
 	tcase_add_test(tc, test_txn_payload_with_wrong_digest_is_refused);
 	tcase_add_test(tc, test_txn_symlink_target_is_refused);
 	tcase_add_test(tc, test_txn_rollback_restores_byte_identical_originals);
+	tcase_add_test(tc, test_txn_rollback_after_reapply_restores_every_file);
 	tcase_add_test(tc, test_txn_rollback_refuses_to_clobber_a_changed_file);
 	tcase_add_test(tc, test_txn_failed_restart_is_pending_and_retried);
 	tcase_add_test(tc, test_txn_hold_release_and_history);
