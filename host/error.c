@@ -29,7 +29,7 @@ int bsi_error_wrap(const char *fmt, ...)
 	n = vsnprintf(message, sizeof(message), fmt, ap);
 	va_end(ap);
 	if (n >= 0 && (size_t)n < sizeof(message))
-		snprintf(message + n, sizeof(message) - (size_t)n, ": %s", old);
+		snprintf(message + n, sizeof(message) - (size_t)n, ": %.*s", (int)(sizeof(message) - (size_t)n - 3), old);
 	return last_code;
 }
 

@@ -1,12 +1,240 @@
-/* main.c - the bsi command line; see cli.c for the commands. */
+/*
+ * main.c - the bsi command line.
+ *
+ * Parses global options wherever they stand (`bsi status --json` and
+ * `bsi --json status` are the same), reads the configuration, runs one
+ * command, and is the only place that turns an error into output and an
+ * exit status.
+ */
+#include "cli.h"
+#include "commands.h"
 #include "error.h"
 
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef BSI_VERSION
+#define BSI_VERSION "0.1.0"
+#endif
+
+/* Which command options a command takes. */
+enum { O_TREE = 1, O_INTRO = 2, O_SIGNER = 4, O_ONCE = 8, O_WAIT = 16 };
+
+typedef struct {
+	const char *name; /* "plan", "recipe check" */
+	int (*run)(bsi_cli *cli);
+	int options;
+	int min_args, max_args; /* -1: no limit */
+	const char *usage;
+	const char *help;
+} command;
+
+static const command commands[] = {
+	{"recipe check", bsi_cmd_recipe_check, 0, 1, -1, "recipe check FILE...",
+	 "Load each recipe file in the sandbox and check the table it returns.\n"
+	 "Reports every problem as FILE:LINE with the field at fault.  Queries\n"
+	 "such as bsi.hash see no device and return nil."},
+	{"plan", bsi_cmd_plan, O_TREE, 0, 0, "plan --tree DIR [--root DIR] [--json]",
+	 "Preview what the recipes would do to the device at --root, changing\n"
+	 "nothing.  For each improvement: its status (pending, applied,\n"
+	 "not-applicable with the reason), the files it replaces with old and\n"
+	 "new digests, and the services it restarts.\n"
+	 "  --tree DIR   read recipes and payloads from a feed working tree"},
+};
+
+static void usage_line(FILE *f)
+{
+	fprintf(f, "usage: bsi [--root DIR] [--state DIR] [--config FILE] [--json] [-q|-v] "
+		   "COMMAND ...\n");
+}
+
+static void program_help(void)
+{
+	usage_line(stdout);
+	printf("\nBackground security improvements: small signed fixes, applied safely.\n\n"
+	       "Commands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		printf("  bsi %s\n", commands[i].usage);
+	printf("\nGlobal options (before or after the command):\n"
+	       "  --root DIR      the device's root directory (default /)\n"
+	       "  --state DIR     the state directory (default /var/lib/bsi)\n"
+	       "  --config FILE   the configuration file (default %s/bsi/bsi.conf)\n"
+	       "  --json          one JSON document on stdout (plan, status, show,\n"
+	       "                  history, verify)\n"
+	       "  -q, --quiet     only errors\n"
+	       "  -v, --verbose   more detail (repeat for more)\n"
+	       "  -h, --help      this help; `bsi COMMAND --help` for one command\n"
+	       "  --version       the version\n"
+	       "\nExit status: 0 success, 1 operational failure, 2 usage or configuration\n"
+	       "error, 3 trust refused, 4 recipe error, 5 busy (another bsi holds the lock).\n",
+	       BSI_SYSCONFDIR);
+}
+
+static void command_help(const command *c)
+{
+	printf("usage: bsi %s\n\n%s\n", c->usage, c->help);
+	if (c->options & O_WAIT)
+		printf("  --wait[=SECONDS]  wait for the lock instead of exiting 5 (0: forever)\n");
+	printf("\nGlobal options: see bsi --help.\n");
+}
+
+static const command *find_command(const char *word, const char *sub, bool *used_sub)
+{
+	char two[128];
+
+	*used_sub = false;
+	if (sub) {
+		snprintf(two, sizeof(two), "%s %s", word, sub);
+		for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+			if (strcmp(commands[i].name, two) == 0) {
+				*used_sub = true;
+				return &commands[i];
+			}
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(commands[i].name, word) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static int parse_wait(const char *arg, double *out)
+{
+	char *end;
+
+	if (!arg) {
+		*out = 0;
+		return BSI_OK;
+	}
+	*out = strtod(arg, &end);
+	if (end == arg || *end || *out < 0)
+		return bsi_error_set(BSI_EUSAGE, "--wait: \"%s\" is not a number of seconds", arg);
+	return BSI_OK;
+}
+
+/*
+ * Parse argv into cli.  getopt_long with permutation collects options from
+ * anywhere; the words left are the command, its subcommand and arguments.
+ * Returns 1 when help or the version was printed.
+ */
+static int parse(bsi_cli *cli, int argc, char **argv, const command **out)
+{
+	enum { OPT_ROOT = 256, OPT_STATE, OPT_CONFIG, OPT_JSON, OPT_TREE, OPT_INTRO,
+	       OPT_SIGNER, OPT_ONCE, OPT_WAIT, OPT_VERSION };
+	static const struct option longopts[] = {
+		{"root", required_argument, NULL, OPT_ROOT},
+		{"state", required_argument, NULL, OPT_STATE},
+		{"config", required_argument, NULL, OPT_CONFIG},
+		{"json", no_argument, NULL, OPT_JSON},
+		{"quiet", no_argument, NULL, 'q'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, OPT_VERSION},
+		{"tree", required_argument, NULL, OPT_TREE},
+		{"introduction", required_argument, NULL, OPT_INTRO},
+		{"signer", required_argument, NULL, OPT_SIGNER},
+		{"once", no_argument, NULL, OPT_ONCE},
+		{"wait", optional_argument, NULL, OPT_WAIT},
+		{0},
+	};
+	int given = 0, opt, nwords = 0;
+	bool help = false, used_sub, words_only = false;
+	const command *c;
+
+	*out = NULL;
+	opterr = 0;
+	/* "+": stop at each word; we keep the word and carry on after it, so
+	 * options may follow the command.  After "--" everything is a word. */
+	while (optind < argc) {
+		if (words_only ||
+		    (opt = getopt_long(argc, argv, "+:qvh", longopts, NULL)) == -1) {
+			if (optind >= argc)
+				break;
+			if (strcmp(argv[optind - 1], "--") == 0)
+				words_only = true;
+			argv[nwords++] = argv[optind++];
+			continue;
+		}
+		switch (opt) {
+		case OPT_ROOT: cli->root = optarg; break;
+		case OPT_STATE: cli->state_dir = optarg; break;
+		case OPT_CONFIG: cli->config_path = optarg; break;
+		case OPT_JSON: cli->json = true; break;
+		case 'q': cli->verbosity = -1; break;
+		case 'v': cli->verbosity++; break;
+		case 'h': help = true; break;
+		case OPT_VERSION: printf("bsi %s\n", BSI_VERSION); return 1;
+		case OPT_TREE: cli->tree = optarg; given |= O_TREE; break;
+		case OPT_INTRO: cli->introduction = optarg; given |= O_INTRO; break;
+		case OPT_SIGNER: cli->signer = optarg; given |= O_SIGNER; break;
+		case OPT_ONCE: cli->once = true; given |= O_ONCE; break;
+		case OPT_WAIT:
+			given |= O_WAIT;
+			if (parse_wait(optarg, &cli->wait) < 0)
+				return BSI_EUSAGE;
+			break;
+		case ':':
+			return bsi_error_set(BSI_EUSAGE, "option %s needs a value", argv[optind - 1]);
+		default:
+			return bsi_error_set(BSI_EUSAGE, "unknown option %s (see bsi --help)",
+					     argv[optind - 1]);
+		}
+	}
+	/* the words, in order, now stand at argv[0 .. nwords) */
+	if (nwords == 0) {
+		if (help) {
+			program_help();
+			return 1;
+		}
+		usage_line(stderr);
+		return bsi_error_set(BSI_EUSAGE, "no command given (see bsi --help)");
+	}
+	c = find_command(argv[0], nwords > 1 ? argv[1] : NULL, &used_sub);
+	if (!c)
+		return bsi_error_set(BSI_EUSAGE, "unknown command \"%s%s%s\" (see bsi --help)",
+				     argv[0], nwords > 1 && (!strcmp(argv[0], "recipe") ||
+							     !strcmp(argv[0], "feed")) ? " " : "",
+				     nwords > 1 && (!strcmp(argv[0], "recipe") ||
+						    !strcmp(argv[0], "feed")) ? argv[1] : "");
+	if (help) {
+		command_help(c);
+		return 1;
+	}
+	cli->argv = argv + (used_sub ? 2 : 1);
+	cli->argc = nwords - (used_sub ? 2 : 1);
+	if (given & ~c->options)
+		return bsi_error_set(BSI_EUSAGE, "bsi %s does not take that option; usage: bsi %s",
+				     c->name, c->usage);
+	if (cli->argc < c->min_args || (c->max_args >= 0 && cli->argc > c->max_args))
+		return bsi_error_set(BSI_EUSAGE, "wrong number of arguments; usage: bsi %s",
+				     c->usage);
+	*out = c;
+	return BSI_OK;
+}
 
 int main(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "bsi: not yet\n");
-	return bsi_error_exit_status(BSI_EUSAGE);
+	bsi_cli cli = {.root = "/", .state_dir = "/var/lib/bsi",
+		       .config_path = BSI_SYSCONFDIR "/bsi/bsi.conf", .wait = -1};
+	const command *c = NULL;
+	bool config_named;
+	int rc;
+
+	rc = parse(&cli, argc, argv, &c);
+	if (rc == 1)
+		return 0;
+	config_named = strcmp(cli.config_path, BSI_SYSCONFDIR "/bsi/bsi.conf") != 0;
+	if (rc == 0)
+		rc = bsi_config_defaults(&cli.cfg);
+	if (rc == 0)
+		rc = bsi_config_load(&cli.cfg, cli.config_path, config_named);
+	if (rc == 0)
+		rc = c->run(&cli);
+	bsi_config_clear(&cli.cfg);
+	if (rc < 0) {
+		fflush(stdout);
+		fprintf(stderr, "bsi: %s\n", bsi_error_message());
+	}
+	return bsi_error_exit_status(rc);
 }

@@ -1,0 +1,97 @@
+/*
+ * cmd_recipe.c - the team's commands: recipe check, plan --tree.
+ */
+#include "commands.h"
+#include "error.h"
+#include "output.h"
+#include "plan.h"
+#include "recipe.h"
+
+#include <stdio.h>
+
+static bsi_recipe_limits limits_of(const bsi_cli *cli)
+{
+	bsi_recipe_limits lim = {
+		.mem_limit = (size_t)cli->cfg.recipe_memory_mib << 20,
+		.cpu_seconds = cli->cfg.recipe_cpu_seconds,
+		.wall_seconds = cli->cfg.recipe_wall_seconds,
+	};
+	return lim;
+}
+
+int bsi_cmd_recipe_check(bsi_cli *cli)
+{
+	bsi_recipe_limits lim = limits_of(cli);
+	int rc = BSI_OK;
+
+	for (int i = 0; i < cli->argc; i++) {
+		bsi_changeset *cs = NULL;
+		int one = bsi_changeset_new(&cs);
+
+		if (one == 0)
+			one = bsi_recipe_check_file(cs, cli->argv[i], &lim);
+		if (one < 0) {
+			/* report each bad file, exit with the first failure's code */
+			fprintf(stderr, "bsi: %s\n", bsi_error_message());
+			if (rc == 0)
+				rc = one;
+		} else if (cli->verbosity >= 0) {
+			printf("%s: ok, %zu improvement%s\n", cli->argv[i], cs->count,
+			       cs->count == 1 ? "" : "s");
+		}
+		bsi_changeset_free(cs);
+	}
+	if (rc < 0)
+		bsi_error_set(rc, "%s", "recipe check failed");
+	return rc;
+}
+
+/* Evaluate the recipes of src against root and assess every improvement. */
+static int plan_source(bsi_cli *cli, const bsi_source *src, const bsi_root *root,
+		       bsi_changeset **out)
+{
+	bsi_recipe_limits lim = limits_of(cli);
+	bsi_changeset *cs = NULL;
+	int rc;
+
+	*out = NULL;
+	rc = bsi_changeset_new(&cs);
+	if (rc == 0)
+		rc = bsi_recipe_load_all(cs, src, root, &lim);
+	if (rc == 0)
+		rc = bsi_plan_check_payloads(cs, src);
+	if (rc == 0)
+		rc = bsi_plan_assess(cs, root, bsi_plan_hash_file, NULL);
+	if (rc == 0)
+		*out = cs;
+	else
+		bsi_changeset_free(cs);
+	return rc;
+}
+
+int bsi_cmd_plan(bsi_cli *cli)
+{
+	bsi_source *src = NULL;
+	bsi_root *root = NULL;
+	bsi_changeset *cs = NULL;
+	int rc;
+
+	if (!cli->tree)
+		return bsi_error_set(BSI_EUSAGE, "plan needs --tree DIR (a feed working tree)");
+	rc = bsi_source_open_dir(&src, cli->tree);
+	if (rc == 0 && (rc = bsi_root_open(&root, cli->root)) < 0)
+		bsi_error_wrap("target root");
+	if (rc == 0)
+		rc = plan_source(cli, src, root, &cs);
+	if (rc < 0)
+		goto done;
+	if (cli->json)
+		rc = bsi_output_json(stdout, bsi_output_plan_json(cs));
+	else if (cli->verbosity >= 0)
+		bsi_output_plan(stdout, cs);
+done:
+	bsi_changeset_free(cs);
+	bsi_root_free(root);
+	bsi_source_free(src);
+	return rc;
+}

@@ -1,0 +1,273 @@
+/* The command line, plan and recipe check, run as a user would run them. */
+#include "testutil.h"
+
+#include <check.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *dir, tree[4096], image[4096], state[4096];
+
+static void setup(void)
+{
+	dir = tu_tmpdir();
+	snprintf(tree, sizeof(tree), "%s/feed", dir);
+	snprintf(image, sizeof(image), "%s/image", dir);
+	snprintf(state, sizeof(state), "%s/state", dir);
+	tu_sample_tree(tree);
+	tu_must("mkdir -p '%s'", state);
+}
+
+static void teardown(void) { tu_cleanup(); }
+
+#define ASSERT_HAS(hay, needle) \
+	ck_assert_msg(strstr((hay), (needle)) != NULL, "expected \"%s\" in:\n%s", (needle), (hay))
+
+START_TEST(test_cli_help_lists_commands_and_exit_codes)
+{
+	tu_result r;
+
+	ck_assert_int_eq(tu_bsi(&r, "--help"), 0);
+	ASSERT_HAS(r.out, "bsi plan --tree DIR");
+	ASSERT_HAS(r.out, "bsi recipe check FILE...");
+	ASSERT_HAS(r.out, "3 trust refused");
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_bsi(&r, "plan --help"), 0);
+	ASSERT_HAS(r.out, "usage: bsi plan");
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_bsi(&r, "--help recipe check"), 0);
+	ASSERT_HAS(r.out, "usage: bsi recipe check");
+	tu_result_free(&r);
+}
+END_TEST
+
+START_TEST(test_cli_usage_errors_exit_2)
+{
+	tu_result r;
+
+	ck_assert_int_eq(tu_bsi(&r, "frobnicate"), 2);
+	ASSERT_HAS(r.err, "unknown command \"frobnicate\"");
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_bsi(&r, "plan --frob"), 2);
+	ASSERT_HAS(r.err, "unknown option --frob");
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_bsi(&r, "%s", ""), 2);
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_bsi(&r, "recipe check"), 2);
+	ASSERT_HAS(r.err, "usage: bsi recipe check");
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_bsi(&r, "plan --tree"), 2);
+	ASSERT_HAS(r.err, "needs a value");
+	tu_result_free(&r);
+}
+END_TEST
+
+START_TEST(test_cli_bad_config_names_file_and_line)
+{
+	char conf[4200], want[4300];
+	tu_result r;
+
+	snprintf(conf, sizeof(conf), "%s/bsi.conf", dir);
+	tu_write(conf, "auto_install = true\nservice_manger = \"record\"\n");
+	tu_sample_image("current", image);
+	ck_assert_int_eq(tu_bsi(&r, "--config '%s' plan --tree '%s' --root '%s'", conf, tree, image), 2);
+	snprintf(want, sizeof(want), "%s:2: unknown key \"service_manger\"", conf);
+	ASSERT_HAS(r.err, want);
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_bsi(&r, "--config '%s/none.conf' plan --tree '%s' --root '%s'", dir,
+				tree, image), 2);
+	tu_result_free(&r);
+}
+END_TEST
+
+START_TEST(test_cli_recipe_check_reference_recipes)
+{
+	tu_result r;
+
+	ck_assert_int_eq(tu_bsi(&r, "recipe check recipes/safari.lua recipes/webkit.lua "
+				    "recipes/corelibs.lua"), 0);
+	ASSERT_HAS(r.out, "recipes/webkit.lua: ok, 2 improvements");
+	tu_result_free(&r);
+}
+END_TEST
+
+START_TEST(test_cli_recipe_check_syntax_error_exit_4_with_line)
+{
+	char bad[4200];
+	tu_result r;
+
+	snprintf(bad, sizeof(bad), "%s/bad.lua", dir);
+	tu_write(bad, "return {\n  component = \"x\",\n  improvements = {\n    { id = ,\n");
+	ck_assert_int_eq(tu_bsi(&r, "recipe check '%s'", bad), 4);
+	ASSERT_HAS(r.err, "bad.lua:4:");
+	tu_result_free(&r);
+}
+END_TEST
+
+/* The plan of the current image: everything pending but the superseded fix. */
+START_TEST(test_cli_plan_current_image)
+{
+	tu_result r;
+
+	tu_sample_image("current", image);
+	ck_assert_int_eq(tu_bsi(&r, "plan --tree '%s' --root '%s'", tree, image), 0);
+	ASSERT_HAS(r.out, "webkit webkit-26.0.2-a [high] pending");
+	ASSERT_HAS(r.out, "replace System/Library/Frameworks/WebKit.framework/Versions/A/WebKit  "
+			  "14d50e839255 -> 2c874a783c7b");
+	ASSERT_HAS(r.out, "restart com.apple.WebKit.Networking");
+	ASSERT_HAS(r.out, "fixes: CVE-2026-20101 CVE-2026-20144");
+	ASSERT_HAS(r.out, "webkit-26.0.1-a [critical] not-applicable");
+	ASSERT_HAS(r.out, "reason: superseded by webkit-26.0.2-a");
+	ASSERT_HAS(r.out, "7 improvements: 6 pending, 0 applied, 1 not applicable");
+	tu_result_free(&r);
+}
+END_TEST
+
+START_TEST(test_cli_plan_old_image_not_applicable_with_reason)
+{
+	tu_result r;
+
+	tu_sample_image("old", image);
+	ck_assert_int_eq(tu_bsi(&r, "plan --tree '%s' --root '%s'", tree, image), 0);
+	ASSERT_HAS(r.out, "corelibs-26.0.1-tls [high] not-applicable");
+	ASSERT_HAS(r.out, "reason: requires macOS 26.0 (device has 25.6)");
+	ASSERT_HAS(r.out, "7 improvements: 0 pending, 0 applied, 7 not applicable");
+	tu_result_free(&r);
+}
+END_TEST
+
+START_TEST(test_cli_plan_patched_image_applied)
+{
+	tu_result r;
+
+	tu_sample_image("patched", image);
+	ck_assert_int_eq(tu_bsi(&r, "plan --tree '%s' --root '%s'", tree, image), 0);
+	ASSERT_HAS(r.out, "safari-26.0.1-a [critical] applied");
+	ASSERT_HAS(r.out, "webkit-26.0.2-a [high] applied");
+	ASSERT_HAS(r.out, "7 improvements: 0 pending, 6 applied, 1 not applicable");
+	tu_result_free(&r);
+}
+END_TEST
+
+/* --json before or after the command; the document has DESIGN.md's fields. */
+START_TEST(test_cli_plan_json_shape)
+{
+	const char *forms[] = {"--json plan", "plan --json"};
+
+	tu_sample_image("current", image);
+	for (size_t f = 0; f < 2; f++) {
+		json_error_t jerr;
+		json_t *doc, *imps, *imp, *act;
+		char args[9000];
+		tu_result r;
+
+		snprintf(args, sizeof(args), "%s --tree '%s' --root '%s'", forms[f], tree, image);
+		ck_assert_int_eq(tu_bsi(&r, "%s", args), 0);
+		doc = json_loads(r.out, 0, &jerr);
+		ck_assert_msg(doc != NULL, "not JSON: %s\n%s", jerr.text, r.out);
+		imps = json_object_get(doc, "improvements");
+		ck_assert_int_eq(json_array_size(imps), 7);
+		imp = json_array_get(imps, 0);
+		ck_assert_str_eq(json_string_value(json_object_get(imp, "id")), "corelibs-26.0.1-tls");
+		ck_assert_str_eq(json_string_value(json_object_get(imp, "component")), "corelibs");
+		ck_assert_str_eq(json_string_value(json_object_get(imp, "status")), "pending");
+		ck_assert(json_is_null(json_object_get(imp, "reason")));
+		act = json_array_get(json_object_get(imp, "actions"), 0);
+		ck_assert_str_eq(json_string_value(json_object_get(act, "op")), "replace");
+		ck_assert_str_eq(json_string_value(json_object_get(act, "path")), "usr/lib/libboringssl.dylib");
+		ck_assert(strncmp(json_string_value(json_object_get(act, "from")), "sha256:bdc4cb8c", 15) == 0);
+		act = json_array_get(json_object_get(imp, "actions"), 1);
+		ck_assert_str_eq(json_string_value(json_object_get(act, "op")), "restart");
+		ck_assert_str_eq(json_string_value(json_object_get(act, "service")), "com.apple.trustd");
+		json_decref(doc);
+		tu_result_free(&r);
+	}
+}
+END_TEST
+
+/* A payload that is not what its recipe pins: exit 3, nothing changes. */
+START_TEST(test_cli_plan_refuses_payload_digest_mismatch)
+{
+	char *before, *after;
+	tu_result r;
+
+	tu_sample_image("current", image);
+	tu_must("echo tampered >> '%s/payloads/webkit/WebKit-26.0.2'", tree);
+	before = tu_tree_fingerprint(dir);
+	ck_assert_int_eq(tu_bsi(&r, "plan --tree '%s' --root '%s' --state '%s'", tree, image, state), 3);
+	ASSERT_HAS(r.err, "recipes/webkit.lua:");
+	ASSERT_HAS(r.err, "payloads/webkit/WebKit-26.0.2 has sha256:");
+	ASSERT_HAS(r.err, "but the recipe pins sha256:2c874a783c7b");
+	after = tu_tree_fingerprint(dir);
+	ck_assert_str_eq(before, after);
+	free(before);
+	free(after);
+	tu_result_free(&r);
+}
+END_TEST
+
+/* Whatever the recipes do, plan changes nothing in the root or the state. */
+START_TEST(test_cli_plan_changes_nothing)
+{
+	char *before, *after, path[4200];
+	tu_result r;
+
+	tu_sample_image("current", image);
+	snprintf(path, sizeof(path), "%s/recipes/zz-hostile.lua", tree);
+	tu_write(path,
+		 "local n = 0\n"
+		 "for _, p in ipairs({'usr/lib/libSystem.B.dylib', '../state/x', '/etc/passwd'}) do\n"
+		 "  pcall(bsi.hash, p); pcall(bsi.read, p, 100); pcall(bsi.exists, p)\n"
+		 "end\n"
+		 "pcall(function() bsi.hash = nil end)\n"
+		 "return { component = 'zz', improvements = { { id = 'zz-1', summary = 's',\n"
+		 "  severity = 'low', fixes = {}, apply = function(c)\n"
+		 "    c:replace('usr/lib/libboringssl.dylib', { from = 'sha256:bdc4cb8c8438b200394701ca66a3926419251c1f1ccfc7c7491694f8f09da661',\n"
+		 "      to = 'sha256:94a5f78ad7e6c61d0ad2dc81f1c88414e284f7136713f87629fbee39627feb7d',\n"
+		 "      payload = 'payloads/corelibs/libboringssl-26.0.1' })\n"
+		 "    c:restart('x')\n"
+		 "  end } } }\n");
+	before = tu_tree_fingerprint(dir);
+	ck_assert_int_eq(tu_bsi(&r, "plan --tree '%s' --root '%s' --state '%s'", tree, image, state), 0);
+	ASSERT_HAS(r.out, "zz zz-1 [low] pending");
+	after = tu_tree_fingerprint(dir);
+	ck_assert_str_eq(before, after);
+	free(before);
+	free(after);
+	tu_result_free(&r);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("cli");
+	TCase *tc = tcase_create("core");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_cli_help_lists_commands_and_exit_codes);
+	tcase_add_test(tc, test_cli_usage_errors_exit_2);
+	tcase_add_test(tc, test_cli_bad_config_names_file_and_line);
+	tcase_add_test(tc, test_cli_recipe_check_reference_recipes);
+	tcase_add_test(tc, test_cli_recipe_check_syntax_error_exit_4_with_line);
+	tcase_add_test(tc, test_cli_plan_current_image);
+	tcase_add_test(tc, test_cli_plan_old_image_not_applicable_with_reason);
+	tcase_add_test(tc, test_cli_plan_patched_image_applied);
+	tcase_add_test(tc, test_cli_plan_json_shape);
+	tcase_add_test(tc, test_cli_plan_refuses_payload_digest_mismatch);
+	tcase_add_test(tc, test_cli_plan_changes_nothing);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

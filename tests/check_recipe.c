@@ -1,0 +1,891 @@
+/*
+ * check_recipe.c - the recipe sandbox: every rule gets an escape attempt
+ * that must fail for the right reason, quickly, and without side effects;
+ * plus the schema, ids across files, and the happy path.
+ *
+ * Tests call the C API (bsi_recipe_*) directly on real files in temporary
+ * directories.  Limits are small so the suite stays fast: 16 MiB, 0.25 s CPU
+ * (the rlimit backstop rounds that up to 1 s), 3 s wall clock.
+ */
+#include "changeset.h"
+#include "digest.h"
+#include "error.h"
+#include "fsroot.h"
+#include "recipe.h"
+#include "source.h"
+#include "testutil.h"
+
+#include <check.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include <lua.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static const bsi_recipe_limits limits = {(size_t)16 << 20, 0.25, 3.0};
+
+/* A valid, empty recipe table to end snippets with. */
+#define EMPTY_RECIPE "\nreturn { component = 'c', improvements = {} }\n"
+
+static char *tmp;     /* scratch directory */
+static char *rootdir; /* tmp/root: the target root */
+static char *outside; /* tmp/outside: must never be read or written */
+static char marker[4096];
+static char old_digest[BSI_DIGEST_STRLEN + 1];
+
+static void setup(void)
+{
+	char path[4096];
+
+	bsi_error_clear();
+	tmp = tu_tmpdir();
+	tu_must("mkdir -p '%s/root/etc' '%s/root/System/lib' '%s/root/a/b' '%s/outside'", tmp, tmp,
+		tmp, tmp);
+	ck_assert_int_ge(asprintf(&rootdir, "%s/root", tmp), 0);
+	ck_assert_int_ge(asprintf(&outside, "%s/outside", tmp), 0);
+	snprintf(path, sizeof(path), "%s/etc/version", rootdir);
+	tu_write(path, "26.0\n");
+	snprintf(path, sizeof(path), "%s/System/lib/libfoo.dylib", rootdir);
+	tu_write(path, "old library\n");
+	snprintf(path, sizeof(path), "%s/secret", outside);
+	tu_write(path, "outside secret\n");
+	snprintf(marker, sizeof(marker), "%s/pwned", tmp);
+	ck_assert_int_eq(bsi_digest_buf("old library\n", 12, old_digest), 0);
+	/* Symlinks that leave the root, at each level, relative and absolute. */
+	tu_must("cd '%s' && ln -s .. up && ln -s '%s' abs && ln -s ../outside/secret secretlink && "
+		"ln -s ../../../outside a/b/up3 && ln -s ../.. a/up2 && ln -s etc/version ok",
+		rootdir, outside);
+}
+
+static void teardown(void)
+{
+	free(outside);
+	free(rootdir);
+	tu_cleanup();
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Evaluate text as "recipes/t.lua" against the root (or in check mode
+ * when with_root is false); returns the code, *out the change set. */
+static int eval(const char *text, int with_root, bsi_changeset **out)
+{
+	bsi_root *root = NULL;
+	int rc;
+
+	ck_assert_int_eq(bsi_changeset_new(out), 0);
+	if (with_root)
+		ck_assert_int_eq(bsi_root_open(&root, rootdir), 0);
+	rc = bsi_recipe_load_buffer(*out, "recipes/t.lua", text, strlen(text), root, &limits);
+	bsi_root_free(root);
+	return rc;
+}
+
+/* Evaluate and expect a recipe error whose message contains want, within
+ * max_seconds, with the root and the outside untouched and no marker. */
+static void expect_refused(const char *text, const char *want, double max_seconds)
+{
+	char *fp_root = tu_tree_fingerprint(rootdir), *fp_out = tu_tree_fingerprint(outside), *fp;
+	bsi_changeset *cs;
+	double t0 = now();
+	int rc = eval(text, 1, &cs);
+	double took = now() - t0;
+
+	ck_assert_msg(rc == BSI_ERECIPE, "expected BSI_ERECIPE, got %d (%s) for:\n%s", rc,
+		      bsi_error_message(), text);
+	ck_assert_msg(strstr(bsi_error_message(), want) != NULL,
+		      "message \"%s\" lacks \"%s\" for:\n%s", bsi_error_message(), want, text);
+	ck_assert_msg(strncmp(bsi_error_message(), "recipes/t.lua", 13) == 0,
+		      "message \"%s\" does not name the recipe", bsi_error_message());
+	ck_assert_msg(took < max_seconds, "took %.2f s (max %.2f) for:\n%s", took, max_seconds, text);
+	ck_assert_uint_eq(cs->count, 0);
+	ck_assert_msg(access(marker, F_OK) != 0, "side effect: %s exists", marker);
+	fp = tu_tree_fingerprint(rootdir);
+	ck_assert_str_eq(fp, fp_root);
+	free(fp);
+	fp = tu_tree_fingerprint(outside);
+	ck_assert_str_eq(fp, fp_out);
+	free(fp);
+	free(fp_root);
+	free(fp_out);
+	bsi_changeset_free(cs);
+}
+
+/* tpl with every "%s" replaced by val (tpl is not a printf format). */
+static char *subst(const char *tpl, const char *val)
+{
+	size_t n = 1;
+	char *out, *p;
+
+	for (const char *q = tpl; (q = strstr(q, "%s")) != NULL; q += 2)
+		n++;
+	out = p = malloc(strlen(tpl) + n * strlen(val) + 1);
+	ck_assert_ptr_nonnull(out);
+	for (const char *q = tpl; *q;) {
+		if (q[0] == '%' && q[1] == 's') {
+			p = stpcpy(p, val);
+			q += 2;
+		} else {
+			*p++ = *q++;
+		}
+	}
+	*p = '\0';
+	return out;
+}
+
+/* Snippet (with %s for the marker path) run before an empty recipe. */
+static void expect_snippet_refused(const char *snippet, const char *want, double max_seconds)
+{
+	char *code = subst(snippet, marker), *text;
+
+	ck_assert_int_ge(asprintf(&text, "%s%s", code, EMPTY_RECIPE), 0);
+	expect_refused(text, want, max_seconds);
+	free(text);
+	free(code);
+}
+
+/* ---- the happy path ---- */
+
+static char *happy_recipe(void)
+{
+	char *text;
+
+	ck_assert_int_ge(
+		asprintf(&text,
+			 "-- recipes/t.lua\n"                                              /* 1 */
+			 "local v = bsi.read('etc/version', 4)\n"                        /* 2 */
+			 "bsi.log('version ' .. tostring(v))\n"                           /* 3 */
+			 "return {\n"                                                     /* 4 */
+			 "  component = 'webkit',\n"                                      /* 5 */
+			 "  improvements = {\n"                                           /* 6 */
+			 "    {\n"                                                        /* 7 */
+			 "      id = 'webkit-26.1-a',\n"                                  /* 8 */
+			 "      summary = 'JavaScriptCore: use-after-free',\n"            /* 9 */
+			 "      fixes = { 'CVE-2026-20101', 'CVE-2026-20102' },\n"        /* 10 */
+			 "      severity = 'critical',\n"                                 /* 11 */
+			 "      supersedes = { 'webkit-26.0-z' },\n"                      /* 12 */
+			 "      when = function()\n"                                      /* 13 */
+			 "        return v == '26.0' and bsi.verify('System/lib/libfoo.dylib', '%s')\n"
+			 "      end,\n"                                                   /* 15 */
+			 "      apply = function(change)\n"                               /* 16 */
+			 "        change:replace('System/lib/libfoo.dylib', {\n"          /* 17 */
+			 "          from = bsi.hash('System/lib/libfoo.dylib'),\n"        /* 18 */
+			 "          to = 'sha256:%064d',\n"                               /* 19 */
+			 "          payload = 'payloads/webkit/libfoo' })\n"              /* 20 */
+			 "        change:restart('com.apple.WebKit')\n"                   /* 21 */
+			 "      end,\n"                                                   /* 22 */
+			 "    },\n"                                                       /* 23 */
+			 "    {\n"                                                        /* 24 */
+			 "      id = 'webkit-26.1-b',\n"                                  /* 25 */
+			 "      summary = 'only on 25.x',\n"                              /* 26 */
+			 "      fixes = {},\n"                                            /* 27 */
+			 "      severity = 'low',\n"                                      /* 28 */
+			 "      when = function() return false, 'needs 25.x' end,\n"      /* 29 */
+			 "      apply = function(change) error('never runs') end,\n"      /* 30 */
+			 "    },\n"                                                       /* 31 */
+			 "  },\n"                                                         /* 32 */
+			 "}\n",
+			 old_digest, 1),
+		0);
+	return text;
+}
+
+START_TEST(test_recipe_happy_path)
+{
+	char *text = happy_recipe(), *fp = tu_tree_fingerprint(rootdir), *fp2;
+	bsi_changeset *cs;
+	bsi_improvement *a, *b;
+	int rc = eval(text, 1, &cs);
+
+	ck_assert_msg(rc == 0, "%s", bsi_error_message());
+	ck_assert_uint_eq(cs->count, 2);
+	a = &cs->items[0];
+	ck_assert_str_eq(a->id, "webkit-26.1-a");
+	ck_assert_str_eq(a->component, "webkit");
+	ck_assert_str_eq(a->summary, "JavaScriptCore: use-after-free");
+	ck_assert_str_eq(a->severity, "critical");
+	ck_assert_str_eq(a->recipe, "recipes/t.lua");
+	ck_assert_int_eq(a->line, 8);
+	ck_assert_uint_eq(a->nfixes, 2);
+	ck_assert_str_eq(a->fixes[1], "CVE-2026-20102");
+	ck_assert_uint_eq(a->nsupersedes, 1);
+	ck_assert_str_eq(a->supersedes[0], "webkit-26.0-z");
+	ck_assert_int_eq(a->status, BSI_STATUS_PENDING);
+	ck_assert_uint_eq(a->nactions, 2);
+	ck_assert_int_eq(a->actions[0].op, BSI_ACTION_REPLACE);
+	ck_assert_str_eq(a->actions[0].path, "System/lib/libfoo.dylib");
+	ck_assert_str_eq(a->actions[0].from, old_digest);
+	ck_assert_str_eq(a->actions[0].to,
+			 "sha256:0000000000000000000000000000000000000000000000000000000000000001");
+	ck_assert_str_eq(a->actions[0].payload, "payloads/webkit/libfoo");
+	ck_assert_int_eq(a->actions[0].line, 17);
+	ck_assert_int_eq(a->actions[1].op, BSI_ACTION_RESTART);
+	ck_assert_str_eq(a->actions[1].service, "com.apple.WebKit");
+	ck_assert_int_eq(a->actions[1].line, 21);
+
+	b = &cs->items[1];
+	ck_assert_str_eq(b->id, "webkit-26.1-b");
+	ck_assert_int_eq(b->line, 25);
+	ck_assert_int_eq(b->status, BSI_STATUS_NOT_APPLICABLE);
+	ck_assert_str_eq(b->reason, "needs 25.x");
+	ck_assert_uint_eq(b->nactions, 0);
+	ck_assert_uint_eq(b->nfixes, 0);
+
+	fp2 = tu_tree_fingerprint(rootdir);
+	ck_assert_str_eq(fp, fp2);
+	free(fp);
+	free(fp2);
+	free(text);
+	bsi_changeset_free(cs);
+}
+END_TEST
+
+/* recipe check: no root, `when` is not run, apply runs, queries answer nothing. */
+START_TEST(test_recipe_check_mode)
+{
+	const char *text =
+		"return { component = 'c', improvements = { {\n"
+		"  id = 'c-1', summary = 's', fixes = {}, severity = 'high',\n"
+		"  when = function() error('when must not run in check mode') end,\n"
+		"  apply = function(change)\n"
+		"    assert(bsi.hash('etc/version') == nil and bsi.read('etc/version') == nil)\n"
+		"    assert(bsi.exists('etc/version') == false)\n"
+		"    assert(bsi.verify('etc/version', 'sha256:' .. string.rep('0', 64)) == false)\n"
+		"    change:restart('sshd')\n"
+		"  end } } }\n";
+	char path[4096];
+	bsi_changeset *cs;
+
+	snprintf(path, sizeof(path), "%s/check.lua", tmp);
+	tu_write(path, text);
+	ck_assert_int_eq(bsi_changeset_new(&cs), 0);
+	ck_assert_msg(bsi_recipe_check_file(cs, path, &limits) == 0, "%s", bsi_error_message());
+	ck_assert_uint_eq(cs->count, 1);
+	ck_assert_int_eq(cs->items[0].status, BSI_STATUS_PENDING);
+	ck_assert_uint_eq(cs->items[0].nactions, 1);
+	ck_assert_str_eq(cs->items[0].actions[0].service, "sshd");
+	ck_assert_str_eq(cs->items[0].recipe, path);
+	/* Checking the same file again into the same cs: ids must be unique. */
+	ck_assert_int_eq(bsi_recipe_check_file(cs, path, &limits), BSI_ERECIPE);
+	ck_assert_ptr_nonnull(strstr(bsi_error_message(), "duplicate id \"c-1\" (also at "));
+	ck_assert_uint_eq(cs->count, 1);
+	bsi_changeset_free(cs);
+}
+END_TEST
+
+/* Escaping paths are still refused in check mode (lexically). */
+START_TEST(test_recipe_check_mode_refuses_escape)
+{
+	bsi_changeset *cs;
+
+	ck_assert_int_eq(eval("bsi.read('../outside/secret')" EMPTY_RECIPE, 0, &cs), BSI_ERECIPE);
+	ck_assert_str_eq(bsi_error_message(), "recipes/t.lua:1: bsi.read: path \"../outside/secret\" "
+					      "refused: \"..\" leads outside the target root");
+	bsi_changeset_free(cs);
+}
+END_TEST
+
+/* ---- forbidden libraries and functions ---- */
+
+static const struct {
+	const char *code, *want;
+} forbidden[] = {
+	{"io.open('%s', 'w'):write('x')", "global 'io'"},
+	{"os.execute('touch %s')", "global 'os'"},
+	{"require('os').execute('touch %s')", "global 'require'"},
+	{"package.loadlib('libc.so.6', 'system')('touch %s')", "global 'package'"},
+	{"debug.sethook()", "global 'debug'"},
+	{"dofile('/etc/passwd')", "global 'dofile'"},
+	{"loadfile('/etc/passwd')", "global 'loadfile'"},
+	{"collectgarbage('stop')", "global 'collectgarbage'"},
+	{"print('x')", "global 'print'"},
+	{"string.dump(function() end)", "field 'dump'"},
+	{"(''):dump()", "method 'dump'"},
+	{"getmetatable('').__index.dump = 1", "a boolean value"},
+	{"getmetatable('').__gc = function() end", "a boolean value"},
+	{"local f = load('return io'); assert(f() ~= nil, 'no io in load')", "no io in load"},
+	{"assert(load('return bsi')() ~= nil, 'load sees no globals')", "load sees no globals"},
+	{"setmetatable({}, {__gc = function() while true do end end})",
+	 "__gc metamethods are not allowed"},
+	{"setmetatable({}, {__gc = true})", "__gc metamethods are not allowed"},
+	{"local x <close> = setmetatable({}, {__close = function() end})",
+	 "__close metamethods are not allowed"},
+	{"setmetatable({}, {__mode = 'k'})", "__mode metamethods are not allowed"},
+	{"local x <close> = {}", "non-closable value"},
+};
+
+START_TEST(test_recipe_forbidden_functions)
+{
+	expect_snippet_refused(forbidden[_i].code, forbidden[_i].want, 2.0);
+}
+END_TEST
+
+/* ---- binary chunks, through every loader ---- */
+
+/* A real binary chunk: string.dump in an unsandboxed state, of a function
+ * that would run os.execute.  Caller frees; *len gets its size. */
+static char *dumped_chunk(size_t *len)
+{
+	lua_State *L = luaL_newstate();
+	const char *bin;
+	char *out;
+
+	luaL_openlibs(L);
+	ck_assert_int_eq(luaL_dostring(L, "return string.dump(load('os.execute(\"touch /tmp/x\")'))"),
+			 0);
+	bin = lua_tolstring(L, -1, len);
+	out = malloc(*len + 1);
+	ck_assert_ptr_nonnull(out);
+	memcpy(out, bin, *len);
+	out[*len] = '\0';
+	lua_close(L);
+	return out;
+}
+
+/* The same as a Lua string literal of decimal escapes. */
+static char *dumped_chunk_literal(void)
+{
+	size_t len;
+	char *bin = dumped_chunk(&len), *lit = malloc(len * 4 + 3), *p = lit;
+
+	ck_assert_ptr_nonnull(lit);
+	*p++ = '"';
+	for (size_t i = 0; i < len; i++)
+		p += sprintf(p, "\\%u", (unsigned char)bin[i]);
+	*p++ = '"';
+	*p = '\0';
+	free(bin);
+	return lit;
+}
+
+START_TEST(test_recipe_binary_chunks_refused)
+{
+	char *lit = dumped_chunk_literal(), *text;
+	static const char *const forms[] = {
+		/* a dumped function as a string */
+		"local f, err = load(%s); assert(f, err); f()",
+		/* explicitly asking for binary mode */
+		"local f, err = load(%s, 'x', 'b')",
+		"local f, err = load(%s, 'x', 'bt')",
+		/* a reader function handing out the binary chunk in pieces */
+		"local s, i = %s, 0\n"
+		"local f, err = load(function() i = i + 1; return s:sub(i, i) ~= '' and s:sub(i, i) or nil end)\n"
+		"assert(f, err); f()",
+		/* a reader with an explicit env */
+		"local s = %s\n"
+		"local f, err = load(function() local r = s; s = nil; return r end, 'x', nil, _ENV)\n"
+		"assert(f, err); f()",
+	};
+
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		text = subst(forms[i], lit);
+		expect_snippet_refused(text, i == 1 || i == 2 ? "only text chunks" : "binary chunk",
+				       2.0);
+		free(text);
+	}
+	free(lit);
+}
+END_TEST
+
+/* A recipe file that is itself a binary chunk. */
+START_TEST(test_recipe_binary_recipe_file_refused)
+{
+	size_t len;
+	char *bin = dumped_chunk(&len);
+	bsi_changeset *cs;
+	bsi_root *root;
+	int rc;
+
+	ck_assert_int_eq(bsi_changeset_new(&cs), 0);
+	ck_assert_int_eq(bsi_root_open(&root, rootdir), 0);
+	ck_assert_int_eq(bin[0], 0x1b);
+	rc = bsi_recipe_load_buffer(cs, "recipes/t.lua", bin, len, root, &limits);
+	ck_assert_int_eq(rc, BSI_ERECIPE);
+	ck_assert_ptr_nonnull(strstr(bsi_error_message(), "attempt to load a binary chunk"));
+	bsi_root_free(root);
+	bsi_changeset_free(cs);
+	free(bin);
+}
+END_TEST
+
+/* ---- CPU ---- */
+
+static const char *const cpu_bombs[] = {
+	"while true do end",
+	"while true do pcall(function() while true do end end) end",
+	"pcall(function() while true do end end)",
+	"for i = 1, 10 do pcall(function() while true do end end) end",
+	"coroutine.wrap(function() while true do end end)()",
+	"while true do coroutine.resume(coroutine.create(function() while true do end end)) end",
+	"local co = coroutine.wrap(function() while true do pcall(coroutine.yield) end end)\n"
+	"while true do pcall(co) end",
+	"xpcall(function() error('x') end, function() while true do end end)",
+	"while true do xpcall(error, function() while true do end end) end",
+	"local function f() return pcall(f) end while true do f() end",
+	"table.sort({3, 2, 1, 5, 4}, function(a, b) while true do end end)",
+	"string.gsub(string.rep('a', 100), 'a', function() while true do end end)",
+	"local t = setmetatable({}, {__index = function(t, k) while true do end end}) local _ = t.x",
+};
+
+START_TEST(test_recipe_cpu_budget)
+{
+	expect_snippet_refused(cpu_bombs[_i], "CPU budget of 0.25 s exceeded", 2.5);
+}
+END_TEST
+
+/* A loop in `when` and in `apply` is stopped the same way. */
+START_TEST(test_recipe_cpu_budget_in_functions)
+{
+	expect_refused("return { component = 'c', improvements = { {\n"
+		       "  id = 'c-1', summary = 's', fixes = {}, severity = 'low',\n"
+		       "  when = function() while true do end end,\n"
+		       "  apply = function() end } } }\n",
+		       "recipes/t.lua:3: CPU budget of 0.25 s exceeded", 2.5);
+	expect_refused("return { component = 'c', improvements = { {\n"
+		       "  id = 'c-1', summary = 's', fixes = {}, severity = 'low',\n"
+		       "  apply = function(change) while true do pcall(change.restart, change, 'x') end end } } }\n",
+		       "CPU budget of 0.25 s exceeded", 2.5);
+}
+END_TEST
+
+/* A pattern that backtracks for ever inside one C call: only the child's
+ * CPU rlimit can stop it. */
+static const char *const c_bombs[] = {
+	"string.find(string.rep('a', 1e5), '.-.-.-.-.-.-.-.-b')",
+	"string.rep('', 1e15)",
+	"table.move({}, 1, 1e15, 2)",
+};
+
+START_TEST(test_recipe_catastrophic_pattern)
+{
+	expect_snippet_refused(c_bombs[_i], "CPU budget of 0.25 s exceeded", 3.0);
+}
+END_TEST
+
+/* The wall clock is the last line: here the CPU budget is generous. */
+START_TEST(test_recipe_wall_clock)
+{
+	const bsi_recipe_limits slow = {(size_t)16 << 20, 30.0, 0.5};
+	const char *text = "string.find(string.rep('a', 1e5), '.-.-.-.-.-.-.-.-b')" EMPTY_RECIPE;
+	bsi_changeset *cs;
+	double t0 = now();
+
+	ck_assert_int_eq(bsi_changeset_new(&cs), 0);
+	ck_assert_int_eq(bsi_recipe_load_buffer(cs, "recipes/t.lua", text, strlen(text), NULL, &slow),
+			 BSI_ERECIPE);
+	ck_assert_str_eq(bsi_error_message(), "recipes/t.lua: killed after 0.5 s wall clock");
+	ck_assert_double_lt(now() - t0, 2.0);
+	ck_assert_uint_eq(cs->count, 0);
+	bsi_changeset_free(cs);
+}
+END_TEST
+
+/* ---- memory ---- */
+
+static const char *const memory_bombs[] = {
+	"local t = {} for i = 1, 1e9 do t[i] = i end",
+	"local s = string.rep('x', 1e9)",
+	"local s = ('x'):rep(1e8)",
+	"local s = 'x' while true do s = s .. s end",
+	"local t = {} for i = 1, 1e9 do t[i] = tostring(i) .. 'padding' end",
+	"local t = {} for i = 1, 1e9 do t[#t + 1] = {i} end",
+	"local s = table.concat(setmetatable({}, {__index = function() return ('y'):rep(1e6) end}), '', 1, 1e4)",
+	"local t = {} while true do t[#t + 1] = coroutine.create(function() end) end",
+};
+
+START_TEST(test_recipe_memory_limit)
+{
+	expect_snippet_refused(memory_bombs[_i], "memory limit of 16 MiB exceeded", 2.5);
+}
+END_TEST
+
+/* ---- the bsi module is read-only ---- */
+
+static const struct {
+	const char *code, *want;
+} readonly[] = {
+	{"bsi.hash = function() return 'x' end", "read-only"},
+	{"bsi.extra = 1", "read-only"},
+	{"bsi = {}", "read-only"},
+	{"_G.bsi = nil", "read-only"},
+	{"_ENV.bsi = nil", "read-only"},
+	{"rawset(_G, 'bsi', {})", "read-only"},
+	{"rawset(bsi, 'hash', nil)", "table expected"},
+	{"getmetatable(bsi).__index = {}", "a boolean value"},
+	{"setmetatable(_G, {})", "protected metatable"},
+	{"bsi.nope('x')", "bsi.nope does not exist"},
+};
+
+START_TEST(test_recipe_bsi_readonly)
+{
+	expect_snippet_refused(readonly[_i].code, readonly[_i].want, 2.0);
+}
+END_TEST
+
+/* ---- paths are confined to the root ---- */
+
+static const struct {
+	const char *code, *want;
+} escapes[] = {
+	{"bsi.read('../outside/secret', 100)", "\"..\" leads outside the target root"},
+	{"bsi.read('etc/../../outside/secret', 100)", "\"..\" leads outside the target root"},
+	{"bsi.hash('/etc/passwd')", "absolute paths are not allowed"},
+	{"bsi.exists('/')", "absolute paths are not allowed"},
+	{"bsi.read('')", "empty path"},
+	/* symlinks leaving the root, at each level, relative and absolute */
+	{"bsi.read('up/outside/secret', 100)", "bsi.read: path \"up/outside/secret\" refused"},
+	{"bsi.read('a/up2/outside/secret', 100)", "bsi.read: path \"a/up2/outside/secret\" refused"},
+	{"bsi.read('a/b/up3/secret', 100)", "bsi.read: path \"a/b/up3/secret\" refused"},
+	{"bsi.hash('abs/secret')", "a symlink has an absolute target"},
+	{"bsi.exists('up')", "bsi.exists: path \"up\" refused"},
+	/* a symlink to a file outside */
+	{"bsi.read('secretlink', 100)", "bsi.read: path \"secretlink\" refused"},
+	{"bsi.verify('secretlink', 'sha256:' .. string.rep('0', 64))", "bsi.verify: path \"secretlink\" refused"},
+	/* recorded paths must be plain */
+	{"", "change:replace: path \"../outside/secret\" has a \"..\" component"},
+	{"", "change:replace: path \"/etc/passwd\" is absolute"},
+	{"", "change:replace: path \"up/outside/secret\" refused"}, /* through an escaping symlink */
+};
+
+START_TEST(test_recipe_paths_confined)
+{
+	static const char *const targets[] = {"../outside/secret", "/etc/passwd", "up/outside/secret"};
+
+	if (escapes[_i].code[0]) {
+		char *code;
+
+		/* line 2, so the message must say recipes/t.lua:2 */
+		ck_assert_int_ge(asprintf(&code, "\n%s", escapes[_i].code), 0);
+		expect_snippet_refused(code, escapes[_i].want, 2.0);
+		expect_snippet_refused(code, "recipes/t.lua:2:", 2.0);
+		free(code);
+	} else {
+		char *text;
+		const char *target = targets[_i - (sizeof(escapes) / sizeof(escapes[0]) - 3)];
+
+		ck_assert_int_ge(
+			asprintf(&text,
+				 "return { component = 'c', improvements = { {\n"
+				 "  id = 'c-1', summary = 's', fixes = {}, severity = 'low',\n"
+				 "  apply = function(change)\n"
+				 "    change:replace('%s', { from = 'sha256:%064d',\n"
+				 "      to = 'sha256:%064d', payload = 'payloads/x' })\n"
+				 "  end } } }\n",
+				 target, 1, 2),
+			0);
+		expect_refused(text, escapes[_i].want, 2.0);
+		expect_refused(text, "recipes/t.lua:4:", 2.0);
+		free(text);
+	}
+}
+END_TEST
+
+/* A symlink that stays inside the root is followed. */
+START_TEST(test_recipe_paths_inside_symlink_followed)
+{
+	bsi_changeset *cs;
+	const char *text = "assert(bsi.read('ok') == '26.0\\n', 'follows an inner symlink')\n"
+			   "assert(bsi.read('a/b/../../etc/version', 2) == '26', 'dot-dot inside')\n"
+			   "assert(bsi.read('missing') == nil and bsi.hash('missing/x') == nil)\n"
+			   "assert(bsi.exists('etc') and bsi.exists('etc/version'))\n"
+			   "assert(#bsi.read('etc/version', 1e9) == 5, 'max is capped, not an error')\n" EMPTY_RECIPE;
+
+	ck_assert_msg(eval(text, 1, &cs) == 0, "%s", bsi_error_message());
+	bsi_changeset_free(cs);
+}
+END_TEST
+
+/* A FIFO or device under the root exists, but is never opened: hashing or
+ * reading one answers nil instead of blocking or touching the device. */
+START_TEST(test_recipe_special_files_not_opened)
+{
+	bsi_changeset *cs;
+	const char *text = "assert(bsi.exists('fifo'), 'a fifo exists')\n"
+			   "assert(bsi.hash('fifo') == nil and bsi.read('fifo') == nil, 'not opened')\n"
+			   "assert(bsi.verify('fifo', 'sha256:' .. ('0'):rep(64)) == false)\n" EMPTY_RECIPE;
+	double t0 = now();
+
+	tu_must("mkfifo '%s/fifo'", rootdir);
+	ck_assert_msg(eval(text, 1, &cs) == 0, "%s", bsi_error_message());
+	ck_assert_double_lt(now() - t0, 2.0);
+	bsi_changeset_free(cs);
+}
+END_TEST
+
+/* Limits that make no sense are a usage error, not a hang or a crash. */
+START_TEST(test_recipe_limits_validated)
+{
+	const bsi_recipe_limits bad = {0, 0, 0};
+	bsi_changeset *cs;
+
+	ck_assert_int_eq(bsi_changeset_new(&cs), 0);
+	ck_assert_int_eq(bsi_recipe_load_buffer(cs, "recipes/t.lua", "return {}", 9, NULL, &bad),
+			 BSI_EUSAGE);
+	bsi_changeset_free(cs);
+}
+END_TEST
+
+/* ---- schema ---- */
+
+static const struct {
+	const char *field_line; /* replaces @ in the template */
+	const char *want;
+} schema[] = {
+	{"severity = 'urgent',",
+	 "recipes/t.lua:5: improvement \"webkit-26.1-a\": severity must be one of low, medium, "
+	 "high, critical (got \"urgent\")"},
+	{"severty = 'high',",
+	 "recipes/t.lua:5: improvement \"webkit-26.1-a\": unknown field \"severty\""},
+	{"when = 'yes',", "recipes/t.lua:5: improvement \"webkit-26.1-a\": when must be a function"},
+	{"supersedes = 'webkit-1',",
+	 "recipes/t.lua:5: improvement \"webkit-26.1-a\": supersedes must be a list"},
+	{"supersedes = { 'webkit-26.1-a' },", "supersedes itself"},
+	{"fixes = { 'CVE-26' },",
+	 "recipes/t.lua:5: improvement \"webkit-26.1-a\": fixes[1] must be a CVE id like "
+	 "\"CVE-2026-20101\" (got \"CVE-26\")"},
+	{"summary = 'two\\nlines',",
+	 "recipes/t.lua:5: improvement \"webkit-26.1-a\": summary must be one line of UTF-8 text"},
+	{"summary = 'bad \\255 utf8',", "summary must be one line of UTF-8 text (got \"bad ? utf8\")"},
+	{"apply = 42,", "recipes/t.lua:5: improvement \"webkit-26.1-a\": apply must be a function"},
+	{"[1] = 'x',", "recipes/t.lua:4: improvement \"webkit-26.1-a\": unknown field \"[1]\""},
+};
+
+START_TEST(test_recipe_schema_errors)
+{
+	const char *fl = schema[_i].field_line;
+	char rest[256] = "", *text;
+	bsi_changeset *cs;
+
+	/* line 4: the id; line 5: the line under test; line 6: the other fields */
+	if (!strstr(fl, "summary"))
+		strcat(rest, "summary = 's', ");
+	if (!strstr(fl, "fixes"))
+		strcat(rest, "fixes = {}, ");
+	if (!strstr(fl, "severity"))
+		strcat(rest, "severity = 'high', ");
+	if (!strstr(fl, "apply"))
+		strcat(rest, "apply = function(change) end,");
+	ck_assert_int_ge(asprintf(&text,
+				  "return {\n"
+				  "  component = 'webkit',\n"
+				  "  improvements = { {\n"
+				  "    id = 'webkit-26.1-a',\n"
+				  "    %s\n"
+				  "    %s\n"
+				  "  } },\n"
+				  "}\n",
+				  fl, rest),
+			 0);
+	ck_assert_int_eq(eval(text, 1, &cs), BSI_ERECIPE);
+	ck_assert_msg(strstr(bsi_error_message(), schema[_i].want) != NULL,
+		      "message \"%s\" lacks \"%s\" in:\n%s", bsi_error_message(), schema[_i].want,
+		      text);
+	ck_assert_uint_eq(cs->count, 0);
+	bsi_changeset_free(cs);
+	free(text);
+}
+END_TEST
+
+static const struct {
+	const char *text, *want;
+} whole[] = {
+	{"return 42", "recipes/t.lua: a recipe must return a table (got 42)"},
+	{"return {", "recipes/t.lua:1:"},
+	{"local x = \nreturn { component = 'c', improvements = {} }", "recipes/t.lua:2:"},
+	{"return { component = 'c', improvements = {}, extra = 1 }",
+	 "recipes/t.lua:1: unknown field \"extra\" in the recipe table"},
+	{"return { improvements = {} }", "component must be a name"},
+	{"return { component = 'c',\n improvements = { 1 } }",
+	 "recipes/t.lua:2: improvements[1] must be a table (got 1)"},
+	{"return { component = 'c', improvements = { [2] = {} } }", "improvements must be a list"},
+	{"error('boom')", "recipes/t.lua:1: boom"},
+	{"error({})", "recipes/t.lua: error object is a table value"},
+	{"error(setmetatable({}, {__tostring = function() while true do end end}))",
+	 "error object is a table value"},
+	{"return { component = 'c', improvements = { {\n"
+	 "  id = 'x-1', summary = 's', fixes = {}, severity = 'low', apply = function() end },\n"
+	 "  { id = 'x-1', summary = 's', fixes = {}, severity = 'low', apply = function() end } } }",
+	 "recipes/t.lua:3: improvement \"x-1\": duplicate id \"x-1\" (also at recipes/t.lua:2)"},
+	{"return { component = 'c', improvements = { {\n"
+	 "  id = 'bad id', summary = 's', fixes = {}, severity = 'low', apply = function() end } } }",
+	 "improvement #1: id must be a name"},
+	{"return { component = 'c', improvements = { {\n"
+	 "  id = 'x-1', summary = 's', severity = 'low', apply = function() end } } }",
+	 "fixes is required"},
+	/* actions: digests, payload, fields of the spec, service names */
+	{"return { component = 'c', improvements = { {\n"
+	 "  id = 'x-1', summary = 's', fixes = {}, severity = 'low', apply = function(c)\n"
+	 "    c:replace('a/b', { from = 'sha256:abc', to = 'sha256:abc', payload = 'p' }) end } } }",
+	 "recipes/t.lua:3: change:replace(\"a/b\"): from must be a digest"},
+	{"return { component = 'c', improvements = { {\n"
+	 "  id = 'x-1', summary = 's', fixes = {}, severity = 'low', apply = function(c)\n"
+	 "    c:replace('a/b', { from = 'sha256:' .. ('0'):rep(64), to = 'sha256:' .. ('1'):rep(64),\n"
+	 "      payload = 'p', mode = '0755' }) end } } }",
+	 "recipes/t.lua:3: change:replace(\"a/b\"): unknown field \"mode\""},
+	{"return { component = 'c', improvements = { {\n"
+	 "  id = 'x-1', summary = 's', fixes = {}, severity = 'low', apply = function(c)\n"
+	 "    c:replace('a/b', { from = 'sha256:' .. ('0'):rep(64), to = 'sha256:' .. ('1'):rep(64),\n"
+	 "      payload = '../../etc/shadow' }) end } } }",
+	 "recipes/t.lua:3: change:replace(\"a/b\"): payload path has a \"..\" component"},
+	{"return { component = 'c', improvements = { {\n"
+	 "  id = 'x-1', summary = 's', fixes = {}, severity = 'low', apply = function(c)\n"
+	 "    c:restart('--force') end } } }",
+	 "recipes/t.lua:3: change:restart: \"--force\" is not a service name"},
+	{"return { component = 'c', improvements = { {\n"
+	 "  id = 'x-1', summary = 's', fixes = {}, severity = 'low', apply = function(c)\n"
+	 "    for i = 1, 1000 do c:restart('s' .. i) end end } } }",
+	 "recipes/t.lua:3: change: more than 256 actions"},
+	{"error(42)", "recipes/t.lua: 42"},
+	{"local saved\n"
+	 "return { component = 'c', improvements = { {\n"
+	 "  id = 'x-1', summary = 's', fixes = {}, severity = 'low', apply = function(c) saved = c end },\n"
+	 "  { id = 'x-2', summary = 's', fixes = {}, severity = 'low', apply = function(c)\n"
+	 "    saved:restart('sshd') end } } }",
+	 "recipes/t.lua:5: change used outside the apply function"},
+};
+
+START_TEST(test_recipe_whole_file_errors)
+{
+	bsi_changeset *cs;
+
+	ck_assert_int_eq(eval(whole[_i].text, 1, &cs), BSI_ERECIPE);
+	ck_assert_msg(strstr(bsi_error_message(), whole[_i].want) != NULL,
+		      "message \"%s\" lacks \"%s\"", bsi_error_message(), whole[_i].want);
+	ck_assert_uint_eq(cs->count, 0);
+	bsi_changeset_free(cs);
+}
+END_TEST
+
+/* ---- several files: ids unique across them; all or nothing ---- */
+
+static void write_recipe(const char *tree, const char *name, const char *ids[], int n)
+{
+	char path[4096], body[4096];
+	size_t off = 0;
+
+	off += (size_t)snprintf(body + off, sizeof(body) - off,
+				"return {\n  component = '%s',\n  improvements = {\n", name);
+	for (int i = 0; i < n; i++)
+		off += (size_t)snprintf(body + off, sizeof(body) - off,
+					"    { id = '%s', summary = 's', fixes = {}, severity = 'low',\n"
+					"      apply = function(c) c:restart('%s') end },\n",
+					ids[i], name);
+	snprintf(body + off, sizeof(body) - off, "  },\n}\n");
+	snprintf(path, sizeof(path), "%s/recipes/%s.lua", tree, name);
+	tu_write(path, body);
+}
+
+START_TEST(test_recipe_load_all_ids_unique_across_files)
+{
+	char *tree = tu_tmpdir();
+	const char *a[] = {"a-1", "shared-1"}, *b[] = {"b-1"}, *c[] = {"c-1", "shared-1"};
+	bsi_source *src;
+	bsi_root *root;
+	bsi_changeset *cs;
+
+	tu_must("mkdir -p '%s/recipes'", tree);
+	write_recipe(tree, "alpha", a, 2);
+	write_recipe(tree, "beta", b, 1);
+	ck_assert_int_eq(bsi_source_open_dir(&src, tree), 0);
+	ck_assert_int_eq(bsi_root_open(&root, rootdir), 0);
+	ck_assert_int_eq(bsi_changeset_new(&cs), 0);
+
+	ck_assert_msg(bsi_recipe_load_all(cs, src, root, &limits) == 0, "%s", bsi_error_message());
+	ck_assert_uint_eq(cs->count, 3);
+	ck_assert_str_eq(cs->items[0].id, "a-1");
+	ck_assert_str_eq(cs->items[0].recipe, "recipes/alpha.lua");
+	ck_assert_str_eq(cs->items[1].id, "shared-1");
+	ck_assert_str_eq(cs->items[2].id, "b-1");
+	ck_assert_str_eq(cs->items[2].component, "beta");
+	ck_assert_str_eq(cs->items[2].actions[0].service, "beta");
+	bsi_changeset_free(cs);
+
+	/* A third file reusing an id: refused naming both places; cs untouched. */
+	write_recipe(tree, "gamma", c, 2);
+	ck_assert_int_eq(bsi_changeset_new(&cs), 0);
+	ck_assert_int_eq(bsi_recipe_load_all(cs, src, root, &limits), BSI_ERECIPE);
+	ck_assert_str_eq(bsi_error_message(), "recipes/gamma.lua:6: improvement \"shared-1\": "
+					      "duplicate id \"shared-1\" (also at recipes/alpha.lua:6)");
+	ck_assert_uint_eq(cs->count, 0);
+	bsi_changeset_free(cs);
+	bsi_root_free(root);
+	bsi_source_free(src);
+}
+END_TEST
+
+/* An error in a later file leaves cs untouched, and names that file. */
+START_TEST(test_recipe_load_all_all_or_nothing)
+{
+	char *tree = tu_tmpdir(), path[4096];
+	const char *a[] = {"a-1"};
+	bsi_source *src;
+	bsi_changeset *cs;
+
+	tu_must("mkdir -p '%s/recipes'", tree);
+	write_recipe(tree, "alpha", a, 1);
+	snprintf(path, sizeof(path), "%s/recipes/zulu.lua", tree);
+	tu_write(path, "while true do end\n");
+	ck_assert_int_eq(bsi_source_open_dir(&src, tree), 0);
+	ck_assert_int_eq(bsi_changeset_new(&cs), 0);
+	ck_assert_int_eq(bsi_recipe_load_all(cs, src, NULL, &limits), BSI_ERECIPE);
+	ck_assert_str_eq(bsi_error_message(), "recipes/zulu.lua:1: CPU budget of 0.25 s exceeded");
+	ck_assert_uint_eq(cs->count, 0);
+	bsi_changeset_free(cs);
+	bsi_source_free(src);
+}
+END_TEST
+
+static Suite *recipe_suite(void)
+{
+	Suite *s = suite_create("recipe");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, test_recipe_happy_path);
+	tcase_add_test(tc, test_recipe_check_mode);
+	tcase_add_test(tc, test_recipe_check_mode_refuses_escape);
+	tcase_add_loop_test(tc, test_recipe_forbidden_functions, 0,
+			    sizeof(forbidden) / sizeof(forbidden[0]));
+	tcase_add_test(tc, test_recipe_binary_chunks_refused);
+	tcase_add_test(tc, test_recipe_binary_recipe_file_refused);
+	tcase_add_loop_test(tc, test_recipe_cpu_budget, 0, sizeof(cpu_bombs) / sizeof(cpu_bombs[0]));
+	tcase_add_test(tc, test_recipe_cpu_budget_in_functions);
+	tcase_add_loop_test(tc, test_recipe_catastrophic_pattern, 0,
+			    sizeof(c_bombs) / sizeof(c_bombs[0]));
+	tcase_add_test(tc, test_recipe_wall_clock);
+	tcase_add_loop_test(tc, test_recipe_memory_limit, 0,
+			    sizeof(memory_bombs) / sizeof(memory_bombs[0]));
+	tcase_add_loop_test(tc, test_recipe_bsi_readonly, 0, sizeof(readonly) / sizeof(readonly[0]));
+	tcase_add_loop_test(tc, test_recipe_paths_confined, 0, sizeof(escapes) / sizeof(escapes[0]));
+	tcase_add_test(tc, test_recipe_paths_inside_symlink_followed);
+	tcase_add_test(tc, test_recipe_special_files_not_opened);
+	tcase_add_test(tc, test_recipe_limits_validated);
+	tcase_add_loop_test(tc, test_recipe_schema_errors, 0, sizeof(schema) / sizeof(schema[0]));
+	tcase_add_loop_test(tc, test_recipe_whole_file_errors, 0, sizeof(whole) / sizeof(whole[0]));
+	tcase_add_test(tc, test_recipe_load_all_ids_unique_across_files);
+	tcase_add_test(tc, test_recipe_load_all_all_or_nothing);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(recipe_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
