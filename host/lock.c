@@ -37,10 +37,10 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-int bsi_lock_acquire(bsi_lock **out, const char *state_dir, int wait_seconds)
+int bsi_lock_acquire(bsi_lock **out, const char *state_dir, double wait)
 {
 	char path[4096], pid[32];
-	double deadline = now() + wait_seconds;
+	double deadline = now() + wait;
 	bsi_lock *lock = NULL;
 	int fd = -1, ret = BSI_EFAIL, n;
 
@@ -62,7 +62,7 @@ int bsi_lock_acquire(bsi_lock **out, const char *state_dir, int wait_seconds)
 			ret = bsi_error_set(BSI_EFAIL, "lock %s: %s", path, strerror(errno));
 			goto done;
 		}
-		if (wait_seconds == 0 || (wait_seconds > 0 && now() >= deadline)) {
+		if (wait < 0 || (wait > 0 && now() >= deadline)) {
 			long holder = holder_pid(fd);
 			int tries;
 
@@ -76,7 +76,7 @@ int bsi_lock_acquire(bsi_lock **out, const char *state_dir, int wait_seconds)
 				ret = bsi_error_set(BSI_EBUSY,
 						    "another bsi (pid %ld) holds the lock on %s%s",
 						    holder, path,
-						    wait_seconds ? " (gave up waiting)" : "");
+						    wait > 0 ? " (gave up waiting)" : "");
 			else
 				ret = bsi_error_set(BSI_EBUSY, "another bsi holds the lock on %s",
 						    path);

@@ -13,12 +13,13 @@
 typedef struct bsi_lock bsi_lock;
 
 /*
- * Take the lock in state directory `state_dir` (created if absent).
- * wait_seconds == 0: fail at once; > 0: wait up to that many seconds;
- * < 0: wait without limit.  When still held by another process, returns
- * BSI_EBUSY with "another bsi (pid N) holds the lock on DIR/lock".
+ * Take the lock in state directory `state_dir` (created if absent).  `wait`
+ * has the meaning of bsi_cli.wait (cli.h), so the CLI passes it through:
+ * < 0 fail at once (no --wait); 0 wait without limit (--wait); > 0 wait up
+ * to that many seconds (--wait=N).  When still held by another process,
+ * returns BSI_EBUSY with "another bsi (pid N) holds the lock on DIR/lock".
  */
-int bsi_lock_acquire(bsi_lock **out, const char *state_dir, int wait_seconds);
+int bsi_lock_acquire(bsi_lock **out, const char *state_dir, double wait);
 /* Release (close) the lock; NULL-safe. */
 void bsi_lock_release(bsi_lock *lock);
 

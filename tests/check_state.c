@@ -356,12 +356,12 @@ START_TEST(test_lock_second_fails_fast_naming_the_holder)
 	pid_t pid;
 	ssize_t n;
 
-	ck_assert_int_eq(bsi_lock_acquire(&lock, dir, 0), 0);
+	ck_assert_int_eq(bsi_lock_acquire(&lock, dir, -1), 0);
 	ck_assert_int_eq(pipe(pipefd), 0);
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		int ret = bsi_lock_acquire(&again, dir, 0);
+		int ret = bsi_lock_acquire(&again, dir, -1);
 		const char *m = bsi_error_message();
 
 		if (write(pipefd[1], m, strlen(m)) < 0)
@@ -378,7 +378,7 @@ START_TEST(test_lock_second_fails_fast_naming_the_holder)
 	ck_assert_msg(strstr(buf, expect), "%s", buf);
 	bsi_lock_release(lock);
 	/* Released: the next one gets it. */
-	ck_assert_int_eq(bsi_lock_acquire(&again, dir, 0), 0);
+	ck_assert_int_eq(bsi_lock_acquire(&again, dir, -1), 0);
 	bsi_lock_release(again);
 }
 END_TEST
@@ -397,15 +397,15 @@ START_TEST(test_lock_waits_for_the_holder)
 	if (pid == 0) {
 		bsi_lock *held;
 
-		if (bsi_lock_acquire(&held, dir, 0) != 0)
+		if (bsi_lock_acquire(&held, dir, -1) != 0)
 			_exit(1);
 		usleep(600 * 1000);
 		_exit(0); /* the kernel drops the lock */
 	}
 	usleep(150 * 1000);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	/* Fail fast while held... */
-	ck_assert_int_eq(bsi_lock_acquire(&lock, dir, 0), BSI_EBUSY);
+	/* Fail fast while held (no --wait)... */
+	ck_assert_int_eq(bsi_lock_acquire(&lock, dir, -1), BSI_EBUSY);
 	/* ...but --wait=5 gets it when the holder dies. */
 	ck_assert_msg(bsi_lock_acquire(&lock, dir, 5) == 0, "%s", bsi_error_message());
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -415,7 +415,7 @@ START_TEST(test_lock_waits_for_the_holder)
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
 	ck_assert_int_eq(WEXITSTATUS(st), 0);
 
-	/* A wait that runs out is BSI_EBUSY too. */
+	/* A wait that runs out is BSI_EBUSY too; --wait alone (0) waits forever. */
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
@@ -426,6 +426,22 @@ START_TEST(test_lock_waits_for_the_holder)
 	}
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
 	ck_assert_int_eq(WEXITSTATUS(st), 5);
+	bsi_lock_release(lock);
+	/* (A forked child shares the parent's lock, so the holder is a child.) */
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		bsi_lock *held;
+
+		if (bsi_lock_acquire(&held, dir, -1) != 0)
+			_exit(1);
+		usleep(1500 * 1000); /* longer than a bounded wait of 1 s would last */
+		_exit(0);
+	}
+	usleep(150 * 1000);
+	ck_assert_msg(bsi_lock_acquire(&lock, dir, 0) == 0, "%s", bsi_error_message());
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_int_eq(WEXITSTATUS(st), 0);
 	bsi_lock_release(lock);
 }
 END_TEST

@@ -66,10 +66,11 @@ int main(int argc, char **argv)
 	bsi_source *src = NULL;
 	bsi_plugin *plugin = NULL;
 	bsi_lock *lock = NULL;
-	int wait = 0, ret;
+	double wait = -1;
+	int ret;
 
 	if (argc > 2 && strcmp(argv[1], "--wait") == 0) {
-		wait = atoi(argv[2]);
+		wait = atof(argv[2]);
 		argv += 2;
 		argc -= 2;
 	}
