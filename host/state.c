@@ -430,6 +430,39 @@ json_t *bsi_state_improvement_json(const bsi_improvement *imp)
 	return o;
 }
 
+json_t *bsi_state_improvement_to_json(const bsi_state_improvement *imp)
+{
+	json_t *o = json_object(), *fixes, *notes;
+	bsi_status shown = imp->status;
+
+	if (!o)
+		return NULL;
+	if (imp->held && shown != BSI_STATUS_APPLIED && shown != BSI_STATUS_OBSOLETE &&
+	    shown != BSI_STATUS_TAMPERED)
+		shown = BSI_STATUS_HELD;
+	fixes = imp->fixes ? json_loads(imp->fixes, 0, NULL) : NULL;
+	notes = imp->notes ? json_loads(imp->notes, 0, NULL) : NULL;
+	json_object_set_new(o, "id", str_or_null(imp->id));
+	json_object_set_new(o, "component", str_or_null(imp->component));
+	json_object_set_new(o, "summary", str_or_null(imp->summary));
+	json_object_set_new(o, "severity", str_or_null(imp->severity));
+	json_object_set_new(o, "fixes", fixes ? fixes : json_array());
+	json_object_set_new(o, "status", json_string(bsi_status_name(shown)));
+	json_object_set_new(o, "reason", str_or_null(imp->reason));
+	json_object_set_new(o, "held", json_boolean(imp->held));
+	json_object_set_new(o, "restart_pending", json_boolean(imp->restart_pending));
+	json_object_set_new(o, "applied_at",
+			    imp->applied_at ? json_integer(imp->applied_at) : json_null());
+	json_object_set_new(o, "feed_commit", str_or_null(imp->feed_commit));
+	json_object_set_new(o, "signer", str_or_null(imp->signer));
+	if (json_is_array(json_object_get(notes, "actions")))
+		json_object_set(o, "actions", json_object_get(notes, "actions"));
+	else
+		json_object_set_new(o, "actions", json_array());
+	json_decref(notes);
+	return o;
+}
+
 int bsi_state_improvement_note(bsi_state *st, const bsi_improvement *imp)
 {
 	sqlite3_stmt *s = NULL;

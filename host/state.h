@@ -93,6 +93,14 @@ int bsi_state_improvement_set_restart_pending(bsi_state *st, const char *id, boo
 int bsi_state_improvement_set_applied(bsi_state *st, const char *id, const char *feed_commit,
 				      const char *signer, bool restart_pending);
 
+/* One improvement for `status --json` / `show --json` (new reference):
+ * {id, component, summary, severity, fixes: [...], status, reason, held,
+ *  restart_pending, applied_at (null if never), feed_commit, signer,
+ *  actions: [...] (from the notes)}.  `status` is the stored status, one of
+ * DESIGN.md section 5's names; a held improvement reports "held" unless it
+ * is applied, obsolete or tampered (what is on disk matters more). */
+json_t *bsi_state_improvement_to_json(const bsi_state_improvement *imp);
+
 /* The change set entry as the JSON kept in `notes` (new reference):
  * {id, component, summary, severity, fixes, supersedes, recipe, line,
  *  actions: [{op:"replace", path, from, to, payload} | {op:"restart", service}]} */

@@ -209,6 +209,28 @@ START_TEST(test_state_improvements_roundtrip)
 	ck_assert_int_gt(imp->applied_at, 0);
 	bsi_state_improvement_free(imp);
 
+	/* As status --json shows it: applied stays applied even when held. */
+	{
+		json_t *j;
+
+		ck_assert_int_eq(bsi_state_improvement_get(st, "webkit-26.1-a", &imp), 0);
+		j = bsi_state_improvement_to_json(imp);
+		ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "applied");
+		ck_assert(json_is_true(json_object_get(j, "held")));
+		ck_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "fixes"), 0)),
+				 "CVE-2026-20101");
+		ck_assert_int_eq(json_array_size(json_object_get(j, "actions")), 2);
+		json_decref(j);
+		bsi_state_improvement_free(imp);
+		ck_assert_int_eq(bsi_state_improvement_set_status(st, "webkit-26.1-a",
+								  BSI_STATUS_ROLLED_BACK, NULL),
+				 0);
+		ck_assert_int_eq(bsi_state_improvement_get(st, "webkit-26.1-a", &imp), 0);
+		j = bsi_state_improvement_to_json(imp);
+		ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "held");
+		json_decref(j);
+		bsi_state_improvement_free(imp);
+	}
 	ck_assert_int_eq(bsi_state_improvement_set_status(st, "nope", BSI_STATUS_APPLIED, NULL),
 			 BSI_EUSAGE);
 	ck_assert_int_eq(bsi_state_improvement_get(st, "nope", &imp), 0);
