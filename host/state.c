@@ -5,6 +5,7 @@
 #include "failpoint.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -67,6 +68,8 @@ static const char *const migrations[] = {
 	"  BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;"
 	"CREATE TRIGGER history_no_delete BEFORE DELETE ON history"
 	"  BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;",
+	/* 1 -> 2: the target root this state belongs to (bsi_state_bind_root) */
+	"CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
 };
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
@@ -941,6 +944,38 @@ done:
 	if (dirfd >= 0)
 		close(dirfd);
 	return ret;
+}
+
+int bsi_state_bind_root(bsi_state *st, const bsi_root *root)
+{
+	char real[PATH_MAX];
+	sqlite3_stmt *s = NULL;
+	int ret, rc;
+
+	if (!realpath(bsi_root_path(root), real))
+		return bsi_error_set(BSI_EFAIL, "target root %s: %s", bsi_root_path(root),
+				     strerror(errno));
+	if ((ret = prepare(st, &s, "SELECT value FROM meta WHERE key = 'root'")) != 0)
+		return ret;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		const char *bound = (const char *)sqlite3_column_text(s, 0);
+
+		if (!bound || strcmp(bound, real) != 0)
+			ret = bsi_error_set(BSI_EUSAGE,
+					    "state %s belongs to target root %s, not %s; use --root "
+					    "%s, or another --state for this root",
+					    st->dir, bound ? bound : "?", real, bound ? bound : "?");
+		sqlite3_finalize(s);
+		return ret;
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return db_error(st, "read target root");
+	if ((ret = prepare(st, &s, "INSERT INTO meta (key, value) VALUES ('root', ?1)")) != 0)
+		return ret;
+	bind_text(s, 1, real);
+	return run(st, s, "record target root");
 }
 
 int bsi_state_plan_hasher(void *st, const bsi_root *root, const char *rel,

@@ -33,7 +33,7 @@
 typedef struct bsi_state bsi_state;
 
 /* The schema version this program writes (PRAGMA user_version). */
-#define BSI_STATE_SCHEMA_VERSION 1
+#define BSI_STATE_SCHEMA_VERSION 2
 
 /*
  * Open (creating the directory and the database when absent) the state in
@@ -158,6 +158,15 @@ int bsi_state_commit_remember(bsi_state *st, const char *commit_id, const char *
  */
 int bsi_state_hash_file(bsi_state *st, const bsi_root *root, const char *rel,
 			char out_digest[BSI_DIGEST_STRLEN + 1]);
+/*
+ * A state directory describes one target root: its transactions name paths
+ * relative to it.  The first call records realpath(root); later calls with
+ * another root fail (BSI_EUSAGE, naming both), so that recovering, rolling
+ * back or verifying never looks at the wrong tree.  txn.c calls it before
+ * touching anything.
+ */
+int bsi_state_bind_root(bsi_state *st, const bsi_root *root);
+
 /* bsi_state_hash_file in the shape of plan.h's bsi_plan_hasher, so the plan
  * uses the cache: pass (bsi_state_plan_hasher, st). */
 int bsi_state_plan_hasher(void *st, const bsi_root *root, const char *rel,

@@ -855,7 +855,7 @@ int bsi_txn_apply(bsi_txn_result *out, const bsi_txn_ctx *ctx, const bsi_improve
 	result_init(out, BSI_STATUS_PENDING);
 	if (!imp->id || !*imp->id)
 		return bsi_error_set(BSI_ERECIPE, "improvement without an id");
-	if ((ret = validate(imp)) != 0)
+	if ((ret = validate(imp)) != 0 || (ret = bsi_state_bind_root(ctx->state, ctx->root)) != 0)
 		return ret;
 	if (!feed_commit && ctx->source)
 		feed_commit = bsi_source_commit(ctx->source);
@@ -1000,7 +1000,8 @@ int bsi_txn_rollback(bsi_txn_result *out, const bsi_txn_ctx *ctx, const char *id
 	int ret;
 
 	result_init(out, BSI_STATUS_PENDING);
-	if ((ret = bsi_state_improvement_get(ctx->state, id, &cur)) != 0)
+	if ((ret = bsi_state_bind_root(ctx->state, ctx->root)) != 0 ||
+	    (ret = bsi_state_improvement_get(ctx->state, id, &cur)) != 0)
 		goto done;
 	if (!cur) {
 		ret = bsi_error_set(BSI_EUSAGE, "unknown improvement %s", id);
@@ -1237,6 +1238,14 @@ int bsi_txn_recover(const bsi_txn_ctx *ctx, size_t *out_count)
 		*out_count = 0;
 	if ((ret = bsi_state_txn_unfinished(ctx->state, &list, &n)) != 0)
 		return ret;
+	/* Never "recover" against another tree than the one the transactions
+	 * were made in: it would look like tampering and restore nothing. */
+	if (n > 0 && (ret = bsi_state_bind_root(ctx->state, ctx->root)) != 0) {
+		bsi_error_wrap("cannot recover the interrupted %s of %s", list[0]->kind,
+			       list[0]->improvement);
+		bsi_state_txn_list_free(list, n);
+		return ret;
+	}
 	for (i = 0; i < n; i++) {
 		if ((ret = recover_one(ctx, list[i])) != 0)
 			break;
@@ -1283,7 +1292,8 @@ int bsi_txn_verify(bsi_txn_result *out, const bsi_txn_ctx *ctx, const char *id,
 	int ret;
 
 	result_init(out, BSI_STATUS_PENDING);
-	if ((ret = bsi_state_improvement_get(ctx->state, id, &cur)) != 0)
+	if ((ret = bsi_state_bind_root(ctx->state, ctx->root)) != 0 ||
+	    (ret = bsi_state_improvement_get(ctx->state, id, &cur)) != 0)
 		goto done;
 	if (!cur) {
 		ret = bsi_error_set(BSI_EUSAGE, "unknown improvement %s", id);

@@ -29,7 +29,9 @@
  * machinery with the backups as payloads.
  *
  * All functions here mutate files and state: the caller holds the state
- * lock (lock.h) and has run bsi_txn_recover() first.
+ * lock (lock.h) and has run bsi_txn_recover() first.  A state directory
+ * belongs to one target root (bsi_state_bind_root): apply, rollback, verify
+ * and a recovery with work to do refuse (BSI_EUSAGE) another --root.
  *
  * Failpoints (BSI_FAILPOINT): apply.prepared, apply.staged,
  * apply.backed-up, apply.recorded, apply.renamed.<n> (after the n-th

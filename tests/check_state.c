@@ -140,6 +140,43 @@ START_TEST(test_state_damaged_database_is_an_error_not_recreated)
 }
 END_TEST
 
+START_TEST(test_state_migrates_an_older_schema)
+{
+	char *dir = tu_tmpdir(), db[4300], rootdir[4300], other[4300];
+	bsi_state *st;
+	bsi_root *root, *root2;
+
+	snprintf(db, sizeof(db), "%s/state.db", dir);
+	st = open_ok(dir);
+	ck_assert_int_eq(bsi_state_history_add(st, "apply", "kept", NULL, NULL, NULL), 0);
+	bsi_state_free(st);
+	/* Make it a version 1 database, as the first release wrote it. */
+	sql(db, "DROP TABLE meta; PRAGMA user_version = 1", 1);
+	st = open_ok(dir);
+	/* Version 2's table works, and version 1's data is still there. */
+	snprintf(rootdir, sizeof(rootdir), "%s/root", dir);
+	snprintf(other, sizeof(other), "%s/other", dir);
+	tu_must("mkdir '%s' '%s'", rootdir, other);
+	ck_assert_int_eq(bsi_root_open(&root, rootdir), 0);
+	ck_assert_int_eq(bsi_root_open(&root2, other), 0);
+	ck_assert_msg(bsi_state_bind_root(st, root) == 0, "%s", bsi_error_message());
+	ck_assert_int_eq(bsi_state_bind_root(st, root), 0);
+	ck_assert_int_eq(bsi_state_bind_root(st, root2), BSI_EUSAGE);
+	ck_assert_msg(strstr(bsi_error_message(), rootdir) && strstr(bsi_error_message(), other),
+		      "%s", bsi_error_message());
+	{
+		json_t *h;
+
+		ck_assert_int_eq(bsi_state_history_json(st, "kept", &h), 0);
+		ck_assert_int_eq(json_array_size(h), 1);
+		json_decref(h);
+	}
+	bsi_root_free(root);
+	bsi_root_free(root2);
+	bsi_state_free(st);
+}
+END_TEST
+
 START_TEST(test_state_newer_schema_is_refused)
 {
 	char *dir = tu_tmpdir(), db[4300];
@@ -477,6 +514,7 @@ static Suite *state_suite(void)
 	tcase_add_checked_fixture(tc, NULL, tu_cleanup);
 	tcase_add_test(tc, test_state_creates_and_reopens);
 	tcase_add_test(tc, test_state_damaged_database_is_an_error_not_recreated);
+	tcase_add_test(tc, test_state_migrates_an_older_schema);
 	tcase_add_test(tc, test_state_newer_schema_is_refused);
 	tcase_add_test(tc, test_state_improvements_roundtrip);
 	tcase_add_test(tc, test_state_history_is_append_only);

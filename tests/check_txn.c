@@ -863,6 +863,46 @@ START_TEST(test_txn_crash_during_recovery_recovers)
 }
 END_TEST
 
+START_TEST(test_txn_recovery_refuses_another_root)
+{
+	char *new_fp = new_fingerprint(1000), *args, *rec, other[4300], *fp;
+	tu_result r;
+	env e;
+
+	env_setup(&e);
+	args = apply_args(&e);
+	drive(&r, "BSI_FAILPOINT=apply.renamed.2", args);
+	ck_assert_int_eq(r.status, 128 + SIGKILL);
+	tu_result_free(&r);
+	fp = tu_tree_fingerprint(e.root);
+	/* The same state with the wrong --root: refused, nothing touched. */
+	snprintf(other, sizeof(other), "%s/other-root", e.dir);
+	tu_must("mkdir '%s'", other);
+	ck_assert_int_gt(asprintf(&rec, "'%s' '%s' '%s' '%s' record recover", e.state, other,
+				  e.feed, tu_build_path("plugins")),
+			 0);
+	drive(&r, NULL, rec);
+	ck_assert_msg(r.status == 2 && strstr(r.err, "belongs to target root"), "%d %s", r.status,
+		      r.err);
+	tu_result_free(&r);
+	{
+		char *after = tu_tree_fingerprint(e.root);
+
+		ck_assert_str_eq(after, fp);
+		free(after);
+	}
+	ck_assert_int_eq(status_of(&e, NULL), BSI_STATUS_PENDING);
+	/* The right root recovers it. */
+	drive_recover(&e);
+	ck_assert(!check_consistent(&e, new_fp, "after the right root"));
+	free(fp);
+	free(rec);
+	free(args);
+	free(new_fp);
+	env_free(&e);
+}
+END_TEST
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -1167,6 +1207,7 @@ static Suite *txn_suite(void)
 	tcase_add_loop_test(tc, test_txn_crash_at_each_rollback_failpoint_recovers, 0,
 			    (int)(sizeof(rollback_points) / sizeof(rollback_points[0])));
 	tcase_add_test(tc, test_txn_crash_during_recovery_recovers);
+	tcase_add_test(tc, test_txn_recovery_refuses_another_root);
 	tcase_add_test(tc, test_txn_random_sigkill_of_large_apply_recovers);
 	tcase_add_loop_test(tc, test_txn_fault_at_each_step_rolls_back, 0,
 			    (int)(sizeof(apply_faults) / sizeof(apply_faults[0])));
