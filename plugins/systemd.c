@@ -107,10 +107,11 @@ static int systemd_restart(void *ctx, const char *service, char *err, size_t err
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
 		ret = 0;
 	} else if (WIFEXITED(st)) {
-		snprintf(err, errlen, "systemctl try-restart %s exited with status %d%s%s", service,
-			 WEXITSTATUS(st), msg[0] ? ": " : "", msg);
+		snprintf(err, errlen, "%s try-restart %s exited with status %d%s%s%s", bin, service,
+			 WEXITSTATUS(st), WEXITSTATUS(st) == 127 ? " (could not be run)" : "",
+			 msg[0] ? ": " : "", msg);
 	} else {
-		snprintf(err, errlen, "systemctl try-restart %s killed by signal %d%s%s", service,
+		snprintf(err, errlen, "%s try-restart %s killed by signal %d%s%s", bin, service,
 			 WTERMSIG(st), msg[0] ? ": " : "", msg);
 	}
 done:
