@@ -41,8 +41,22 @@ typedef struct {
 	char *backup_dir; /* <state>/backups/<id> */
 	int backup_dirfd;
 	step *steps;
-	size_t n;
+	size_t n;   /* steps in use */
+	size_t cap; /* steps allocated (slot n may hold an open dirfd) */
 } run;
+
+/* Allocate room for cap steps, every dirfd closed. */
+static int run_alloc(run *r, size_t cap)
+{
+	size_t i;
+
+	if (!(r->steps = calloc(cap, sizeof(*r->steps))))
+		return bsi_error_set(BSI_EFAIL, "out of memory");
+	r->cap = cap;
+	for (i = 0; i < cap; i++)
+		r->steps[i].dirfd = -1;
+	return 0;
+}
 
 /* An injected error for `site` (EIO), or for `site`.enospc (ENOSPC), or 0. */
 static int fault(const char *site)
@@ -557,7 +571,7 @@ static void run_free(run *r)
 {
 	size_t i;
 
-	for (i = 0; i < r->n; i++) {
+	for (i = 0; r->steps && i < r->cap; i++) {
 		if (r->steps[i].dirfd >= 0)
 			close(r->steps[i].dirfd);
 		free(r->steps[i].source_backup);
@@ -861,8 +875,8 @@ int bsi_txn_apply(bsi_txn_result *out, const bsi_txn_ctx *ctx, const bsi_improve
 		feed_commit = bsi_source_commit(ctx->source);
 	if ((ret = bsi_state_improvement_note(ctx->state, imp)) != 0)
 		return ret;
-	if (!(r.steps = calloc(imp->nactions + 1, sizeof(*r.steps))))
-		return bsi_error_set(BSI_EFAIL, "out of memory");
+	if ((ret = run_alloc(&r, imp->nactions + 1)) != 0)
+		return ret;
 
 	/* 1. Every target must be at `from` (to do) or `to` (done). */
 	for (i = 0; i < imp->nactions; i++) {
@@ -1020,10 +1034,8 @@ int bsi_txn_rollback(bsi_txn_result *out, const bsi_txn_ctx *ctx, const char *id
 		goto done;
 	for (t = 0; t < napplied; t++)
 		nactions += applied[t]->nactions;
-	if (!(r.steps = calloc(nactions + 1, sizeof(*r.steps)))) {
-		ret = bsi_error_set(BSI_EFAIL, "out of memory");
+	if ((ret = run_alloc(&r, nactions + 1)) != 0)
 		goto done;
-	}
 	/* Every replaced file must still be the payload (or already the original). */
 	for (t = 0; t < napplied; t++) {
 		for (i = 0; i < applied[t]->nactions; i++) {

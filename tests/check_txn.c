@@ -196,6 +196,18 @@ static char *new_fingerprint(size_t size)
 	return fp;
 }
 
+static int count_open_fds(void)
+{
+	tu_result r;
+	int n;
+
+	/* This process's descriptors, as the kernel lists them. */
+	tu_sh(&r, "ls /proc/%ld/fd | wc -l", (long)getpid());
+	n = atoi(r.out);
+	tu_result_free(&r);
+	return n;
+}
+
 static int count_stage_files(const env *e)
 {
 	tu_result r;
@@ -387,6 +399,7 @@ START_TEST(test_txn_not_applicable_touches_nothing)
 	bsi_txn_result res;
 	session s;
 	char p[4400], digest[BSI_DIGEST_STRLEN + 1], *fp;
+	int fds;
 
 	env_setup(&e);
 	snprintf(p, sizeof(p), "%s/%s", e.root, paths[2]);
@@ -396,8 +409,10 @@ START_TEST(test_txn_not_applicable_touches_nothing)
 	e.old_fp = tu_tree_fingerprint(e.root);
 	build_imp(&cs, &e, true);
 	session_open(&s, &e);
+	fds = count_open_fds();
 	ck_assert_msg(bsi_txn_apply(&res, &s.ctx, &cs->items[0]) == 0, "%s", bsi_error_message());
 	ck_assert_int_eq(res.status, BSI_STATUS_NOT_APPLICABLE);
+	ck_assert_int_eq(count_open_fds(), fds); /* no descriptor leaked */
 	ck_assert_msg(strstr(res.reason, paths[2]) && strstr(res.reason, digest) &&
 			      strstr(res.reason, e.from[2]),
 		      "reason should name the file and both digests: %s", res.reason);
