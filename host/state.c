@@ -163,16 +163,28 @@ static int user_version(bsi_state *st, int *out)
 	return ret;
 }
 
-/* Bring the schema from `from` to BSI_STATE_SCHEMA_VERSION, each step in
- * its own SQL transaction together with its user_version bump. */
+/*
+ * Bring the schema up to BSI_STATE_SCHEMA_VERSION, one migration per SQL
+ * transaction together with its user_version bump.  The version is read
+ * again inside each write transaction, so two bsi opening an old database
+ * at once migrate it once.
+ */
 static int migrate(bsi_state *st, int from)
 {
 	char sql[64];
-	int v;
+	int v = from;
 
-	for (v = from; v < (int)NMIGRATIONS; v++) {
+	for (;;) {
 		if (exec(st, "BEGIN IMMEDIATE") != 0)
 			return BSI_EFAIL;
+		if (user_version(st, &v) != 0) {
+			bsi_state_rollback(st);
+			return BSI_EFAIL;
+		}
+		if (v >= (int)NMIGRATIONS) {
+			bsi_state_rollback(st);
+			return 0;
+		}
 		snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", v + 1);
 		if (exec(st, migrations[v]) != 0 || exec(st, sql) != 0) {
 			bsi_state_rollback(st);
@@ -183,16 +195,21 @@ static int migrate(bsi_state *st, int from)
 			return BSI_EFAIL;
 		}
 	}
-	return 0;
 }
 
-/* Build a fresh database under a temporary name, then rename it to `path`. */
+/*
+ * Build a fresh database under a temporary name of our own, then link(2) it
+ * to `path`: link never replaces an existing file, so when two bsi (one
+ * without the lock, e.g. `status`) create the state at once, exactly one
+ * database wins and neither clobbers what the other may already have
+ * written.
+ */
 static int create_db(bsi_state *st)
 {
 	char *tmp = NULL;
 	int ret = BSI_EFAIL;
 
-	if (asprintf(&tmp, "%s/.state.db.new", st->dir) < 0) {
+	if (asprintf(&tmp, "%s/.state.db.new.%ld", st->dir, (long)getpid()) < 0) {
 		tmp = NULL;
 		ret = bsi_error_set(BSI_EFAIL, "out of memory");
 		goto done;
@@ -208,8 +225,8 @@ static int create_db(bsi_state *st)
 	/* Closing the last connection checkpoints and removes the WAL. */
 	sqlite3_close(st->db);
 	st->db = NULL;
-	if (rename(tmp, st->path) != 0) {
-		ret = bsi_error_set(BSI_EFAIL, "rename %s: %s", tmp, strerror(errno));
+	if (link(tmp, st->path) != 0 && errno != EEXIST) {
+		ret = bsi_error_set(BSI_EFAIL, "create %s: %s", st->path, strerror(errno));
 		goto done;
 	}
 	if ((ret = fsync_dir(st->dir)) != 0)
@@ -220,9 +237,10 @@ done:
 		sqlite3_close(st->db);
 		st->db = NULL;
 	}
-	if (ret != 0 && tmp)
+	if (tmp) {
 		unlink(tmp);
-	free(tmp);
+		free(tmp);
+	}
 	return ret;
 }
 
@@ -232,14 +250,23 @@ static int check_integrity(bsi_state *st)
 	int ret = 0;
 	const unsigned char *r;
 
-	if (sqlite3_prepare_v2(st->db, "PRAGMA quick_check", -1, &s, NULL) != SQLITE_OK)
+	int rc = sqlite3_prepare_v2(st->db, "PRAGMA quick_check", -1, &s, NULL);
+
+	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+		return bsi_error_set(BSI_EFAIL, "state database %s is busy: %s", st->path,
+				     sqlite3_errmsg(st->db));
+	if (rc != SQLITE_OK)
 		return bsi_error_set(BSI_EFAIL,
 				     "state database %s is damaged or not a bsi database (%s); "
 				     "it was left untouched: restore it from a backup or move it "
 				     "away to start over (forgetting applied improvements)",
 				     st->path, sqlite3_errmsg(st->db));
-	if (sqlite3_step(s) != SQLITE_ROW || !(r = sqlite3_column_text(s, 0)) ||
-	    strcmp((const char *)r, "ok") != 0)
+	rc = sqlite3_step(s);
+	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+		ret = bsi_error_set(BSI_EFAIL, "state database %s is busy: %s", st->path,
+				    sqlite3_errmsg(st->db));
+	else if (rc != SQLITE_ROW || !(r = sqlite3_column_text(s, 0)) ||
+		 strcmp((const char *)r, "ok") != 0)
 		ret = bsi_error_set(BSI_EFAIL,
 				    "state database %s is damaged (%s); it was left untouched: "
 				    "restore it from a backup or move it away to start over",
@@ -281,6 +308,7 @@ int bsi_state_open(bsi_state **out, const char *dir)
 				    st->db ? sqlite3_errmsg(st->db) : "out of memory");
 		goto done;
 	}
+	sqlite3_busy_timeout(st->db, 10000);
 	if ((ret = check_integrity(st)) != 0 || (ret = configure(st)) != 0)
 		goto done;
 	if ((ret = user_version(st, &version)) != 0)
@@ -301,7 +329,7 @@ int bsi_state_open(bsi_state **out, const char *dir)
 				    st->path, version, BSI_STATE_SCHEMA_VERSION);
 		goto done;
 	}
-	if ((ret = migrate(st, version)) != 0)
+	if (version < BSI_STATE_SCHEMA_VERSION && (ret = migrate(st, version)) != 0)
 		goto done;
 	*out = st;
 	st = NULL;

@@ -94,6 +94,46 @@ START_TEST(test_state_creates_and_reopens)
 }
 END_TEST
 
+START_TEST(test_state_concurrent_first_opens_share_one_database)
+{
+	char *dir = tu_tmpdir(), sub[4300];
+	pid_t pids[8];
+	bsi_state *st;
+	json_t *h;
+	tu_result r;
+	int k, status;
+
+	snprintf(sub, sizeof(sub), "%s/state", dir);
+	for (k = 0; k < 8; k++) {
+		pids[k] = fork();
+		ck_assert_int_ge(pids[k], 0);
+		if (pids[k] == 0) {
+			bsi_state *mine = NULL;
+
+			if (bsi_state_open(&mine, sub) != 0 ||
+			    bsi_state_history_add(mine, "hello", NULL, NULL, NULL, NULL) != 0) {
+				fprintf(stderr, "child: %s\n", bsi_error_message());
+				_exit(1);
+			}
+			bsi_state_free(mine);
+			_exit(0);
+		}
+	}
+	for (k = 0; k < 8; k++) {
+		ck_assert_int_eq(waitpid(pids[k], &status, 0), pids[k]);
+		ck_assert_int_eq(WEXITSTATUS(status), 0);
+	}
+	st = open_ok(sub);
+	ck_assert_int_eq(bsi_state_history_json(st, NULL, &h), 0);
+	ck_assert_int_eq(json_array_size(h), 8); /* nobody's database was replaced */
+	json_decref(h);
+	bsi_state_free(st);
+	tu_sh(&r, "ls -A '%s' | grep -c new", sub);
+	ck_assert_int_eq(atoi(r.out), 0);
+	tu_result_free(&r);
+}
+END_TEST
+
 START_TEST(test_state_damaged_database_is_an_error_not_recreated)
 {
 	char *dir = tu_tmpdir(), db[4300], *before, *after;
@@ -513,6 +553,7 @@ static Suite *state_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_checked_fixture(tc, NULL, tu_cleanup);
 	tcase_add_test(tc, test_state_creates_and_reopens);
+	tcase_add_test(tc, test_state_concurrent_first_opens_share_one_database);
 	tcase_add_test(tc, test_state_damaged_database_is_an_error_not_recreated);
 	tcase_add_test(tc, test_state_migrates_an_older_schema);
 	tcase_add_test(tc, test_state_newer_schema_is_refused);
