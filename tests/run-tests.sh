@@ -6,7 +6,7 @@ set -u
 failed=0
 for t in "$@"; do
 	if [ "${BSI_VALGRIND:-}" = 1 ]; then
-		CK_FORK=no valgrind -q --error-exitcode=99 --leak-check=full \
+		valgrind -q --error-exitcode=99 --leak-check=full \
 			--errors-for-leak-kinds=definite "$t" || failed=1
 	else
 		"$t" || failed=1
