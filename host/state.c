@@ -879,6 +879,37 @@ int bsi_state_commit_remember(bsi_state *st, const char *commit_id, const char *
 	return run(st, s, "remember commit");
 }
 
+int bsi_state_commit_known(void *st, const git_oid *id)
+{
+	char hex[GIT_OID_HEXSZ + 1];
+	bool found = false;
+	int ret;
+
+	git_oid_tostr(hex, sizeof(hex), id);
+	if ((ret = bsi_state_commit_lookup(st, hex, &found, NULL)) != 0)
+		return ret;
+	return found ? 1 : 0;
+}
+
+int bsi_state_feed_advance(bsi_state *st, const char *head, int64_t head_time, int64_t synced_at,
+			   const char *const *ids, const char *const *signers, size_t n)
+{
+	size_t i;
+	int ret;
+
+	if ((ret = bsi_state_begin(st)) != 0)
+		return ret;
+	for (i = 0; i < n; i++)
+		if ((ret = bsi_state_commit_remember(st, ids[i], signers ? signers[i] : NULL)) != 0)
+			goto fail;
+	if ((ret = bsi_state_feed_set_head(st, head, head_time, synced_at)) != 0)
+		goto fail;
+	return bsi_state_commit(st);
+fail:
+	bsi_state_rollback(st);
+	return ret;
+}
+
 /* ---- hash cache ------------------------------------------------------ */
 
 static int64_t ns(struct timespec t) { return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec; }

@@ -25,6 +25,7 @@
 #include "digest.h"
 #include "fsroot.h"
 
+#include <git2.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -145,6 +146,17 @@ int bsi_state_feed_set_head(bsi_state *st, const char *head, int64_t head_time,
 int bsi_state_commit_lookup(bsi_state *st, const char *commit_id, bool *out_found,
 			    char **out_signer);
 int bsi_state_commit_remember(bsi_state *st, const char *commit_id, const char *signer);
+/* bsi_state_commit_lookup in the shape of auth.h's bsi_auth_cache.known:
+ * pass {bsi_state_commit_known, st}.  1 known, 0 not, or a BSI_E* code. */
+int bsi_state_commit_known(void *st, const git_oid *id);
+/*
+ * After an authenticated sync: remember the n newly authenticated commits
+ * (ids[i] signed by signers[i], hex ids, signer as the caller names it)
+ * and advance the trusted head, all in one SQL transaction, so a crash
+ * leaves either the old head or the new head with its commits.
+ */
+int bsi_state_feed_advance(bsi_state *st, const char *head, int64_t head_time, int64_t synced_at,
+			   const char *const *ids, const char *const *signers, size_t n);
 
 /* ---- file digests ---------------------------------------------------- */
 

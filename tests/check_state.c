@@ -1,6 +1,7 @@
 /*
  * check_state.c - the state database and the lock.
  */
+#include "auth.h"
 #include "changeset.h"
 #include "digest.h"
 #include "error.h"
@@ -360,6 +361,14 @@ START_TEST(test_state_feed_and_commit_cache)
 	ck_assert_int_eq(bsi_state_feed_get(st, &f), 0);
 	ck_assert_ptr_null(f);
 	ck_assert_int_eq(bsi_state_feed_set_head(st, "abc", 1, 2), BSI_EUSAGE);
+	{
+		/* All or nothing: a refused head remembers none of its commits. */
+		const char *ids[] = {"5555555555555555555555555555555555555555"};
+
+		ck_assert_int_eq(bsi_state_feed_advance(st, ids[0], 1, 2, ids, NULL, 1), BSI_EUSAGE);
+		ck_assert_int_eq(bsi_state_commit_lookup(st, ids[0], &found, NULL), 0);
+		ck_assert(!found);
+	}
 	ck_assert_int_eq(bsi_state_feed_set_anchor(st, "https://feed.example/bsi.git", "1111",
 						   "ssh-ed25519 AAAAC3Nza"),
 			 0);
@@ -384,6 +393,25 @@ START_TEST(test_state_feed_and_commit_cache)
 	ck_assert(found);
 	ck_assert_str_eq(signer, "SHA256:abc");
 	free(signer);
+	/* The shapes the feed module uses. */
+	{
+		const char *ids[] = {"3333333333333333333333333333333333333333",
+				     "4444444444444444444444444444444444444444"};
+		const char *signers[] = {"SHA256:k1", "SHA256:k2"};
+		bsi_auth_cache cache = {bsi_state_commit_known, st};
+		git_oid oid;
+
+		ck_assert_int_eq(git_oid_fromstr(&oid, ids[1]), 0);
+		ck_assert_int_eq(cache.known(cache.ctx, &oid), 0);
+		ck_assert_int_eq(bsi_state_feed_advance(st, ids[1], 1700000200, 1700000300, ids,
+							signers, 2),
+				 0);
+		ck_assert_int_eq(cache.known(cache.ctx, &oid), 1);
+		ck_assert_int_eq(bsi_state_feed_get(st, &f), 0);
+		ck_assert_str_eq(f->head, ids[1]);
+		ck_assert_int_eq(f->head_time, 1700000200);
+		bsi_state_feed_free(f);
+	}
 	bsi_state_free(st);
 }
 END_TEST
