@@ -104,7 +104,7 @@ done:
 	return ret;
 }
 
-void bsi_lock_release(bsi_lock *lock)
+void bsi_lock_free(bsi_lock *lock)
 {
 	if (!lock)
 		return;

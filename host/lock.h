@@ -20,7 +20,7 @@ typedef struct bsi_lock bsi_lock;
  * returns BSI_EBUSY with "another bsi (pid N) holds the lock on DIR/lock".
  */
 int bsi_lock_acquire(bsi_lock **out, const char *state_dir, double wait);
-/* Release (close) the lock; NULL-safe. */
-void bsi_lock_release(bsi_lock *lock);
+/* Release the lock and free it; NULL-safe. */
+void bsi_lock_free(bsi_lock *lock);
 
 #endif

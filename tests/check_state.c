@@ -503,10 +503,10 @@ START_TEST(test_lock_second_fails_fast_naming_the_holder)
 	ck_assert_int_eq(WEXITSTATUS(st), 5);
 	snprintf(expect, sizeof(expect), "another bsi (pid %ld) holds the lock", (long)getpid());
 	ck_assert_msg(strstr(buf, expect), "%s", buf);
-	bsi_lock_release(lock);
+	bsi_lock_free(lock);
 	/* Released: the next one gets it. */
 	ck_assert_int_eq(bsi_lock_acquire(&again, dir, -1), 0);
-	bsi_lock_release(again);
+	bsi_lock_free(again);
 }
 END_TEST
 
@@ -553,7 +553,7 @@ START_TEST(test_lock_waits_for_the_holder)
 	}
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
 	ck_assert_int_eq(WEXITSTATUS(st), 5);
-	bsi_lock_release(lock);
+	bsi_lock_free(lock);
 	/* (A forked child shares the parent's lock, so the holder is a child.) */
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
@@ -569,7 +569,7 @@ START_TEST(test_lock_waits_for_the_holder)
 	ck_assert_msg(bsi_lock_acquire(&lock, dir, 0) == 0, "%s", bsi_error_message());
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
 	ck_assert_int_eq(WEXITSTATUS(st), 0);
-	bsi_lock_release(lock);
+	bsi_lock_free(lock);
 }
 END_TEST
 

@@ -113,6 +113,6 @@ done:
 	bsi_source_free(src);
 	bsi_root_free(root);
 	bsi_state_free(st);
-	bsi_lock_release(lock);
+	bsi_lock_free(lock);
 	return bsi_error_exit_status(ret);
 }
