@@ -423,7 +423,7 @@ static json_t *str_array(char **v, size_t n)
 	return a;
 }
 
-json_t *bsi_state_improvement_json(const bsi_improvement *imp)
+json_t *bsi_state_notes_json(const bsi_improvement *imp)
 {
 	json_t *o = json_object(), *acts = json_array();
 	size_t i;
@@ -503,7 +503,7 @@ int bsi_state_improvement_note(bsi_state *st, const bsi_improvement *imp)
 
 	if (!imp->id || !*imp->id)
 		return bsi_error_set(BSI_EUSAGE, "improvement without an id");
-	j = bsi_state_improvement_json(imp);
+	j = bsi_state_notes_json(imp);
 	fixes = str_array(imp->fixes, imp->nfixes);
 	if (!j || !fixes || !(notes = json_dumps(j, JSON_COMPACT)) ||
 	    !(fixes_text = json_dumps(fixes, JSON_COMPACT))) {

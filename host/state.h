@@ -105,7 +105,7 @@ json_t *bsi_state_improvement_to_json(const bsi_state_improvement *imp);
 /* The change set entry as the JSON kept in `notes` (new reference):
  * {id, component, summary, severity, fixes, supersedes, recipe, line,
  *  actions: [{op:"replace", path, from, to, payload} | {op:"restart", service}]} */
-json_t *bsi_state_improvement_json(const bsi_improvement *imp);
+json_t *bsi_state_notes_json(const bsi_improvement *imp);
 
 /* ---- history (append-only; a trigger refuses UPDATE and DELETE) ------ */
 
