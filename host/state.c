@@ -1,0 +1,1259 @@
+/* state.c - the SQLite state database; see state.h for the contracts. */
+#include "state.h"
+
+#include "error.h"
+#include "failpoint.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+struct bsi_state {
+	sqlite3 *db;
+	char *dir;
+	char *path;
+};
+
+/*
+ * Migrations, index i brings user_version i to i+1.  Append only: a
+ * released migration is never edited.
+ */
+static const char *const migrations[] = {
+	/* 0 -> 1 */
+	"CREATE TABLE improvements ("
+	"  id TEXT PRIMARY KEY,"
+	"  component TEXT, summary TEXT, severity TEXT, fixes TEXT,"
+	"  status TEXT NOT NULL DEFAULT 'pending',"
+	"  reason TEXT,"
+	"  held INTEGER NOT NULL DEFAULT 0,"
+	"  restart_pending INTEGER NOT NULL DEFAULT 0,"
+	"  applied_at INTEGER NOT NULL DEFAULT 0,"
+	"  feed_commit TEXT, signer TEXT, notes TEXT);"
+	"CREATE TABLE transactions ("
+	"  id INTEGER PRIMARY KEY,"
+	"  improvement TEXT NOT NULL,"
+	"  kind TEXT NOT NULL CHECK (kind IN ('apply', 'rollback')),"
+	"  state TEXT NOT NULL,"
+	"  started_at INTEGER NOT NULL,"
+	"  finished_at INTEGER);"
+	"CREATE TABLE actions ("
+	"  txn INTEGER NOT NULL REFERENCES transactions(id),"
+	"  seq INTEGER NOT NULL,"
+	"  path TEXT NOT NULL, before TEXT NOT NULL, after TEXT NOT NULL,"
+	"  backup TEXT, stage TEXT NOT NULL,"
+	"  PRIMARY KEY (txn, seq));"
+	"CREATE TABLE commit_cache ("
+	"  commit_id TEXT PRIMARY KEY, signer TEXT NOT NULL, verified_at INTEGER NOT NULL);"
+	"CREATE TABLE feed ("
+	"  one INTEGER PRIMARY KEY CHECK (one = 1),"
+	"  url TEXT NOT NULL, introduction TEXT NOT NULL, signer_key TEXT NOT NULL,"
+	"  head TEXT, head_time INTEGER NOT NULL DEFAULT 0,"
+	"  synced_at INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE hash_cache ("
+	"  dev INTEGER NOT NULL, ino INTEGER NOT NULL, size INTEGER NOT NULL,"
+	"  mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, digest TEXT NOT NULL,"
+	"  PRIMARY KEY (dev, ino));"
+	"CREATE TABLE history ("
+	"  seq INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL,"
+	"  action TEXT NOT NULL, improvement TEXT, feed_commit TEXT, signer TEXT,"
+	"  detail TEXT);"
+	"CREATE TRIGGER history_no_update BEFORE UPDATE ON history"
+	"  BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;"
+	"CREATE TRIGGER history_no_delete BEFORE DELETE ON history"
+	"  BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;",
+	/* 1 -> 2: the target root this state belongs to (bsi_state_bind_root) */
+	"CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+};
+
+#define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
+_Static_assert(NMIGRATIONS == BSI_STATE_SCHEMA_VERSION, "one migration per schema version");
+
+static int db_error(bsi_state *st, const char *what)
+{
+	return bsi_error_set(BSI_EFAIL, "state database %s: %s: %s", st->path, what,
+			     sqlite3_errmsg(st->db));
+}
+
+static int exec(bsi_state *st, const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
+
+	if (rc != SQLITE_OK) {
+		bsi_error_set(BSI_EFAIL, "state database %s: %s", st->path,
+			      msg ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+		return BSI_EFAIL;
+	}
+	return 0;
+}
+
+static int prepare(bsi_state *st, sqlite3_stmt **out, const char *sql)
+{
+	if (sqlite3_prepare_v2(st->db, sql, -1, out, NULL) != SQLITE_OK)
+		return db_error(st, "prepare");
+	return 0;
+}
+
+/* Bind text or NULL. */
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+static char *col_text(sqlite3_stmt *s, int i)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+
+	return t ? strdup((const char *)t) : NULL;
+}
+
+/* Step a statement that returns no rows, finalize it either way. */
+static int run(bsi_state *st, sqlite3_stmt *s, const char *what)
+{
+	int rc = sqlite3_step(s);
+	int ret = 0;
+
+	if (rc != SQLITE_DONE)
+		ret = db_error(st, what);
+	sqlite3_finalize(s);
+	return ret;
+}
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int ret = 0;
+
+	if (fd < 0 || fsync(fd) != 0)
+		ret = bsi_error_set(BSI_EFAIL, "fsync %s: %s", dir, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static int configure(bsi_state *st)
+{
+	sqlite3_busy_timeout(st->db, 10000);
+	sqlite3_extended_result_codes(st->db, 1);
+	return exec(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
+			"PRAGMA foreign_keys=ON;");
+}
+
+static int user_version(bsi_state *st, int *out)
+{
+	sqlite3_stmt *s = NULL;
+	int ret = prepare(st, &s, "PRAGMA user_version");
+
+	if (ret == 0 && sqlite3_step(s) == SQLITE_ROW)
+		*out = sqlite3_column_int(s, 0);
+	else if (ret == 0)
+		ret = db_error(st, "read schema version");
+	sqlite3_finalize(s);
+	return ret;
+}
+
+/*
+ * Bring the schema up to BSI_STATE_SCHEMA_VERSION, one migration per SQL
+ * transaction together with its user_version bump.  The version is read
+ * again inside each write transaction, so two bsi opening an old database
+ * at once migrate it once.
+ */
+static int migrate(bsi_state *st, int from)
+{
+	char sql[64];
+	int v = from;
+
+	for (;;) {
+		if (exec(st, "BEGIN IMMEDIATE") != 0)
+			return BSI_EFAIL;
+		if (user_version(st, &v) != 0) {
+			bsi_state_rollback(st);
+			return BSI_EFAIL;
+		}
+		if (v >= (int)NMIGRATIONS) {
+			bsi_state_rollback(st);
+			return 0;
+		}
+		snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", v + 1);
+		if (exec(st, migrations[v]) != 0 || exec(st, sql) != 0) {
+			bsi_state_rollback(st);
+			return bsi_error_wrap("migrating schema %d to %d", v, v + 1);
+		}
+		if (exec(st, "COMMIT") != 0) {
+			bsi_state_rollback(st);
+			return BSI_EFAIL;
+		}
+	}
+}
+
+/*
+ * Build a fresh database under a temporary name of our own, then link(2) it
+ * to `path`: link never replaces an existing file, so when two bsi (one
+ * without the lock, e.g. `status`) create the state at once, exactly one
+ * database wins and neither clobbers what the other may already have
+ * written.
+ */
+static int create_db(bsi_state *st)
+{
+	char *tmp = NULL;
+	int ret = BSI_EFAIL;
+
+	if (asprintf(&tmp, "%s/.state.db.new.%ld", st->dir, (long)getpid()) < 0) {
+		tmp = NULL;
+		ret = bsi_error_set(BSI_EFAIL, "out of memory");
+		goto done;
+	}
+	unlink(tmp);
+	if (sqlite3_open_v2(tmp, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+	    SQLITE_OK) {
+		ret = db_error(st, "create");
+		goto done;
+	}
+	if ((ret = configure(st)) != 0 || (ret = migrate(st, 0)) != 0)
+		goto done;
+	/* Closing the last connection checkpoints and removes the WAL. */
+	sqlite3_close(st->db);
+	st->db = NULL;
+	if (link(tmp, st->path) != 0 && errno != EEXIST) {
+		ret = bsi_error_set(BSI_EFAIL, "create %s: %s", st->path, strerror(errno));
+		goto done;
+	}
+	if ((ret = fsync_dir(st->dir)) != 0)
+		goto done;
+	ret = 0;
+done:
+	if (st->db) {
+		sqlite3_close(st->db);
+		st->db = NULL;
+	}
+	if (tmp) {
+		unlink(tmp);
+		free(tmp);
+	}
+	return ret;
+}
+
+static int check_integrity(bsi_state *st)
+{
+	sqlite3_stmt *s = NULL;
+	int ret = 0;
+	const unsigned char *r;
+
+	int rc = sqlite3_prepare_v2(st->db, "PRAGMA quick_check", -1, &s, NULL);
+
+	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+		return bsi_error_set(BSI_EFAIL, "state database %s is busy: %s", st->path,
+				     sqlite3_errmsg(st->db));
+	if (rc != SQLITE_OK)
+		return bsi_error_set(BSI_EFAIL,
+				     "state database %s is damaged or not a bsi database (%s); "
+				     "it was left untouched: restore it from a backup or move it "
+				     "away to start over (forgetting applied improvements)",
+				     st->path, sqlite3_errmsg(st->db));
+	rc = sqlite3_step(s);
+	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+		ret = bsi_error_set(BSI_EFAIL, "state database %s is busy: %s", st->path,
+				    sqlite3_errmsg(st->db));
+	else if (rc != SQLITE_ROW || !(r = sqlite3_column_text(s, 0)) ||
+		 strcmp((const char *)r, "ok") != 0)
+		ret = bsi_error_set(BSI_EFAIL,
+				    "state database %s is damaged (%s); it was left untouched: "
+				    "restore it from a backup or move it away to start over",
+				    st->path, sqlite3_errmsg(st->db));
+	sqlite3_finalize(s);
+	return ret;
+}
+
+int bsi_state_open(bsi_state **out, const char *dir)
+{
+	bsi_state *st = NULL;
+	struct stat sb;
+	int ret = BSI_EFAIL, version = 0;
+
+	*out = NULL;
+	st = calloc(1, sizeof(*st));
+	if (!st || !(st->dir = strdup(dir)) || asprintf(&st->path, "%s/state.db", dir) < 0) {
+		if (st)
+			st->path = NULL;
+		ret = bsi_error_set(BSI_EFAIL, "out of memory");
+		goto done;
+	}
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		ret = bsi_error_set(BSI_EFAIL, "create state directory %s: %s", dir,
+				    strerror(errno));
+		goto done;
+	}
+	if (stat(st->path, &sb) != 0) {
+		if (errno != ENOENT) {
+			ret = bsi_error_set(BSI_EFAIL, "state database %s: %s", st->path,
+					    strerror(errno));
+			goto done;
+		}
+		if ((ret = create_db(st)) != 0)
+			goto done;
+	}
+	if (sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+		ret = bsi_error_set(BSI_EFAIL, "state database %s cannot be opened: %s", st->path,
+				    st->db ? sqlite3_errmsg(st->db) : "out of memory");
+		goto done;
+	}
+	sqlite3_busy_timeout(st->db, 10000);
+	if ((ret = check_integrity(st)) != 0 || (ret = configure(st)) != 0)
+		goto done;
+	if ((ret = user_version(st, &version)) != 0)
+		goto done;
+	if (version == 0) {
+		/* create_db never leaves version 0 behind: this file was not made
+		 * by bsi, or lost its contents. */
+		ret = bsi_error_set(BSI_EFAIL,
+				    "state database %s is not a bsi database (schema version 0); "
+				    "it was left untouched",
+				    st->path);
+		goto done;
+	}
+	if (version > BSI_STATE_SCHEMA_VERSION) {
+		ret = bsi_error_set(BSI_EFAIL,
+				    "state database %s has schema version %d, newer than this bsi "
+				    "understands (%d); refusing to touch it",
+				    st->path, version, BSI_STATE_SCHEMA_VERSION);
+		goto done;
+	}
+	if (version < BSI_STATE_SCHEMA_VERSION && (ret = migrate(st, version)) != 0)
+		goto done;
+	*out = st;
+	st = NULL;
+	ret = 0;
+done:
+	bsi_state_free(st);
+	return ret;
+}
+
+void bsi_state_free(bsi_state *st)
+{
+	if (!st)
+		return;
+	if (st->db)
+		sqlite3_close(st->db);
+	free(st->dir);
+	free(st->path);
+	free(st);
+}
+
+const char *bsi_state_dir(const bsi_state *st) { return st->dir; }
+
+int bsi_state_begin(bsi_state *st)
+{
+	int e = bsi_fault("state.begin");
+
+	if (e)
+		return bsi_error_set(BSI_EFAIL, "state database %s: begin: %s", st->path,
+				     strerror(e));
+	return exec(st, "BEGIN IMMEDIATE");
+}
+
+int bsi_state_commit(bsi_state *st)
+{
+	int e = bsi_fault("state.commit");
+
+	if (e) {
+		bsi_state_rollback(st);
+		return bsi_error_set(BSI_EFAIL, "state database %s: commit: %s", st->path,
+				     strerror(e));
+	}
+	if (exec(st, "COMMIT") != 0) {
+		bsi_state_rollback(st);
+		return BSI_EFAIL;
+	}
+	return 0;
+}
+
+void bsi_state_rollback(bsi_state *st)
+{
+	if (!sqlite3_get_autocommit(st->db))
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* ---- improvements ---------------------------------------------------- */
+
+void bsi_state_improvement_free(bsi_state_improvement *imp)
+{
+	if (!imp)
+		return;
+	free(imp->id);
+	free(imp->component);
+	free(imp->summary);
+	free(imp->severity);
+	free(imp->fixes);
+	free(imp->reason);
+	free(imp->feed_commit);
+	free(imp->signer);
+	free(imp->notes);
+	free(imp);
+}
+
+void bsi_state_improvement_list_free(bsi_state_improvement **list, size_t count)
+{
+	size_t i;
+
+	for (i = 0; list && i < count; i++)
+		bsi_state_improvement_free(list[i]);
+	free(list);
+}
+
+static json_t *str_or_null(const char *s) { return s ? json_string(s) : json_null(); }
+
+static json_t *str_array(char **v, size_t n)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	for (i = 0; a && i < n; i++)
+		json_array_append_new(a, str_or_null(v[i]));
+	return a;
+}
+
+json_t *bsi_state_notes_json(const bsi_improvement *imp)
+{
+	json_t *o = json_object(), *acts = json_array();
+	size_t i;
+
+	if (!o || !acts) {
+		json_decref(o);
+		json_decref(acts);
+		return NULL;
+	}
+	json_object_set_new(o, "id", str_or_null(imp->id));
+	json_object_set_new(o, "component", str_or_null(imp->component));
+	json_object_set_new(o, "summary", str_or_null(imp->summary));
+	json_object_set_new(o, "severity", str_or_null(imp->severity));
+	json_object_set_new(o, "fixes", str_array(imp->fixes, imp->nfixes));
+	json_object_set_new(o, "supersedes", str_array(imp->supersedes, imp->nsupersedes));
+	json_object_set_new(o, "recipe", str_or_null(imp->recipe));
+	json_object_set_new(o, "line", json_integer(imp->line));
+	for (i = 0; i < imp->nactions; i++) {
+		const bsi_action *a = &imp->actions[i];
+		json_t *j = json_object();
+
+		if (a->op == BSI_ACTION_REPLACE) {
+			json_object_set_new(j, "op", json_string("replace"));
+			json_object_set_new(j, "path", str_or_null(a->path));
+			json_object_set_new(j, "from", str_or_null(a->from));
+			json_object_set_new(j, "to", str_or_null(a->to));
+			json_object_set_new(j, "payload", str_or_null(a->payload));
+		} else {
+			json_object_set_new(j, "op", json_string("restart"));
+			json_object_set_new(j, "service", str_or_null(a->service));
+		}
+		json_array_append_new(acts, j);
+	}
+	json_object_set_new(o, "actions", acts);
+	return o;
+}
+
+json_t *bsi_state_improvement_to_json(const bsi_state_improvement *imp)
+{
+	json_t *o = json_object(), *fixes, *notes;
+	bsi_status shown = imp->status;
+
+	if (!o)
+		return NULL;
+	if (imp->held && shown != BSI_STATUS_APPLIED && shown != BSI_STATUS_OBSOLETE &&
+	    shown != BSI_STATUS_TAMPERED)
+		shown = BSI_STATUS_HELD;
+	fixes = imp->fixes ? json_loads(imp->fixes, 0, NULL) : NULL;
+	notes = imp->notes ? json_loads(imp->notes, 0, NULL) : NULL;
+	json_object_set_new(o, "id", str_or_null(imp->id));
+	json_object_set_new(o, "component", str_or_null(imp->component));
+	json_object_set_new(o, "summary", str_or_null(imp->summary));
+	json_object_set_new(o, "severity", str_or_null(imp->severity));
+	json_object_set_new(o, "fixes", fixes ? fixes : json_array());
+	json_object_set_new(o, "status", json_string(bsi_status_name(shown)));
+	json_object_set_new(o, "reason", str_or_null(imp->reason));
+	json_object_set_new(o, "held", json_boolean(imp->held));
+	json_object_set_new(o, "restart_pending", json_boolean(imp->restart_pending));
+	json_object_set_new(o, "applied_at",
+			    imp->applied_at ? json_integer(imp->applied_at) : json_null());
+	json_object_set_new(o, "feed_commit", str_or_null(imp->feed_commit));
+	json_object_set_new(o, "signer", str_or_null(imp->signer));
+	if (json_is_array(json_object_get(notes, "actions")))
+		json_object_set(o, "actions", json_object_get(notes, "actions"));
+	else
+		json_object_set_new(o, "actions", json_array());
+	json_decref(notes);
+	return o;
+}
+
+int bsi_state_improvement_note(bsi_state *st, const bsi_improvement *imp)
+{
+	sqlite3_stmt *s = NULL;
+	json_t *j = NULL, *fixes = NULL;
+	char *notes = NULL, *fixes_text = NULL;
+	int ret = BSI_EFAIL;
+
+	if (!imp->id || !*imp->id)
+		return bsi_error_set(BSI_EUSAGE, "improvement without an id");
+	j = bsi_state_notes_json(imp);
+	fixes = str_array(imp->fixes, imp->nfixes);
+	if (!j || !fixes || !(notes = json_dumps(j, JSON_COMPACT)) ||
+	    !(fixes_text = json_dumps(fixes, JSON_COMPACT))) {
+		ret = bsi_error_set(BSI_EFAIL, "out of memory");
+		goto done;
+	}
+	if ((ret = prepare(st, &s,
+			   "INSERT INTO improvements (id, component, summary, severity, fixes, "
+			   "notes) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO UPDATE SET "
+			   "component=?2, summary=?3, severity=?4, fixes=?5, notes=?6")) != 0)
+		goto done;
+	bind_text(s, 1, imp->id);
+	bind_text(s, 2, imp->component);
+	bind_text(s, 3, imp->summary);
+	bind_text(s, 4, imp->severity);
+	bind_text(s, 5, fixes_text);
+	bind_text(s, 6, notes);
+	ret = run(st, s, "record improvement");
+	s = NULL;
+done:
+	sqlite3_finalize(s);
+	json_decref(j);
+	json_decref(fixes);
+	free(notes);
+	free(fixes_text);
+	return ret;
+}
+
+#define IMP_COLUMNS                                                                       \
+	"id, component, summary, severity, fixes, status, reason, held, restart_pending, " \
+	"applied_at, feed_commit, signer, notes"
+
+static int read_improvement(bsi_state *st, sqlite3_stmt *s, bsi_state_improvement **out)
+{
+	bsi_state_improvement *imp = calloc(1, sizeof(*imp));
+	const unsigned char *status;
+
+	if (!imp)
+		return bsi_error_set(BSI_EFAIL, "out of memory");
+	imp->id = col_text(s, 0);
+	imp->component = col_text(s, 1);
+	imp->summary = col_text(s, 2);
+	imp->severity = col_text(s, 3);
+	imp->fixes = col_text(s, 4);
+	status = sqlite3_column_text(s, 5);
+	if (!status || bsi_status_parse((const char *)status, &imp->status) != 0) {
+		bsi_error_set(BSI_EFAIL, "state database %s: improvement %s has unknown status %s",
+			      st->path, imp->id ? imp->id : "?",
+			      status ? (const char *)status : "NULL");
+		bsi_state_improvement_free(imp);
+		return BSI_EFAIL;
+	}
+	imp->reason = col_text(s, 6);
+	imp->held = sqlite3_column_int(s, 7) != 0;
+	imp->restart_pending = sqlite3_column_int(s, 8) != 0;
+	imp->applied_at = sqlite3_column_int64(s, 9);
+	imp->feed_commit = col_text(s, 10);
+	imp->signer = col_text(s, 11);
+	imp->notes = col_text(s, 12);
+	*out = imp;
+	return 0;
+}
+
+int bsi_state_improvement_get(bsi_state *st, const char *id, bsi_state_improvement **out)
+{
+	sqlite3_stmt *s = NULL;
+	int ret, rc;
+
+	*out = NULL;
+	if ((ret = prepare(st, &s, "SELECT " IMP_COLUMNS " FROM improvements WHERE id = ?1")) != 0)
+		return ret;
+	bind_text(s, 1, id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		ret = read_improvement(st, s, out);
+	else if (rc != SQLITE_DONE)
+		ret = db_error(st, "read improvement");
+	sqlite3_finalize(s);
+	return ret;
+}
+
+int bsi_state_improvement_list(bsi_state *st, bsi_state_improvement ***out, size_t *out_count)
+{
+	sqlite3_stmt *s = NULL;
+	bsi_state_improvement **list = NULL, **grown;
+	size_t n = 0;
+	int ret, rc;
+
+	*out = NULL;
+	*out_count = 0;
+	if ((ret = prepare(st, &s, "SELECT " IMP_COLUMNS " FROM improvements ORDER BY id")) != 0)
+		return ret;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (!(grown = realloc(list, (n + 1) * sizeof(*list)))) {
+			ret = bsi_error_set(BSI_EFAIL, "out of memory");
+			goto done;
+		}
+		list = grown;
+		if ((ret = read_improvement(st, s, &list[n])) != 0)
+			goto done;
+		n++;
+	}
+	if (rc != SQLITE_DONE) {
+		ret = db_error(st, "list improvements");
+		goto done;
+	}
+	*out = list;
+	*out_count = n;
+	list = NULL;
+	n = 0;
+done:
+	sqlite3_finalize(s);
+	bsi_state_improvement_list_free(list, n);
+	return ret;
+}
+
+/* Run an UPDATE of one improvement; BSI_EUSAGE when no row matched. */
+static int update_improvement(bsi_state *st, sqlite3_stmt *s, const char *id)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return db_error(st, "update improvement");
+	if (sqlite3_changes(st->db) == 0)
+		return bsi_error_set(BSI_EUSAGE, "unknown improvement %s", id);
+	return 0;
+}
+
+int bsi_state_improvement_set_status(bsi_state *st, const char *id, bsi_status status,
+				     const char *reason)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+
+	if (status == BSI_STATUS_HELD)
+		return bsi_state_improvement_set_held(st, id, true);
+	if ((ret = prepare(st, &s, "UPDATE improvements SET status = ?2, reason = ?3 WHERE id = ?1")) !=
+	    0)
+		return ret;
+	bind_text(s, 1, id);
+	bind_text(s, 2, bsi_status_name(status));
+	bind_text(s, 3, reason);
+	return update_improvement(st, s, id);
+}
+
+int bsi_state_improvement_set_held(bsi_state *st, const char *id, bool held)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+
+	if ((ret = prepare(st, &s, "UPDATE improvements SET held = ?2 WHERE id = ?1")) != 0)
+		return ret;
+	bind_text(s, 1, id);
+	sqlite3_bind_int(s, 2, held);
+	return update_improvement(st, s, id);
+}
+
+int bsi_state_improvement_set_restart_pending(bsi_state *st, const char *id, bool pending)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+
+	if ((ret = prepare(st, &s, "UPDATE improvements SET restart_pending = ?2 WHERE id = ?1")) !=
+	    0)
+		return ret;
+	bind_text(s, 1, id);
+	sqlite3_bind_int(s, 2, pending);
+	return update_improvement(st, s, id);
+}
+
+int bsi_state_improvement_set_applied(bsi_state *st, const char *id, const char *feed_commit,
+				      const char *signer, bool restart_pending)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+
+	if ((ret = prepare(st, &s,
+			   "UPDATE improvements SET status = 'applied', reason = NULL, "
+			   "applied_at = ?2, feed_commit = ?3, signer = ?4, restart_pending = ?5 "
+			   "WHERE id = ?1")) != 0)
+		return ret;
+	bind_text(s, 1, id);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)time(NULL));
+	bind_text(s, 3, feed_commit);
+	bind_text(s, 4, signer);
+	sqlite3_bind_int(s, 5, restart_pending);
+	return update_improvement(st, s, id);
+}
+
+/* ---- history --------------------------------------------------------- */
+
+int bsi_state_history_add(bsi_state *st, const char *action, const char *improvement,
+			  const char *feed_commit, const char *signer, const char *detail)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+
+	if ((ret = prepare(st, &s,
+			   "INSERT INTO history (time, action, improvement, feed_commit, signer, "
+			   "detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")) != 0)
+		return ret;
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)time(NULL));
+	bind_text(s, 2, action);
+	bind_text(s, 3, improvement);
+	bind_text(s, 4, feed_commit);
+	bind_text(s, 5, signer);
+	bind_text(s, 6, detail);
+	return run(st, s, "append history");
+}
+
+int bsi_state_history_json(bsi_state *st, const char *improvement, json_t **out)
+{
+	sqlite3_stmt *s = NULL;
+	json_t *arr = json_array();
+	int ret, rc;
+
+	*out = NULL;
+	if (!arr)
+		return bsi_error_set(BSI_EFAIL, "out of memory");
+	if ((ret = prepare(st, &s,
+			   "SELECT seq, time, action, improvement, feed_commit, signer, detail "
+			   "FROM history WHERE ?1 IS NULL OR improvement = ?1 ORDER BY seq")) != 0)
+		goto done;
+	bind_text(s, 1, improvement);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		static const char *const keys[] = {"action", "improvement", "feed_commit",
+						   "signer", "detail"};
+		json_t *e = json_object();
+		int i;
+
+		json_object_set_new(e, "seq", json_integer(sqlite3_column_int64(s, 0)));
+		json_object_set_new(e, "time", json_integer(sqlite3_column_int64(s, 1)));
+		for (i = 0; i < 5; i++)
+			json_object_set_new(e, keys[i],
+					    str_or_null((const char *)sqlite3_column_text(s, 2 + i)));
+		json_array_append_new(arr, e);
+	}
+	if (rc != SQLITE_DONE) {
+		ret = db_error(st, "read history");
+		goto done;
+	}
+	*out = arr;
+	arr = NULL;
+done:
+	sqlite3_finalize(s);
+	json_decref(arr);
+	return ret;
+}
+
+/* ---- feed ------------------------------------------------------------ */
+
+void bsi_state_feed_free(bsi_state_feed *feed)
+{
+	if (!feed)
+		return;
+	free(feed->url);
+	free(feed->introduction);
+	free(feed->signer_key);
+	free(feed->head);
+	free(feed);
+}
+
+int bsi_state_feed_get(bsi_state *st, bsi_state_feed **out)
+{
+	sqlite3_stmt *s = NULL;
+	bsi_state_feed *f;
+	int ret, rc;
+
+	*out = NULL;
+	if ((ret = prepare(st, &s,
+			   "SELECT url, introduction, signer_key, head, head_time, synced_at "
+			   "FROM feed WHERE one = 1")) != 0)
+		return ret;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		if (!(f = calloc(1, sizeof(*f)))) {
+			ret = bsi_error_set(BSI_EFAIL, "out of memory");
+		} else {
+			f->url = col_text(s, 0);
+			f->introduction = col_text(s, 1);
+			f->signer_key = col_text(s, 2);
+			f->head = col_text(s, 3);
+			f->head_time = sqlite3_column_int64(s, 4);
+			f->synced_at = sqlite3_column_int64(s, 5);
+			*out = f;
+		}
+	} else if (rc != SQLITE_DONE) {
+		ret = db_error(st, "read feed");
+	}
+	sqlite3_finalize(s);
+	return ret;
+}
+
+int bsi_state_feed_set_anchor(bsi_state *st, const char *url, const char *introduction,
+			      const char *signer_key)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+
+	if (!url || !introduction || !signer_key)
+		return bsi_error_set(BSI_EUSAGE, "enrolling needs a URL, an introduction and a key");
+	if ((ret = prepare(st, &s,
+			   "INSERT OR REPLACE INTO feed (one, url, introduction, signer_key, head, "
+			   "head_time, synced_at) VALUES (1, ?1, ?2, ?3, NULL, 0, 0)")) != 0)
+		return ret;
+	bind_text(s, 1, url);
+	bind_text(s, 2, introduction);
+	bind_text(s, 3, signer_key);
+	return run(st, s, "enroll feed");
+}
+
+int bsi_state_feed_set_head(bsi_state *st, const char *head, int64_t head_time,
+			    int64_t synced_at)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+
+	if ((ret = prepare(st, &s,
+			   "UPDATE feed SET head = ?1, head_time = ?2, synced_at = ?3 "
+			   "WHERE one = 1")) != 0)
+		return ret;
+	bind_text(s, 1, head);
+	sqlite3_bind_int64(s, 2, head_time);
+	sqlite3_bind_int64(s, 3, synced_at);
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		ret = db_error(st, "update feed head");
+	} else if (sqlite3_changes(st->db) == 0) {
+		ret = bsi_error_set(BSI_EUSAGE, "no feed is enrolled");
+	}
+	sqlite3_finalize(s);
+	return ret;
+}
+
+/* ---- commit cache ---------------------------------------------------- */
+
+int bsi_state_commit_lookup(bsi_state *st, const char *commit_id, bool *out_found,
+			    char **out_signer)
+{
+	sqlite3_stmt *s = NULL;
+	int ret, rc;
+
+	*out_found = false;
+	if (out_signer)
+		*out_signer = NULL;
+	if ((ret = prepare(st, &s, "SELECT signer FROM commit_cache WHERE commit_id = ?1")) != 0)
+		return ret;
+	bind_text(s, 1, commit_id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*out_found = true;
+		if (out_signer)
+			*out_signer = col_text(s, 0);
+	} else if (rc != SQLITE_DONE) {
+		ret = db_error(st, "read commit cache");
+	}
+	sqlite3_finalize(s);
+	return ret;
+}
+
+int bsi_state_commit_remember(bsi_state *st, const char *commit_id, const char *signer)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+
+	if ((ret = prepare(st, &s,
+			   "INSERT OR REPLACE INTO commit_cache (commit_id, signer, verified_at) "
+			   "VALUES (?1, ?2, ?3)")) != 0)
+		return ret;
+	bind_text(s, 1, commit_id);
+	bind_text(s, 2, signer ? signer : "");
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)time(NULL));
+	return run(st, s, "remember commit");
+}
+
+int bsi_state_commit_known(void *st, const git_oid *id)
+{
+	char hex[GIT_OID_HEXSZ + 1];
+	bool found = false;
+	int ret;
+
+	git_oid_tostr(hex, sizeof(hex), id);
+	if ((ret = bsi_state_commit_lookup(st, hex, &found, NULL)) != 0)
+		return ret;
+	return found ? 1 : 0;
+}
+
+int bsi_state_feed_advance(bsi_state *st, const char *head, int64_t head_time, int64_t synced_at,
+			   const char *const *ids, const char *const *signers, size_t n)
+{
+	size_t i;
+	int ret;
+
+	if ((ret = bsi_state_begin(st)) != 0)
+		return ret;
+	for (i = 0; i < n; i++)
+		if ((ret = bsi_state_commit_remember(st, ids[i], signers ? signers[i] : NULL)) != 0)
+			goto fail;
+	if ((ret = bsi_state_feed_set_head(st, head, head_time, synced_at)) != 0)
+		goto fail;
+	return bsi_state_commit(st);
+fail:
+	bsi_state_rollback(st);
+	return ret;
+}
+
+/* ---- hash cache ------------------------------------------------------ */
+
+static int64_t ns(struct timespec t) { return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec; }
+
+int bsi_state_hash_fd(bsi_state *st, int fd, char out_digest[BSI_DIGEST_STRLEN + 1])
+{
+	sqlite3_stmt *s = NULL;
+	struct stat sb, after;
+	int ret, rc;
+
+	out_digest[0] = '\0';
+	if (fstat(fd, &sb) != 0)
+		return bsi_error_set(BSI_EFAIL, "fstat: %s", strerror(errno));
+	if (!S_ISREG(sb.st_mode))
+		return bsi_error_set(BSI_ERECIPE, "not a regular file");
+	if ((ret = prepare(st, &s,
+			   "SELECT digest FROM hash_cache WHERE dev = ?1 AND ino = ?2 AND "
+			   "size = ?3 AND mtime_ns = ?4 AND ctime_ns = ?5")) != 0)
+		return ret;
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)sb.st_dev);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)sb.st_ino);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)sb.st_size);
+	sqlite3_bind_int64(s, 4, ns(sb.st_mtim));
+	sqlite3_bind_int64(s, 5, ns(sb.st_ctim));
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && sqlite3_column_text(s, 0) &&
+	    bsi_digest_valid((const char *)sqlite3_column_text(s, 0))) {
+		snprintf(out_digest, BSI_DIGEST_STRLEN + 1, "%s",
+			 (const char *)sqlite3_column_text(s, 0));
+		sqlite3_finalize(s);
+		return 0;
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_error(st, "read hash cache");
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return bsi_error_set(BSI_EFAIL, "seek: %s", strerror(errno));
+	if ((ret = bsi_digest_fd(fd, out_digest)) != 0)
+		return ret;
+	/* Cache only when the file did not change while we read it. */
+	if (fstat(fd, &after) != 0 || after.st_size != sb.st_size ||
+	    ns(after.st_mtim) != ns(sb.st_mtim) || ns(after.st_ctim) != ns(sb.st_ctim))
+		return 0;
+	if ((ret = prepare(st, &s,
+			   "INSERT OR REPLACE INTO hash_cache (dev, ino, size, mtime_ns, ctime_ns, "
+			   "digest) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")) != 0)
+		return ret;
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)sb.st_dev);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)sb.st_ino);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)sb.st_size);
+	sqlite3_bind_int64(s, 4, ns(sb.st_mtim));
+	sqlite3_bind_int64(s, 5, ns(sb.st_ctim));
+	bind_text(s, 6, out_digest);
+	return run(st, s, "update hash cache");
+}
+
+int bsi_state_hash_file(bsi_state *st, const bsi_root *root, const char *rel,
+			char out_digest[BSI_DIGEST_STRLEN + 1])
+{
+	char name[NAME_MAX + 1];
+	struct stat sb;
+	int dirfd = -1, fd = -1, ret;
+
+	out_digest[0] = '\0';
+	if ((ret = bsi_root_open_parent(root, rel, &dirfd, name)) != 0)
+		return ret;
+	if (dirfd < 0)
+		return 0;
+	if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) != 0) {
+		if (errno != ENOENT)
+			ret = bsi_error_set(BSI_EFAIL, "%s: %s", rel, strerror(errno));
+		goto done;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		ret = bsi_error_set(BSI_ERECIPE, "%s is not a regular file%s", rel,
+				    S_ISLNK(sb.st_mode) ? " (a symlink)" : "");
+		goto done;
+	}
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			ret = bsi_error_set(BSI_EFAIL, "open %s: %s", rel, strerror(errno));
+		goto done;
+	}
+	if ((ret = bsi_state_hash_fd(st, fd, out_digest)) != 0)
+		bsi_error_wrap("%s", rel);
+done:
+	if (fd >= 0)
+		close(fd);
+	if (dirfd >= 0)
+		close(dirfd);
+	return ret;
+}
+
+int bsi_state_bind_root(bsi_state *st, const bsi_root *root)
+{
+	char real[PATH_MAX];
+	sqlite3_stmt *s = NULL;
+	int ret, rc;
+
+	if (!realpath(bsi_root_path(root), real))
+		return bsi_error_set(BSI_EFAIL, "target root %s: %s", bsi_root_path(root),
+				     strerror(errno));
+	if ((ret = prepare(st, &s, "SELECT value FROM meta WHERE key = 'root'")) != 0)
+		return ret;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		const char *bound = (const char *)sqlite3_column_text(s, 0);
+
+		if (!bound || strcmp(bound, real) != 0)
+			ret = bsi_error_set(BSI_EUSAGE,
+					    "state %s belongs to target root %s, not %s; use --root "
+					    "%s, or another --state for this root",
+					    st->dir, bound ? bound : "?", real, bound ? bound : "?");
+		sqlite3_finalize(s);
+		return ret;
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return db_error(st, "read target root");
+	if ((ret = prepare(st, &s, "INSERT INTO meta (key, value) VALUES ('root', ?1)")) != 0)
+		return ret;
+	bind_text(s, 1, real);
+	return run(st, s, "record target root");
+}
+
+int bsi_state_plan_hasher(void *st, const bsi_root *root, const char *rel,
+			  char out[BSI_DIGEST_STRLEN + 1], bool *out_exists)
+{
+	int ret = bsi_state_hash_file(st, root, rel, out);
+
+	*out_exists = ret == 0 && out[0] != '\0';
+	return ret;
+}
+
+/* ---- transactions ---------------------------------------------------- */
+
+static const char *const txn_states[] = {"preparing", "staged", "committed", "undone"};
+
+const char *bsi_txn_state_name(bsi_txn_state s)
+{
+	return (unsigned)s < 4 ? txn_states[s] : "?";
+}
+
+static int txn_state_parse(const char *name, bsi_txn_state *out)
+{
+	int i;
+
+	for (i = 0; name && i < 4; i++)
+		if (strcmp(name, txn_states[i]) == 0) {
+			*out = (bsi_txn_state)i;
+			return 0;
+		}
+	return bsi_error_set(BSI_EFAIL, "state database: unknown transaction state %s",
+			     name ? name : "NULL");
+}
+
+void bsi_state_txn_free(bsi_state_txn *txn)
+{
+	size_t i;
+
+	if (!txn)
+		return;
+	for (i = 0; i < txn->nactions; i++) {
+		free(txn->actions[i].path);
+		free(txn->actions[i].before);
+		free(txn->actions[i].after);
+		free(txn->actions[i].backup);
+		free(txn->actions[i].stage);
+	}
+	free(txn->actions);
+	free(txn->improvement);
+	free(txn->kind);
+	free(txn);
+}
+
+void bsi_state_txn_list_free(bsi_state_txn **list, size_t count)
+{
+	size_t i;
+
+	for (i = 0; list && i < count; i++)
+		bsi_state_txn_free(list[i]);
+	free(list);
+}
+
+int bsi_state_txn_insert(bsi_state *st, const bsi_state_txn *txn, int64_t *out_id)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t id;
+	size_t i;
+	int ret;
+
+	if ((ret = prepare(st, &s,
+			   "INSERT INTO transactions (improvement, kind, state, started_at) "
+			   "VALUES (?1, ?2, 'preparing', ?3)")) != 0)
+		return ret;
+	bind_text(s, 1, txn->improvement);
+	bind_text(s, 2, txn->kind);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)time(NULL));
+	if ((ret = run(st, s, "record transaction")) != 0)
+		return ret;
+	id = sqlite3_last_insert_rowid(st->db);
+	for (i = 0; i < txn->nactions; i++) {
+		const bsi_state_action *a = &txn->actions[i];
+
+		if ((ret = prepare(st, &s,
+				   "INSERT INTO actions (txn, seq, path, before, after, backup, stage) "
+				   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")) != 0)
+			return ret;
+		sqlite3_bind_int64(s, 1, id);
+		sqlite3_bind_int64(s, 2, (sqlite3_int64)i);
+		bind_text(s, 3, a->path);
+		bind_text(s, 4, a->before);
+		bind_text(s, 5, a->after);
+		bind_text(s, 6, a->backup);
+		bind_text(s, 7, a->stage);
+		if ((ret = run(st, s, "record transaction action")) != 0)
+			return ret;
+	}
+	*out_id = id;
+	return 0;
+}
+
+int bsi_state_txn_set_state(bsi_state *st, int64_t id, bsi_txn_state state)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+
+	if ((ret = prepare(st, &s,
+			   "UPDATE transactions SET state = ?2, finished_at = "
+			   "CASE WHEN ?2 IN ('committed', 'undone') THEN ?3 END WHERE id = ?1")) != 0)
+		return ret;
+	sqlite3_bind_int64(s, 1, id);
+	bind_text(s, 2, bsi_txn_state_name(state));
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)time(NULL));
+	return run(st, s, "update transaction");
+}
+
+static int load_actions(bsi_state *st, bsi_state_txn *txn)
+{
+	sqlite3_stmt *s = NULL;
+	bsi_state_action *grown;
+	int ret, rc;
+
+	if ((ret = prepare(st, &s,
+			   "SELECT path, before, after, backup, stage FROM actions WHERE txn = ?1 "
+			   "ORDER BY seq")) != 0)
+		return ret;
+	sqlite3_bind_int64(s, 1, txn->id);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (!(grown = realloc(txn->actions, (txn->nactions + 1) * sizeof(*grown)))) {
+			ret = bsi_error_set(BSI_EFAIL, "out of memory");
+			goto done;
+		}
+		txn->actions = grown;
+		grown[txn->nactions].path = col_text(s, 0);
+		grown[txn->nactions].before = col_text(s, 1);
+		grown[txn->nactions].after = col_text(s, 2);
+		grown[txn->nactions].backup = col_text(s, 3);
+		grown[txn->nactions].stage = col_text(s, 4);
+		txn->nactions++;
+	}
+	if (rc != SQLITE_DONE)
+		ret = db_error(st, "read transaction actions");
+done:
+	sqlite3_finalize(s);
+	return ret;
+}
+
+/* Run a SELECT of transactions (id, improvement, kind, state, started_at)
+ * and load each with its actions. */
+static int load_txns(bsi_state *st, sqlite3_stmt *s, bsi_state_txn ***out, size_t *out_count)
+{
+	bsi_state_txn **list = NULL, **grown, *t;
+	size_t n = 0;
+	int ret = 0, rc;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (!(grown = realloc(list, (n + 1) * sizeof(*list))) ||
+		    !(t = calloc(1, sizeof(*t)))) {
+			if (grown)
+				list = grown;
+			ret = bsi_error_set(BSI_EFAIL, "out of memory");
+			goto done;
+		}
+		list = grown;
+		list[n++] = t;
+		t->id = sqlite3_column_int64(s, 0);
+		t->improvement = col_text(s, 1);
+		t->kind = col_text(s, 2);
+		t->started_at = sqlite3_column_int64(s, 4);
+		if ((ret = txn_state_parse((const char *)sqlite3_column_text(s, 3), &t->state)) != 0)
+			goto done;
+	}
+	if (rc != SQLITE_DONE) {
+		ret = db_error(st, "read transactions");
+		goto done;
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	for (size_t i = 0; i < n; i++)
+		if ((ret = load_actions(st, list[i])) != 0)
+			goto done;
+	*out = list;
+	*out_count = n;
+	list = NULL;
+	n = 0;
+done:
+	sqlite3_finalize(s);
+	bsi_state_txn_list_free(list, n);
+	return ret;
+}
+
+int bsi_state_txn_unfinished(bsi_state *st, bsi_state_txn ***out, size_t *out_count)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+
+	*out = NULL;
+	*out_count = 0;
+	if ((ret = prepare(st, &s,
+			   "SELECT id, improvement, kind, state, started_at FROM transactions "
+			   "WHERE state IN ('preparing', 'staged') ORDER BY id")) != 0)
+		return ret;
+	return load_txns(st, s, out, out_count);
+}
+
+int bsi_state_txn_applied(bsi_state *st, const char *improvement, int64_t before,
+			  bsi_state_txn ***out, size_t *out_count)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+
+	*out = NULL;
+	*out_count = 0;
+	if ((ret = prepare(st, &s,
+			   "SELECT id, improvement, kind, state, started_at FROM transactions "
+			   "WHERE improvement = ?1 AND kind = 'apply' AND state = 'committed' "
+			   "AND id < ?2 AND id > (SELECT COALESCE(MAX(id), 0) FROM transactions "
+			   "WHERE improvement = ?1 AND kind = 'rollback' AND state = 'committed' "
+			   "AND id < ?2) ORDER BY id")) != 0)
+		return ret;
+	bind_text(s, 1, improvement);
+	sqlite3_bind_int64(s, 2, before > 0 ? before : INT64_MAX);
+	return load_txns(st, s, out, out_count);
+}
