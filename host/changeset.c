@@ -230,7 +230,7 @@ json_t *bsi_changeset_to_json(const bsi_changeset *cs)
 		for (size_t j = 0; acts && j < imp->nactions; j++)
 			json_array_append_new(acts, action_to_json(&imp->actions[j]));
 		json_array_append_new(
-			list, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:i, s:s, s:o, s:o}",
+			list, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:i, s:s, s:o, s:b, s:o}",
 					"id", str_or_null(imp->id), "component",
 					str_or_null(imp->component), "summary",
 					str_or_null(imp->summary), "severity",
@@ -239,7 +239,8 @@ json_t *bsi_changeset_to_json(const bsi_changeset *cs)
 					strv_to_json(imp->supersedes, imp->nsupersedes),
 					"recipe", str_or_null(imp->recipe), "line", imp->line,
 					"status", bsi_status_name(imp->status), "reason",
-					str_or_null(imp->reason), "actions",
+					str_or_null(imp->reason), "when_false", imp->when_false,
+					"actions",
 					acts ? acts : json_null()));
 	}
 	return json_pack("{s:o}", "improvements", list ? list : json_null());
@@ -362,6 +363,7 @@ int bsi_changeset_from_json(bsi_changeset **out, const json_t *doc)
 		status = json_string_value(json_object_get(j, "status"));
 		if (rc == 0 && status)
 			rc = bsi_status_parse(status, &imp->status);
+		imp->when_false = json_is_true(json_object_get(j, "when_false"));
 		line = json_object_get(j, "line");
 		imp->line = json_is_integer(line) ? (int)json_integer_value(line) : 0;
 		acts = json_object_get(j, "actions");

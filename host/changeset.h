@@ -14,6 +14,7 @@
 #define BSI_CHANGESET_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef enum {
@@ -54,6 +55,7 @@ typedef struct {
 	int line;         /* line of the improvement's table in that file */
 	bsi_status status;
 	char *reason;     /* why not-applicable (or other status detail); may be NULL */
+	bool when_false;  /* not-applicable because its `when` said so on this device */
 	bsi_action *actions;
 	size_t nactions;
 } bsi_improvement;
@@ -83,7 +85,7 @@ int bsi_status_parse(const char *name, bsi_status *out);
 
 /* The full change set as JSON (new reference): {"improvements": [...]},
  * each improvement with id, component, summary, severity, fixes, supersedes,
- * recipe, line, status, reason, actions [{op, path, from, to, payload} |
+ * recipe, line, status, reason, when_false, actions [{op, path, from, to, payload} |
  * {op, service}]. */
 json_t *bsi_changeset_to_json(const bsi_changeset *cs);
 /* The inverse; refuses (BSI_EFAIL) anything not of that shape. */

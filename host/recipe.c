@@ -1282,6 +1282,7 @@ static void run_improvements(lua_State *L, recipe_ctx *c, imp_view *views, size_
 					snprintf(reason, sizeof(reason), "when returned %s",
 						 lua_isnil(L, -2) ? "nil" : "false");
 				imp->status = BSI_STATUS_NOT_APPLICABLE;
+				imp->when_false = true;
 				if (bsi_improvement_set_reason(imp, "%s", reason) < 0)
 					raise_host(L, bsi_error_code(), "recipe");
 				lua_pop(L, 2);

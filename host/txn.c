@@ -1270,6 +1270,16 @@ int bsi_txn_recover(const bsi_txn_ctx *ctx, size_t *out_count)
 
 /* ---- verify ---------------------------------------------------------- */
 
+/* Does the plan say improvement id's own `when` no longer holds here (the
+ * device moved on, as after a full OS update)?  Its reason, or NULL. */
+static const char *outgrown(const bsi_changeset *known, const char *id)
+{
+	const bsi_improvement *imp = known ? bsi_changeset_find(known, id) : NULL;
+
+	return imp && imp->when_false ? (imp->reason ? imp->reason : "its condition is false")
+				      : NULL;
+}
+
 /* Does the plan name `digest` for `path` in an improvement other than id? */
 static bool known_version(const bsi_changeset *known, const char *id, const char *path,
 			  const char *digest)
@@ -1352,6 +1362,14 @@ int bsi_txn_verify(bsi_txn_result *out, const bsi_txn_ctx *ctx, const char *id,
 				verdict = BSI_STATUS_OBSOLETE;
 				snprintf(out->reason, sizeof(out->reason),
 					 "%s was replaced by a newer version %s", path, digest);
+			}
+		} else if (outgrown(known, id)) {
+			if (verdict == BSI_STATUS_APPLIED) {
+				verdict = BSI_STATUS_OBSOLETE;
+				snprintf(out->reason, sizeof(out->reason),
+					 "%s was replaced (%s) and the improvement no longer applies "
+					 "to this device: %s",
+					 path, digest, outgrown(known, id));
 			}
 		} else {
 			snprintf(out->reason, sizeof(out->reason),

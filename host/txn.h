@@ -113,16 +113,19 @@ int bsi_txn_recover(const bsi_txn_ctx *ctx, size_t *out_count);
  *
  *   applied   every file has its `to` digest;
  *   obsolete  no file is at `from` or missing, and every file not at `to`
- *             has a digest that `known` (the current plan, may be NULL)
- *             names for that same path in another improvement (as its
- *             `from` or `to`): a newer version the feed knows about, as a
- *             full OS update installs;
+ *             has a newer version, shown by either piece of evidence in
+ *             `known` (the current plan, may be NULL): the digest is named
+ *             for that same path by another improvement (as its `from` or
+ *             `to`), or the improvement's own `when` now says it does not
+ *             apply to this device (its precondition, such as the OS
+ *             version, moved on, as a full OS update does);
  *   tampered  anything else: a file back at `from` without a rollback
  *             (a full update never reinstalls the vulnerable version), a
  *             missing file, or content nobody vouches for.
  *
- * Unknown content is tampered, not obsolete, on purpose: "obsolete" tells
- * the admin to stop worrying, so it needs evidence.  out->reason names the
+ * Unknown content on a device whose recipe still applies is tampered, not
+ * obsolete, on purpose: "obsolete" tells the admin to stop worrying, so it
+ * needs evidence.  out->reason names the
  * first offending file and its digest.
  */
 int bsi_txn_verify(bsi_txn_result *out, const bsi_txn_ctx *ctx, const char *id,

@@ -332,6 +332,32 @@ START_TEST(test_feed_cli_hold_and_release)
 }
 END_TEST
 
+/* A full OS update replaces a patched file with a version the feed never
+ * named and moves the OS version on: obsolete, not tampered (exit 0). */
+START_TEST(test_feed_cli_full_update_is_obsolete)
+{
+	json_t *st;
+	tu_result r;
+
+	enroll(feed);
+	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 0);
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_bsi(&r, "%s apply corelibs-26.0.1-libc", g), 0);
+	tu_result_free(&r);
+	tu_must("cd '%s' && sed -i 's/<string>26.0</<string>26.1</' "
+		"System/Library/CoreServices/SystemVersion.plist && "
+		"echo 'libSystem 26.1 from the full update' > usr/lib/libSystem.B.dylib",
+		image);
+	ck_assert_int_eq(tu_bsi(&r, "%s verify", g), 0);
+	ASSERT_HAS(r.out, "obsolete  corelibs-26.0.1-libc: usr/lib/libSystem.B.dylib was replaced");
+	ASSERT_HAS(r.out, "requires macOS 26.0 (device has 26.1)");
+	tu_result_free(&r);
+	st = status_json();
+	ck_assert_str_eq(status_of(st, "corelibs-26.0.1-libc"), "obsolete");
+	json_decref(st);
+}
+END_TEST
+
 /* Two applies at once: one applies, the other waits (--wait) or exits 5;
  * files, state and the restart log are as after one apply. */
 START_TEST(test_feed_cli_two_applies_at_once)
@@ -408,6 +434,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_feed_cli_status_flags_stale_feed);
 	tcase_add_test(tc, test_feed_cli_apply_rollback_verify);
 	tcase_add_test(tc, test_feed_cli_hold_and_release);
+	tcase_add_test(tc, test_feed_cli_full_update_is_obsolete);
 	tcase_add_test(tc, test_feed_cli_two_applies_at_once);
 	tcase_add_test(tc, test_feed_cli_demo_runs);
 	suite_add_tcase(s, tc);
