@@ -7,7 +7,8 @@ failed=0
 for t in "$@"; do
 	if [ "${BSI_VALGRIND:-}" = 1 ]; then
 		valgrind -q --error-exitcode=99 --leak-check=full \
-			--errors-for-leak-kinds=definite "$t" || failed=1
+			--errors-for-leak-kinds=definite \
+			--suppressions="$(dirname "$0")/valgrind.supp" "$t" || failed=1
 	else
 		"$t" || failed=1
 	fi

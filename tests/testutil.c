@@ -1,6 +1,7 @@
 #include "testutil.h"
 
 #include <check.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -128,16 +129,20 @@ int tu_sh(tu_result *res, const char *fmt, ...)
 	return res->status;
 }
 
+static const char *srcdir(void);
+
 static int run_bsi(tu_result *res, const char *env, const char *bin, const char *args)
 {
 	const char *vg = getenv("BSI_VALGRIND");
+	bool on_vg = vg && strcmp(vg, "1") == 0;
 	char *cmd;
 
-	ck_assert_int_ge(asprintf(&cmd, "%s %s '%s' %s", env ? env : "",
-				  vg && strcmp(vg, "1") == 0
-					  ? "valgrind -q --error-exitcode=99 --leak-check=full "
-					    "--errors-for-leak-kinds=definite --trace-children=no"
-					  : "",
+	ck_assert_int_ge(asprintf(&cmd, "%s %s%s%s '%s' %s", env ? env : "",
+				  on_vg ? "valgrind -q --error-exitcode=99 --leak-check=full "
+					  "--errors-for-leak-kinds=definite --trace-children=no "
+					  "--suppressions="
+					: "",
+				  on_vg ? srcdir() : "", on_vg ? "/tests/valgrind.supp" : "",
 				  tu_build_path(bin), args),
 			 0);
 	run_sh(res, cmd);
