@@ -128,7 +128,7 @@ $(BUILD)/dist/%: dist/%.in $(BUILD)/paths.stamp
 	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@PLUGINDIR@|$(PLUGINDIR)|g' \
 		-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@STATEDIR@|$(STATEDIR)|g' $< > $@
 
-install: all $(DIST)
+install: all $(DIST) $(MANPAGES)
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(MANDIR)/man1 \
 		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(SYSCONFDIR)/bsi $(DESTDIR)$(SYSTEMDUNITDIR) \
 		$(DESTDIR)$(BASHCOMPDIR)
