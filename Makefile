@@ -6,6 +6,7 @@
 #   make valgrind     the test suites, and every bsi they run, under valgrind
 #   make demo         the whole path on a generated sample feed and device image
 #   make install      PREFIX (default /usr/local) and DESTDIR are honoured
+#   make uninstall    the same variables; keeps a configuration you changed
 #
 # Sources are found by wildcard: host/*.c is the program (host/main.c holds
 # main), plugins/NAME.c becomes plugins/NAME.so, tests/check_NAME.c is one
@@ -110,17 +111,79 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh tests/demo.sh $(abspath $(BUILD))
 
-install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PLUGINDIR)
-	install -m 0755 $(BUILD)/bsi $(DESTDIR)$(BINDIR)/bsi
-	for p in $(PLUGINS); do install -m 0644 $$p $(DESTDIR)$(PLUGINDIR)/; done
+# --- install -------------------------------------------------------------
+# What `make install` puts where (docs/decisions.md, "Installation"):
+#   BINDIR/bsi, PLUGINDIR/*.so, MANDIR/man1/bsi.1, MANDIR/man5/bsi.conf.5 and
+#   bsi-recipe.5, SYSCONFDIR/bsi/bsi.conf (only if absent), the systemd units
+#   in SYSTEMDUNITDIR, the bash completion in BASHCOMPDIR.
+# Templates in dist/ are filled in with sed into $(BUILD)/dist/.
+# SYSTEMDUNITDIR: systemd's own directory (pkg-config) when PREFIX is
+# systemd's prefix, else PREFIX/lib/systemd/system, which systemd also reads
+# for /usr/local, and which a DESTDIR staging install keeps under PREFIX.
+STATEDIR ?= /var/lib/bsi
+DATADIR ?= $(PREFIX)/share
+SYSTEMD_PREFIX := $(shell $(PKG_CONFIG) --variable=prefix systemd 2>/dev/null)
+SYSTEMDUNITDIR ?= $(if $(filter $(PREFIX),$(SYSTEMD_PREFIX)),$(shell \
+	$(PKG_CONFIG) --variable=systemdsystemunitdir systemd),$(PREFIX)/lib/systemd/system)
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+MANPAGES := docs/bsi.1 docs/bsi.conf.5 docs/bsi-recipe.5
+DIST := $(BUILD)/dist/bsi.conf $(BUILD)/dist/bsi-agent.service $(BUILD)/dist/bsi-agent.timer
+INSTALL ?= install
 
-uninstall:
+# The binary has PLUGINDIR and SYSCONFDIR compiled in: rebuild the objects
+# that use them when they change, so `make install PREFIX=/usr` after a
+# plain `make` does not install a binary that looks in /usr/local.
+$(BUILD)/paths.stamp: FORCE
+	@mkdir -p $(@D)
+	@echo '$(PLUGINDIR) $(SYSCONFDIR)' | cmp -s - $@ || echo '$(PLUGINDIR) $(SYSCONFDIR)' > $@
+$(BUILD)/host/main.o $(BUILD)/host/plugin.o: $(BUILD)/paths.stamp
+
+$(BUILD)/dist/%: dist/%.in $(BUILD)/paths.stamp
+	@mkdir -p $(@D)
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@PLUGINDIR@|$(PLUGINDIR)|g' \
+		-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@STATEDIR@|$(STATEDIR)|g' $< > $@
+
+install: all $(DIST) $(MANPAGES)
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(SYSCONFDIR)/bsi $(DESTDIR)$(SYSTEMDUNITDIR) \
+		$(DESTDIR)$(BASHCOMPDIR)
+	$(INSTALL) -m 0755 $(BUILD)/bsi $(DESTDIR)$(BINDIR)/bsi
+	for p in $(PLUGINS); do $(INSTALL) -m 0644 $$p $(DESTDIR)$(PLUGINDIR)/; done
+	$(INSTALL) -m 0644 docs/bsi.1 $(DESTDIR)$(MANDIR)/man1/bsi.1
+	$(INSTALL) -m 0644 docs/bsi.conf.5 docs/bsi-recipe.5 $(DESTDIR)$(MANDIR)/man5/
+	$(INSTALL) -m 0644 $(BUILD)/dist/bsi-agent.service $(BUILD)/dist/bsi-agent.timer \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/
+	$(INSTALL) -m 0644 dist/bsi.bash-completion $(DESTDIR)$(BASHCOMPDIR)/bsi
+	@# A conffile: never overwrite the admin's; offer the new default beside it.
+	@conf=$(DESTDIR)$(SYSCONFDIR)/bsi/bsi.conf; \
+	if [ ! -e "$$conf" ]; then \
+		echo "$(INSTALL) -m 0644 $(BUILD)/dist/bsi.conf $$conf"; \
+		$(INSTALL) -m 0644 $(BUILD)/dist/bsi.conf "$$conf"; \
+	elif ! cmp -s $(BUILD)/dist/bsi.conf "$$conf"; then \
+		$(INSTALL) -m 0644 $(BUILD)/dist/bsi.conf "$$conf.dist"; \
+		echo "bsi: kept $$conf (changed by you); the new default is $$conf.dist"; \
+	fi
+
+# Removes every file install put there.  The configuration is removed only
+# if it is byte for byte the default this tree installs; a changed one is
+# the admin's and is kept (docs/decisions.md).
+uninstall: $(BUILD)/dist/bsi.conf
 	rm -f $(DESTDIR)$(BINDIR)/bsi
 	for p in $(PLUGINS); do rm -f $(DESTDIR)$(PLUGINDIR)/$$(basename $$p); done
-	-rmdir $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(LIBDIR)/bsi 2>/dev/null
+	rmdir $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(LIBDIR)/bsi 2>/dev/null || true
+	rm -f $(DESTDIR)$(MANDIR)/man1/bsi.1 $(DESTDIR)$(MANDIR)/man5/bsi.conf.5 \
+		$(DESTDIR)$(MANDIR)/man5/bsi-recipe.5
+	rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/bsi-agent.service $(DESTDIR)$(SYSTEMDUNITDIR)/bsi-agent.timer
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/bsi
+	rm -f $(DESTDIR)$(SYSCONFDIR)/bsi/bsi.conf.dist
+	@conf=$(DESTDIR)$(SYSCONFDIR)/bsi/bsi.conf; \
+	if cmp -s $(BUILD)/dist/bsi.conf "$$conf"; then echo "rm -f $$conf"; rm -f "$$conf"; \
+	elif [ -e "$$conf" ]; then echo "bsi: kept $$conf (changed by you)"; fi
+	rmdir $(DESTDIR)$(SYSCONFDIR)/bsi 2>/dev/null || true
+
+FORCE:
 
 clean:
 	rm -rf build build-asan build-valgrind
 
-.PHONY: all deps check run-tests asan valgrind demo install uninstall clean
+.PHONY: all deps check run-tests asan valgrind demo install uninstall clean FORCE
