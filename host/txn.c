@@ -484,12 +484,12 @@ static int backup_step(run *r, step *s)
 	return 0;
 }
 
-static int rename_step(step *s, const char *kind)
+static int rename_step(step *s)
 {
 	int e = do_rename(s->dirfd, s->stage, s->name);
 
 	if (e)
-		return bsi_error_set(BSI_EFAIL, "%s: rename staged file over %s: %s", kind, s->path,
+		return bsi_error_set(BSI_EFAIL, "rename staged file over %s: %s", s->path,
 				     strerror(e));
 	s->renamed = true;
 	return 0;
@@ -639,7 +639,7 @@ static int execute(run *r, commit_fn commit, void *arg)
 	for (i = 0; i < r->n; i++)
 		if ((ret = stage_step(r, &r->steps[i])) != 0)
 			goto fail;
-	if ((ret = fsync_dirs(r, "stage")) != 0)
+	if ((ret = fsync_dirs(r, "after staging")) != 0)
 		goto fail;
 	failpoint(k, "staged");
 	for (i = 0; i < r->n; i++)
@@ -656,11 +656,11 @@ static int execute(run *r, commit_fn commit, void *arg)
 	}
 	failpoint(k, "recorded");
 	for (i = 0; i < r->n; i++) {
-		if ((ret = rename_step(&r->steps[i], k)) != 0)
+		if ((ret = rename_step(&r->steps[i])) != 0)
 			goto fail;
 		failpoint_n(k, "renamed", i + 1);
 	}
-	if ((ret = fsync_dirs(r, k)) != 0)
+	if ((ret = fsync_dirs(r, "after renaming")) != 0)
 		goto fail;
 	failpoint(k, "renamed.all");
 	if ((ret = bsi_state_begin(r->ctx->state)) != 0 ||
