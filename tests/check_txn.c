@@ -8,7 +8,6 @@
  * with the suite's own host objects: see build_driver().
  */
 #include "changeset.h"
-#include "device.h"
 #include "digest.h"
 #include "error.h"
 #include "fsroot.h"
@@ -919,77 +918,6 @@ START_TEST(test_txn_recovery_refuses_another_root)
 }
 END_TEST
 
-START_TEST(test_device_open_recovers_in_order_and_respects_the_lock)
-{
-	char *new_fp = new_fingerprint(1000), *args;
-	bsi_device_options opt;
-	bsi_device *dev = NULL;
-	bsi_lock *other = NULL;
-	bsi_source *src = NULL;
-	bsi_changeset *cs;
-	bsi_txn_result res;
-	tu_result r;
-	env e;
-
-	env_setup(&e);
-	args = apply_args(&e);
-	drive(&r, "BSI_FAILPOINT=apply.renamed.2", args);
-	ck_assert_int_eq(r.status, 128 + SIGKILL);
-	tu_result_free(&r);
-	memset(&opt, 0, sizeof(opt));
-	opt.root = e.root;
-	opt.state_dir = e.state;
-	opt.wait = -1;
-
-	/* Another bsi holds the lock: a mutating open is busy, a reader reads
-	 * without recovering (and without touching files). */
-	ck_assert_int_eq(bsi_lock_acquire(&other, e.state, -1), 0);
-	opt.mutating = true;
-	ck_assert_int_eq(bsi_device_open(&dev, &opt), BSI_EBUSY);
-	ck_assert_ptr_null(dev);
-	opt.mutating = false;
-	ck_assert_msg(bsi_device_open(&dev, &opt) == 0, "%s", bsi_error_message());
-	ck_assert_int_eq(dev->recovered, 0);
-	bsi_device_free(dev);
-	bsi_lock_free(other);
-
-	/* Free: the reader recovers first, and lets the lock go. */
-	ck_assert_msg(bsi_device_open(&dev, &opt) == 0, "%s", bsi_error_message());
-	ck_assert_int_eq(dev->recovered, 1);
-	ck_assert_ptr_null(dev->lock);
-	bsi_device_free(dev);
-	ck_assert(!check_consistent(&e, new_fp, "device open"));
-
-	/* A mutating open with the record plugin applies through dev->ctx. */
-	opt.mutating = true;
-	opt.service_manager = "record";
-	opt.plugin_dir = tu_build_path("plugins");
-	ck_assert_msg(bsi_device_open(&dev, &opt) == 0, "%s", bsi_error_message());
-	ck_assert_ptr_nonnull(dev->lock);
-	ck_assert_int_eq(bsi_lock_acquire(&other, e.state, -1), BSI_EBUSY);
-	ck_assert_int_eq(bsi_source_open_dir(&src, e.feed), 0);
-	dev->ctx.source = src;
-	build_imp(&cs, &e, true);
-	ck_assert_msg(bsi_txn_apply(&res, &dev->ctx, &cs->items[0]) == 0, "%s", bsi_error_message());
-	ck_assert(res.changed);
-	bsi_source_free(src);
-	bsi_device_free(dev);
-	ck_assert_int_eq(bsi_lock_acquire(&other, e.state, -1), 0);
-	bsi_lock_free(other);
-	ck_assert(check_consistent(&e, new_fp, "device apply"));
-	{
-		char *log = read_file(&e, "restarts.log");
-
-		ck_assert_str_eq(log, "svc-a\nsvc-b\n");
-		free(log);
-	}
-	bsi_changeset_free(cs);
-	free(args);
-	free(new_fp);
-	env_free(&e);
-}
-END_TEST
-
 static double now_s(void)
 {
 	struct timespec ts;
@@ -1295,7 +1223,6 @@ static Suite *txn_suite(void)
 			    (int)(sizeof(rollback_points) / sizeof(rollback_points[0])));
 	tcase_add_test(tc, test_txn_crash_during_recovery_recovers);
 	tcase_add_test(tc, test_txn_recovery_refuses_another_root);
-	tcase_add_test(tc, test_device_open_recovers_in_order_and_respects_the_lock);
 	tcase_add_test(tc, test_txn_random_sigkill_of_large_apply_recovers);
 	tcase_add_loop_test(tc, test_txn_fault_at_each_step_rolls_back, 0,
 			    (int)(sizeof(apply_faults) / sizeof(apply_faults[0])));
