@@ -1,7 +1,8 @@
 /*
- * cmd_recipe.c - the team's commands: recipe check, plan --tree.
+ * cmd_recipe.c - the team's commands: recipe check, plan (--tree: a preview).
  */
 #include "commands.h"
+#include "device.h"
 #include "error.h"
 #include "output.h"
 #include "plan.h"
@@ -46,29 +47,6 @@ int bsi_cmd_recipe_check(bsi_cli *cli)
 	return rc;
 }
 
-/* Evaluate the recipes of src against root and assess every improvement. */
-static int plan_source(bsi_cli *cli, const bsi_source *src, const bsi_root *root,
-		       bsi_changeset **out)
-{
-	bsi_recipe_limits lim = limits_of(cli);
-	bsi_changeset *cs = NULL;
-	int rc;
-
-	*out = NULL;
-	rc = bsi_changeset_new(&cs);
-	if (rc == 0)
-		rc = bsi_recipe_load_all(cs, src, root, &lim);
-	if (rc == 0)
-		rc = bsi_plan_check_payloads(cs, src);
-	if (rc == 0)
-		rc = bsi_plan_assess(cs, root, bsi_plan_hash_file, NULL);
-	if (rc == 0)
-		*out = cs;
-	else
-		bsi_changeset_free(cs);
-	return rc;
-}
-
 int bsi_cmd_plan(bsi_cli *cli)
 {
 	bsi_source *src = NULL;
@@ -76,13 +54,15 @@ int bsi_cmd_plan(bsi_cli *cli)
 	bsi_changeset *cs = NULL;
 	int rc;
 
+	/* Without --tree, the device's plan: the trusted head, with its state.
+	 * With it, a pure preview that never opens the state directory. */
 	if (!cli->tree)
-		return bsi_error_set(BSI_EUSAGE, "plan needs --tree DIR (a feed working tree)");
+		return bsi_cmd_device_plan(cli);
 	rc = bsi_source_open_dir(&src, cli->tree);
 	if (rc == 0 && (rc = bsi_root_open(&root, cli->root)) < 0)
 		bsi_error_wrap("target root");
 	if (rc == 0)
-		rc = plan_source(cli, src, root, &cs);
+		rc = bsi_device_plan(&cs, cli, src, root, NULL);
 	if (rc < 0)
 		goto done;
 	if (cli->json)

@@ -32,16 +32,62 @@ typedef struct {
 } command;
 
 static const command commands[] = {
+	{"enroll", bsi_cmd_enroll, O_INTRO | O_SIGNER | O_WAIT, 1, 1,
+	 "enroll URL --introduction COMMIT --signer KEY",
+	 "Record the device's trust anchor: the feed URL (a path, file://, git://\n"
+	 "or https://), the introduction commit (40 hex digits), and the\n"
+	 "ssh-ed25519 key that signed it, as \"ssh-ed25519 AAAA... [comment]\".\n"
+	 "Nothing is fetched; bsi sync does that."},
+	{"sync", bsi_cmd_sync, O_WAIT, 0, 0, "sync",
+	 "Fetch the feed and accept its new head only if it descends from the\n"
+	 "trusted head and every new commit is signed by a key that .bsi/signers\n"
+	 "of each of its parents authorizes.  A refused sync changes nothing\n"
+	 "and exits 3, naming the commit, the signer and the rule it broke."},
+	{"plan", bsi_cmd_plan, O_TREE, 0, 0, "plan [--tree DIR] [--root DIR] [--json]",
+	 "Preview what the recipes would do to the device at --root, changing\n"
+	 "nothing on it.  For each improvement: its status (pending, applied,\n"
+	 "not-applicable with the reason, held, rolled-back), the files it\n"
+	 "replaces with old and new digests, and the services it restarts.\n"
+	 "  --tree DIR   read recipes and payloads from a feed working tree\n"
+	 "               instead of the trusted feed head (no state is read)"},
+	{"apply", bsi_cmd_apply, O_TREE | O_WAIT, 0, -1, "apply [ID...] [--tree DIR]",
+	 "Apply improvements, each as one crash-safe transaction, then restart\n"
+	 "the services they name.  Without IDs: every pending improvement that\n"
+	 "is not held or rolled back, in feed order.  With IDs: exactly those,\n"
+	 "held or rolled back or not.\n"
+	 "  --tree DIR   take recipes and payloads from a feed working tree\n"
+	 "               (for a test device image)"},
+	{"rollback", bsi_cmd_rollback, O_WAIT, 1, 1, "rollback ID",
+	 "Put back the files improvement ID replaced, byte for byte with their\n"
+	 "owner and mode, and restart the same services.  It is then never\n"
+	 "applied automatically again; bsi apply ID applies it on purpose."},
+	{"hold", bsi_cmd_hold, O_WAIT, 1, 1, "hold ID",
+	 "Never apply improvement ID automatically (bsi apply ID still can)."},
+	{"release", bsi_cmd_release, O_WAIT, 1, 1, "release ID", "Undo bsi hold ID."},
+	{"status", bsi_cmd_status, 0, 0, 0, "status [--json]",
+	 "The feed (URL, trusted head, its age; flagged when older than\n"
+	 "max_feed_age) and every improvement with its status."},
+	{"show", bsi_cmd_show, 0, 1, 1, "show ID [--json]",
+	 "The notes of one improvement: summary, CVEs, severity, files with\n"
+	 "digests, services, when and from which commit it was applied, and\n"
+	 "its history."},
+	{"history", bsi_cmd_history, 0, 0, 1, "history [ID] [--json]",
+	 "Every action bsi took on this device, oldest first, with the feed\n"
+	 "commit it came from."},
+	{"verify", bsi_cmd_verify, O_WAIT, 0, 0, "verify [--json]",
+	 "Re-hash every file bsi patched: applied, obsolete (a later full update\n"
+	 "replaced it with a version the feed knows), or tampered (anything\n"
+	 "else).  Exits 3 when anything is tampered."},
 	{"recipe check", bsi_cmd_recipe_check, 0, 1, -1, "recipe check FILE...",
 	 "Load each recipe file in the sandbox and check the table it returns.\n"
 	 "Reports every problem as FILE:LINE with the field at fault.  Queries\n"
 	 "such as bsi.hash see no device and return nil."},
-	{"plan", bsi_cmd_plan, O_TREE, 0, 0, "plan --tree DIR [--root DIR] [--json]",
-	 "Preview what the recipes would do to the device at --root, changing\n"
-	 "nothing.  For each improvement: its status (pending, applied,\n"
-	 "not-applicable with the reason), the files it replaces with old and\n"
-	 "new digests, and the services it restarts.\n"
-	 "  --tree DIR   read recipes and payloads from a feed working tree"},
+	{"feed verify", bsi_cmd_feed_verify, O_INTRO | O_SIGNER, 0, 1,
+	 "feed verify [DIR] [--introduction COMMIT --signer KEY]",
+	 "Authenticate the history of DIR's HEAD (default: the current\n"
+	 "directory) with the same code and verdicts as a device.  Without\n"
+	 "--introduction and --signer, the first commit of the history and its\n"
+	 "signer are the trust anchor.  -v lists every commit."},
 };
 
 static void usage_line(FILE *f)

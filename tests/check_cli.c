@@ -29,7 +29,9 @@ START_TEST(test_cli_help_lists_commands_and_exit_codes)
 	tu_result r;
 
 	ck_assert_int_eq(tu_bsi(&r, "--help"), 0);
-	ASSERT_HAS(r.out, "bsi plan --tree DIR");
+	ASSERT_HAS(r.out, "bsi plan [--tree DIR]");
+	ASSERT_HAS(r.out, "bsi rollback ID");
+	ASSERT_HAS(r.out, "bsi feed verify [DIR]");
 	ASSERT_HAS(r.out, "bsi recipe check FILE...");
 	ASSERT_HAS(r.out, "3 trust refused");
 	tu_result_free(&r);

@@ -1,0 +1,339 @@
+/*
+ * cmd_status.c - what the owner reads: status, show, history, verify.
+ */
+#include "commands.h"
+#include "device.h"
+#include "error.h"
+#include "output.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* "3 h", "20 d": an age a person reads at a glance. */
+static void format_age(char out[32], int64_t seconds)
+{
+	if (seconds < 120)
+		snprintf(out, 32, "%lld s", (long long)seconds);
+	else if (seconds < 7200)
+		snprintf(out, 32, "%lld min", (long long)(seconds / 60));
+	else if (seconds < 2 * 86400)
+		snprintf(out, 32, "%lld h", (long long)(seconds / 3600));
+	else
+		snprintf(out, 32, "%lld d", (long long)(seconds / 86400));
+}
+
+static void format_time(char out[32], int64_t t)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (t <= 0 || !gmtime_r(&tt, &tm) || !strftime(out, 32, "%Y-%m-%d %H:%M UTC", &tm))
+		snprintf(out, 32, "never");
+}
+
+static json_t *feed_json(const bsi_state_feed *feed, const bsi_config *cfg, int64_t now)
+{
+	if (!feed)
+		return json_null();
+	return json_pack("{s:s, s:s, s:s?, s:o, s:o, s:o, s:b}", "url", feed->url, "introduction",
+			 feed->introduction, "head", feed->head,
+			 "head_time", feed->head_time ? json_integer(feed->head_time) : json_null(),
+			 "synced_at", feed->synced_at ? json_integer(feed->synced_at) : json_null(),
+			 "age_seconds",
+			 feed->head_time ? json_integer(now - feed->head_time) : json_null(),
+			 "stale", feed->head_time && now - feed->head_time > cfg->max_feed_age);
+}
+
+static void print_feed(const bsi_state_feed *feed, const bsi_config *cfg, int64_t now)
+{
+	char when[32], age[32], synced[32], limit[32];
+
+	if (!feed) {
+		printf("feed: not enrolled\n");
+		return;
+	}
+	printf("feed: %s\n", feed->url);
+	if (!feed->head) {
+		printf("head: none yet (run bsi sync)\n");
+		return;
+	}
+	format_time(when, feed->head_time);
+	format_age(age, now - feed->head_time);
+	format_age(synced, now - feed->synced_at);
+	printf("head: %.12s, committed %s (%s old), last synced %s ago\n", feed->head, when, age,
+	       synced);
+	if (now - feed->head_time > cfg->max_feed_age) {
+		format_age(limit, cfg->max_feed_age);
+		printf("STALE: the newest authenticated feed commit is %s old, more than "
+		       "max_feed_age (%s); the feed may be frozen or this device cut off\n",
+		       age, limit);
+	}
+}
+
+/* One improvement for status/show: the plan's entry (or the state's when
+ * the feed no longer has it) with what the device recorded about it. */
+static json_t *improvement_json(const bsi_improvement *imp, const bsi_state_improvement *known)
+{
+	json_t *j;
+
+	if (!imp)
+		return bsi_state_improvement_to_json(known);
+	j = json_pack("{s:s, s:s, s:s?, s:s?, s:s, s:s?}", "id", imp->id, "component",
+		      imp->component, "summary", imp->summary, "severity", imp->severity, "status",
+		      bsi_status_name(imp->status), "reason", imp->reason);
+	if (!j)
+		return NULL;
+	{
+		json_t *all = bsi_changeset_to_json(&(bsi_changeset){(bsi_improvement *)imp, 1});
+		json_t *full = json_array_get(json_object_get(all, "improvements"), 0);
+
+		json_object_set(j, "fixes", json_object_get(full, "fixes"));
+		json_object_set(j, "supersedes", json_object_get(full, "supersedes"));
+		json_object_set(j, "actions", json_object_get(full, "actions"));
+		json_decref(all);
+	}
+	json_object_set_new(j, "held", json_boolean(known && known->held));
+	json_object_set_new(j, "restart_pending", json_boolean(known && known->restart_pending));
+	json_object_set_new(j, "applied_at", known && known->applied_at
+						     ? json_integer(known->applied_at)
+						     : json_null());
+	json_object_set_new(j, "feed_commit", known && known->feed_commit
+						      ? json_string(known->feed_commit)
+						      : json_null());
+	json_object_set_new(j, "signer",
+			    known && known->signer ? json_string(known->signer) : json_null());
+	return j;
+}
+
+int bsi_cmd_status(bsi_cli *cli)
+{
+	bsi_state_improvement **known = NULL;
+	bsi_state_feed *feed = NULL;
+	int64_t now = (int64_t)time(NULL);
+	json_t *list = NULL;
+	size_t nknown = 0;
+	bsi_device d;
+	int rc;
+
+	rc = bsi_device_open(&d, cli, BSI_DEVICE_TRY_PLAN);
+	if (rc < 0)
+		return rc;
+	rc = bsi_state_feed_get(d.st, &feed);
+	if (rc == 0)
+		rc = bsi_state_improvement_list(d.st, &known, &nknown);
+	if (rc < 0)
+		goto done;
+	list = json_array();
+	/* the feed's improvements in feed order, then any the device knows
+	 * that the feed no longer lists */
+	for (size_t i = 0; d.cs && i < d.cs->count; i++) {
+		const bsi_state_improvement *k = NULL;
+
+		for (size_t j = 0; j < nknown; j++)
+			if (strcmp(known[j]->id, d.cs->items[i].id) == 0)
+				k = known[j];
+		json_array_append_new(list, improvement_json(&d.cs->items[i], k));
+	}
+	for (size_t j = 0; j < nknown; j++)
+		if (!d.cs || !bsi_changeset_find(d.cs, known[j]->id))
+			json_array_append_new(list, improvement_json(NULL, known[j]));
+	if (cli->json) {
+		rc = bsi_output_json(stdout, json_pack("{s:o, s:o}", "feed",
+						       feed_json(feed, &cli->cfg, now),
+						       "improvements", list));
+		list = NULL;
+		goto done;
+	}
+	if (cli->verbosity < 0)
+		goto done;
+	print_feed(feed, &cli->cfg, now);
+	printf("improvements: %zu\n", json_array_size(list));
+	for (size_t i = 0; i < json_array_size(list); i++) {
+		json_t *j = json_array_get(list, i);
+		const char *reason = json_string_value(json_object_get(j, "reason"));
+
+		printf("  %-15s %-9s %-26s %s\n", json_string_value(json_object_get(j, "status")),
+		       json_string_value(json_object_get(j, "severity")) ?: "",
+		       json_string_value(json_object_get(j, "id")),
+		       json_string_value(json_object_get(j, "summary")) ?: "");
+		if (reason)
+			printf("  %-15s %-9s %-26s (%s)\n", "", "", "", reason);
+	}
+done:
+	json_decref(list);
+	bsi_state_improvement_list_free(known, nknown);
+	bsi_state_feed_free(feed);
+	bsi_device_close(&d);
+	return rc;
+}
+
+static void print_show(json_t *j, json_t *history)
+{
+	json_t *v;
+	size_t i;
+	char when[32];
+
+	printf("%s (%s) [%s] %s\n", json_string_value(json_object_get(j, "id")),
+	       json_string_value(json_object_get(j, "component")) ?: "?",
+	       json_string_value(json_object_get(j, "severity")) ?: "?",
+	       json_string_value(json_object_get(j, "status")));
+	printf("    %s\n", json_string_value(json_object_get(j, "summary")) ?: "");
+	if (json_string_value(json_object_get(j, "reason")))
+		printf("    reason:     %s\n", json_string_value(json_object_get(j, "reason")));
+	printf("    fixes:     ");
+	json_array_foreach(json_object_get(j, "fixes"), i, v) printf(" %s", json_string_value(v));
+	printf("\n");
+	if (json_array_size(json_object_get(j, "supersedes")) > 0) {
+		printf("    supersedes:");
+		json_array_foreach(json_object_get(j, "supersedes"), i, v)
+			printf(" %s", json_string_value(v));
+		printf("\n");
+	}
+	json_array_foreach(json_object_get(j, "actions"), i, v) {
+		if (strcmp(json_string_value(json_object_get(v, "op")), "replace") == 0)
+			printf("    file:       %s\n                from %s\n                to   %s\n",
+			       json_string_value(json_object_get(v, "path")),
+			       json_string_value(json_object_get(v, "from")),
+			       json_string_value(json_object_get(v, "to")));
+		else
+			printf("    service:    %s\n", json_string_value(json_object_get(v, "service")));
+	}
+	if (json_is_integer(json_object_get(j, "applied_at"))) {
+		format_time(when, json_integer_value(json_object_get(j, "applied_at")));
+		printf("    applied:    %s from feed commit %s", when,
+		       json_string_value(json_object_get(j, "feed_commit")) ?: "(a feed tree)");
+		if (json_string_value(json_object_get(j, "signer")))
+			printf(", signed by %s", json_string_value(json_object_get(j, "signer")));
+		printf("\n");
+	}
+	if (json_is_true(json_object_get(j, "held")))
+		printf("    held:       yes (bsi release to let it apply)\n");
+	if (json_is_true(json_object_get(j, "restart_pending")))
+		printf("    restart:    pending (bsi apply retries it)\n");
+	if (json_array_size(history) > 0)
+		printf("    history:\n");
+	json_array_foreach(history, i, v) {
+		format_time(when, json_integer_value(json_object_get(v, "time")));
+		printf("      %s  %s%s%s\n", when, json_string_value(json_object_get(v, "action")),
+		       json_string_value(json_object_get(v, "detail")) ? ": " : "",
+		       json_string_value(json_object_get(v, "detail")) ?: "");
+	}
+}
+
+int bsi_cmd_show(bsi_cli *cli)
+{
+	bsi_state_improvement *known = NULL;
+	const bsi_improvement *imp;
+	json_t *j = NULL, *history = NULL;
+	bsi_device d;
+	int rc;
+
+	rc = bsi_device_open(&d, cli, BSI_DEVICE_TRY_PLAN);
+	if (rc < 0)
+		return rc;
+	imp = d.cs ? bsi_changeset_find(d.cs, cli->argv[0]) : NULL;
+	rc = bsi_state_improvement_get(d.st, cli->argv[0], &known);
+	if (rc == 0 && !imp && !known)
+		rc = bsi_error_set(BSI_EUSAGE, "no improvement \"%s\" in the feed or on this device",
+				   cli->argv[0]);
+	if (rc == 0)
+		rc = bsi_state_history_json(d.st, cli->argv[0], &history);
+	if (rc < 0)
+		goto done;
+	j = improvement_json(imp, known);
+	if (cli->json) {
+		json_object_set(j, "history", history);
+		rc = bsi_output_json(stdout, j);
+		j = NULL;
+	} else if (cli->verbosity >= 0) {
+		print_show(j, history);
+	}
+done:
+	json_decref(j);
+	json_decref(history);
+	bsi_state_improvement_free(known);
+	bsi_device_close(&d);
+	return rc;
+}
+
+int bsi_cmd_history(bsi_cli *cli)
+{
+	json_t *history = NULL, *v;
+	bsi_device d;
+	size_t i;
+	int rc;
+
+	rc = bsi_device_open(&d, cli, 0);
+	if (rc < 0)
+		return rc;
+	rc = bsi_state_history_json(d.st, cli->argc > 0 ? cli->argv[0] : NULL, &history);
+	if (rc == 0 && cli->json) {
+		rc = bsi_output_json(stdout, json_pack("{s:O}", "history", history));
+	} else if (rc == 0 && cli->verbosity >= 0) {
+		json_array_foreach(history, i, v) {
+			char when[32];
+			const char *commit = json_string_value(json_object_get(v, "feed_commit"));
+
+			format_time(when, json_integer_value(json_object_get(v, "time")));
+			printf("%s  %-9s %-26s %.12s%s%s\n", when,
+			       json_string_value(json_object_get(v, "action")),
+			       json_string_value(json_object_get(v, "improvement")) ?: "-",
+			       commit ? commit : "-",
+			       json_string_value(json_object_get(v, "detail")) ? "  " : "",
+			       json_string_value(json_object_get(v, "detail")) ?: "");
+		}
+	}
+	json_decref(history);
+	bsi_device_close(&d);
+	return rc;
+}
+
+int bsi_cmd_verify(bsi_cli *cli)
+{
+	bsi_state_improvement **known = NULL;
+	size_t nknown = 0, tampered = 0;
+	json_t *list = json_array();
+	bsi_txn_ctx ctx;
+	bsi_device d;
+	int rc;
+
+	rc = bsi_device_open(&d, cli, BSI_DEVICE_LOCK | BSI_DEVICE_TRY_PLAN);
+	if (rc < 0) {
+		json_decref(list);
+		return rc;
+	}
+	ctx = bsi_device_txn_ctx(&d);
+	rc = bsi_state_improvement_list(d.st, &known, &nknown);
+	for (size_t i = 0; rc == 0 && i < nknown; i++) {
+		bsi_status s = known[i]->status;
+		bsi_txn_result res;
+
+		if (s != BSI_STATUS_APPLIED && s != BSI_STATUS_OBSOLETE && s != BSI_STATUS_TAMPERED)
+			continue;
+		rc = bsi_txn_verify(&res, &ctx, known[i]->id, d.cs);
+		if (rc < 0)
+			break;
+		tampered += res.status == BSI_STATUS_TAMPERED;
+		json_array_append_new(list, json_pack("{s:s, s:s, s:s?}", "id", known[i]->id,
+						      "status", bsi_status_name(res.status),
+						      "reason", res.reason[0] ? res.reason : NULL));
+		if (!cli->json && cli->verbosity >= 0)
+			printf("%-9s %s%s%s\n", bsi_status_name(res.status), known[i]->id,
+			       res.reason[0] ? ": " : "", res.reason);
+	}
+	if (rc == 0 && cli->json) {
+		rc = bsi_output_json(stdout, json_pack("{s:O}", "improvements", list));
+	} else if (rc == 0 && cli->verbosity >= 0 && json_array_size(list) == 0) {
+		printf("no applied improvements to verify\n");
+	}
+	if (rc == 0 && tampered > 0)
+		rc = bsi_error_set(BSI_ETRUST, "%zu improvement%s tampered: a patched file holds "
+					       "content no one vouches for",
+				   tampered, tampered == 1 ? " is" : "s are");
+	json_decref(list);
+	bsi_state_improvement_list_free(known, nknown);
+	bsi_device_close(&d);
+	return rc;
+}

@@ -1,0 +1,56 @@
+/*
+ * device.h - what a device command works on, opened in one place.
+ *
+ * Every device command needs some of: the state database, the lock (for
+ * commands that change anything), recovery of a transaction a killed bsi
+ * left (always first), the target root, the source of recipes (the
+ * trusted feed head, or --tree), the plan with the state's statuses laid
+ * over it, and the service plugin.  bsi_device_open() gets exactly the
+ * parts the flags ask for, in that order, and bsi_device_close() releases
+ * them; a command is then a few lines over these parts.
+ */
+#ifndef BSI_DEVICE_H
+#define BSI_DEVICE_H
+
+#include "changeset.h"
+#include "cli.h"
+#include "fsroot.h"
+#include "lock.h"
+#include "plugin.h"
+#include "source.h"
+#include "state.h"
+#include "txn.h"
+
+enum {
+	BSI_DEVICE_LOCK = 1,   /* take the lock (and recover) */
+	BSI_DEVICE_PLAN = 2,   /* evaluate the recipes and assess them */
+	BSI_DEVICE_PLUGIN = 4, /* load the service manager */
+	BSI_DEVICE_TRY_PLAN = 8, /* plan if a source exists; no error if not */
+};
+
+typedef struct {
+	bsi_cli *cli;
+	bsi_state *st;
+	bsi_lock *lock;
+	bsi_root *root;
+	git_repository *repo;
+	bsi_source *src; /* NULL when no plan was asked for or possible */
+	bsi_plugin *plugin;
+	bsi_changeset *cs; /* the plan, statuses overlaid with the state's */
+	char signer[64];   /* fingerprint of the trusted head's signer, or "" */
+	size_t recovered;  /* transactions recovery repaired */
+} bsi_device;
+
+int bsi_device_open(bsi_device *d, bsi_cli *cli, int flags);
+void bsi_device_close(bsi_device *d);
+
+/* The transaction context over d's parts. */
+bsi_txn_ctx bsi_device_txn_ctx(const bsi_device *d);
+
+/* Plan src against root with the given hasher and lay the state's
+ * statuses over it (held, rolled-back, tampered, obsolete).  st may be
+ * NULL (a pure preview).  Shared by plan --tree and the device commands. */
+int bsi_device_plan(bsi_changeset **out, const bsi_cli *cli, const bsi_source *src,
+		    const bsi_root *root, bsi_state *st);
+
+#endif
