@@ -112,6 +112,8 @@ static void env_setup(env *e) { env_setup_sized(e, 1000); }
 
 static void env_free(env *e) { free(e->old_fp); }
 
+static bsi_status verify(const env *e, const bsi_changeset *known, char *reason, size_t len);
+
 /* The fingerprint root has after a clean apply of the same improvement. */
 static char *new_fingerprint(size_t size);
 
@@ -551,6 +553,34 @@ START_TEST(test_txn_rollback_after_reapply_restores_every_file)
 	tu_sh(&r, "find '%s/backups' -type f | wc -l", e.state);
 	ck_assert_int_eq(atoi(r.out), 0);
 	tu_result_free(&r);
+	env_free(&e);
+}
+END_TEST
+
+START_TEST(test_txn_edited_recipe_does_not_disown_applied_files)
+{
+	env e;
+	bsi_changeset *cs;
+	bsi_txn_result res;
+	session s;
+	char p[4400];
+
+	env_setup(&e);
+	apply_ok(&e, false);
+	/* The feed later pins another payload for the second file. */
+	snprintf(p, sizeof(p), "%s/payloads/f1", e.feed);
+	tu_write(p, "a rebuilt payload\n");
+	bsi_digest_buf("a rebuilt payload\n", 18, e.to[1]);
+	build_imp(&cs, &e, false);
+	session_open(&s, &e);
+	ck_assert_msg(bsi_txn_apply(&res, &s.ctx, &cs->items[0]) == 0, "%s", bsi_error_message());
+	ck_assert_int_eq(res.status, BSI_STATUS_NOT_APPLICABLE);
+	ck_assert_msg(strstr(res.reason, paths[1]), "%s", res.reason);
+	session_close(&s);
+	/* What is on disk is still the applied improvement, and verify agrees. */
+	ck_assert_int_eq(status_of(&e, NULL), BSI_STATUS_APPLIED);
+	ck_assert_int_eq(verify(&e, NULL, NULL, 0), BSI_STATUS_APPLIED);
+	bsi_changeset_free(cs);
 	env_free(&e);
 }
 END_TEST
@@ -1291,6 +1321,7 @@ static Suite *txn_suite(void)
 	tcase_add_test(tc, test_txn_symlink_target_is_refused);
 	tcase_add_test(tc, test_txn_rollback_restores_byte_identical_originals);
 	tcase_add_test(tc, test_txn_rollback_after_reapply_restores_every_file);
+	tcase_add_test(tc, test_txn_edited_recipe_does_not_disown_applied_files);
 	tcase_add_test(tc, test_txn_rollback_refuses_to_clobber_a_changed_file);
 	tcase_add_test(tc, test_txn_failed_restart_is_pending_and_retried);
 	tcase_add_test(tc, test_txn_hold_release_and_history);
