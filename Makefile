@@ -43,31 +43,46 @@ TESTS := $(patsubst tests/check_%.c,$(BUILD)/tests/check_%,$(wildcard tests/chec
 TEST_HELPERS := $(filter-out tests/check_%.c,$(wildcard tests/*.c))
 HEADERS := $(wildcard host/*.h plugins/*.h tests/*.h)
 
+# Quiet by default; `make V=1` shows every command.
+ifeq ($(V),1)
+Q :=
+say := @true
+else
+Q := @
+say := @printf '  %-7s %s\n'
+endif
+
 all: $(BUILD)/bsi $(BUILD)/bsi-failpoint $(PLUGINS)
 
 $(BUILD)/host/%.o: host/%.c $(HEADERS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(say) CC $<
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 # The production binary has failpoints compiled out; the test binary
 # build/bsi-failpoint honours BSI_FAILPOINT (see host/failpoint.h).
 $(BUILD)/host/failpoint-on.o: host/failpoint.c $(HEADERS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -DBSI_FAILPOINTS -c -o $@ $<
+	$(say) CC $@
+	$(Q)$(CC) $(ALL_CFLAGS) -DBSI_FAILPOINTS -c -o $@ $<
 
 $(BUILD)/bsi: $(BUILD)/host/main.o $(HOST_OBJ) $(BUILD)/host/failpoint.o
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(say) LINK $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/bsi-failpoint: $(BUILD)/host/main.o $(HOST_OBJ) $(BUILD)/host/failpoint-on.o
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(say) LINK $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/plugins/%.so: plugins/%.c $(HEADERS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -fPIC -shared $(LDFLAGS) -o $@ $<
+	$(say) CC $@
+	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -shared $(LDFLAGS) -o $@ $<
 
 $(BUILD)/tests/check_%: tests/check_%.c $(TEST_HELPERS) $(HOST_OBJ) $(BUILD)/host/failpoint.o $(HEADERS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(TEST_HELPERS) $(HOST_OBJ) \
+	$(say) LINK $@
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(TEST_HELPERS) $(HOST_OBJ) \
 		$(BUILD)/host/failpoint.o $(LIBS) $$($(PKG_CONFIG) --libs check)
 
 # Targets that need the Debian packages install the missing ones first, then

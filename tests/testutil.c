@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -249,4 +250,104 @@ void tu_sample_tree(const char *dir)
 void tu_sample_image(const char *variant, const char *dir)
 {
 	tu_must("sh '%s/recipes/sample.sh' image '%s' '%s'", srcdir(), variant, dir);
+}
+
+static void make_key(const char *key)
+{
+	if (access(key, R_OK) != 0)
+		tu_must("ssh-keygen -q -t ed25519 -N '' -C test@bsi -f '%s'", key);
+}
+
+char *tu_pubkey(const char *key)
+{
+	char path[4200], *s;
+
+	snprintf(path, sizeof(path), "%s.pub", key);
+	s = tu_read(path);
+	ck_assert_ptr_nonnull(s);
+	s[strcspn(s, "\n")] = '\0';
+	return s;
+}
+
+void tu_feed_commit(const char *feed, const char *key, const char *msg)
+{
+	tu_must("cd '%s' && git add -A && git -c user.name=Team -c user.email=team@bsi "
+		"-c gpg.format=ssh -c user.signingKey='%s' commit -q -S -m '%s'",
+		feed, key, msg);
+}
+
+void tu_signed_feed(const char *feed, const char *key, char intro[41])
+{
+	char signers[4200], *pub;
+	tu_result r;
+
+	make_key(key);
+	tu_must("git init -q -b main '%s' && mkdir -p '%s/.bsi'", feed, feed);
+	tu_sample_tree(feed);
+	pub = tu_pubkey(key);
+	snprintf(signers, sizeof(signers), "%s/.bsi/signers", feed);
+	{
+		char line[4200];
+
+		snprintf(line, sizeof(line), "team@bsi namespaces=\"git\" %s\n", pub);
+		tu_write(signers, line);
+	}
+	free(pub);
+	tu_feed_commit(feed, key, "Improvements for 26.0");
+	ck_assert_int_eq(tu_sh(&r, "git -C '%s' rev-parse HEAD", feed), 0);
+	snprintf(intro, 41, "%.40s", r.out);
+	tu_result_free(&r);
+}
+
+static pid_t daemon_pid = -1;
+
+int tu_git_daemon_start(const char *base)
+{
+	for (int attempt = 0; attempt < 20; attempt++) {
+		int port = 20000 + (int)((getpid() * 7919 + attempt * 104729) % 30000);
+		pid_t pid = fork();
+
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0) {
+			char portarg[32], basearg[4200];
+			int devnull = open("/dev/null", O_RDWR);
+
+			snprintf(portarg, sizeof(portarg), "--port=%d", port);
+			snprintf(basearg, sizeof(basearg), "--base-path=%s", base);
+			dup2(devnull, 0);
+			dup2(devnull, 1);
+			dup2(devnull, 2);
+			execlp("git", "git", "daemon", "--reuseaddr", "--export-all",
+			       "--listen=127.0.0.1", portarg, basearg, base, (char *)NULL);
+			_exit(127);
+		}
+		/* ready when it answers; gone when the port was taken */
+		for (int i = 0; i < 50; i++) {
+			tu_result r;
+			int st;
+
+			if (waitpid(pid, &st, WNOHANG) == pid)
+				break;
+			if (tu_sh(&r, "bash -c 'exec 3<>/dev/tcp/127.0.0.1/%d' 2>/dev/null", port) == 0) {
+				tu_result_free(&r);
+				daemon_pid = pid;
+				return port;
+			}
+			tu_result_free(&r);
+			usleep(100 * 1000);
+		}
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	ck_abort_msg("could not start git daemon on 127.0.0.1");
+	return -1;
+}
+
+void tu_git_daemon_stop(void)
+{
+	if (daemon_pid > 0) {
+		kill(daemon_pid, SIGTERM);
+		waitpid(daemon_pid, NULL, 0);
+		daemon_pid = -1;
+	}
 }

@@ -58,3 +58,22 @@ void tu_sample_tree(const char *dir);
 /* Make the sample device image `variant` (old, current, patched) at dir. */
 void tu_sample_image(const char *variant, const char *dir);
 #endif
+
+#ifndef BSI_TESTUTIL_FEED
+#define BSI_TESTUTIL_FEED
+/* A signed sample feed: an ed25519 key at DIR/KEYNAME (made if absent), a
+ * git repository at FEED with .bsi/signers authorizing that key, the
+ * reference recipes and payloads, and one commit signed with the key.
+ * Writes the commit id (40 hex) to intro. */
+void tu_signed_feed(const char *feed, const char *key, char intro[41]);
+/* Commit everything in feed, signed with key (a private key path); extra
+ * is put before `commit` (e.g. an environment for dates). */
+void tu_feed_commit(const char *feed, const char *key, const char *msg);
+/* The public key line of a private key path ("ssh-ed25519 AAAA... c"). */
+char *tu_pubkey(const char *key);
+
+/* git daemon serving base on 127.0.0.1: returns its port; stop with
+ * tu_git_daemon_stop(). */
+int tu_git_daemon_start(const char *base);
+void tu_git_daemon_stop(void);
+#endif

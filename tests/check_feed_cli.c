@@ -1,0 +1,426 @@
+/*
+ * The signed feed through the real binary: enroll, sync from a git daemon
+ * on 127.0.0.1, refusals that change nothing, payload pins, staleness,
+ * apply / rollback / verify on a device image, and concurrent applies.
+ */
+#include "testutil.h"
+
+#include <check.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char *dir, feed[4096], key[4096], image[4096], state[4096], conf[4096], g[16384];
+static char intro[41];
+
+#define ASSERT_HAS(hay, needle) \
+	ck_assert_msg(strstr((hay), (needle)) != NULL, "expected \"%s\" in:\n%s", (needle), (hay))
+
+static void setup(void)
+{
+	dir = tu_tmpdir();
+	snprintf(feed, sizeof(feed), "%s/feed", dir);
+	snprintf(key, sizeof(key), "%s/team_key", dir);
+	snprintf(image, sizeof(image), "%s/device", dir);
+	snprintf(state, sizeof(state), "%s/state", dir);
+	snprintf(conf, sizeof(conf), "%s/bsi.conf", dir);
+	tu_signed_feed(feed, key, intro);
+	tu_sample_image("current", image);
+	tu_write(conf, "service_manager = \"record\"\n");
+	snprintf(g, sizeof(g), "--root '%s' --state '%s' --config '%s'", image, state, conf);
+}
+
+static void teardown(void)
+{
+	tu_git_daemon_stop();
+	tu_cleanup();
+}
+
+/* enroll this device in url with the team key */
+static void enroll(const char *url)
+{
+	char *pub = tu_pubkey(key);
+	tu_result r;
+
+	ck_assert_msg(tu_bsi(&r, "%s enroll '%s' --introduction %s --signer '%s'", g, url, intro,
+			     pub) == 0,
+		      "enroll failed: %s", r.err);
+	tu_result_free(&r);
+	free(pub);
+}
+
+/* status --json, parsed */
+static json_t *status_json(void)
+{
+	json_error_t jerr;
+	json_t *doc;
+	tu_result r;
+
+	ck_assert_int_eq(tu_bsi(&r, "%s status --json", g), 0);
+	doc = json_loads(r.out, 0, &jerr);
+	ck_assert_msg(doc != NULL, "not JSON: %s\n%s", jerr.text, r.out);
+	tu_result_free(&r);
+	return doc;
+}
+
+static const char *head_of(json_t *status)
+{
+	return json_string_value(json_object_get(json_object_get(status, "feed"), "head"));
+}
+
+static const char *status_of(json_t *status, const char *id)
+{
+	size_t i;
+	json_t *imp;
+
+	json_array_foreach(json_object_get(status, "improvements"), i, imp)
+		if (strcmp(json_string_value(json_object_get(imp, "id")), id) == 0)
+			return json_string_value(json_object_get(imp, "status"));
+	return "(absent)";
+}
+
+START_TEST(test_feed_cli_sync_from_git_daemon)
+{
+	char url[4200];
+	json_t *st;
+	tu_result r;
+	int port;
+
+	tu_must("git clone -q --bare '%s' '%s/served/feed.git'", feed, dir);
+	snprintf(url, sizeof(url), "%s/served", dir);
+	port = tu_git_daemon_start(url);
+	snprintf(url, sizeof(url), "git://127.0.0.1:%d/feed.git", port);
+	enroll(url);
+	ck_assert_msg(tu_bsi(&r, "%s sync", g) == 0, "sync failed: %s", r.err);
+	ASSERT_HAS(r.out, "1 new commit authenticated");
+	tu_result_free(&r);
+	st = status_json();
+	ck_assert_str_eq(head_of(st), intro);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(st, "feed"), "url")), url);
+	ck_assert_str_eq(status_of(st, "webkit-26.0.2-a"), "pending");
+	json_decref(st);
+	/* a second sync with nothing new is quick and says so */
+	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 0);
+	ASSERT_HAS(r.out, "up to date");
+	tu_result_free(&r);
+	/* a server that went away: exit 1, head unchanged */
+	tu_git_daemon_stop();
+	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 1);
+	ASSERT_HAS(r.err, "fetch from git://127.0.0.1");
+	tu_result_free(&r);
+	st = status_json();
+	ck_assert_str_eq(head_of(st), intro);
+	json_decref(st);
+}
+END_TEST
+
+START_TEST(test_feed_cli_enroll_refuses_bad_anchor)
+{
+	char *pub = tu_pubkey(key);
+	tu_result r;
+
+	ck_assert_int_eq(tu_bsi(&r, "%s enroll '%s' --introduction abc --signer '%s'", g, feed, pub), 2);
+	ASSERT_HAS(r.err, "not a full 40-digit commit id");
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_bsi(&r, "%s enroll '%s' --introduction %s --signer 'ssh-rsa AAAAB3Nza'",
+				g, feed, intro), 2);
+	ASSERT_HAS(r.err, "--signer");
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_bsi(&r, "%s enroll '%s' --introduction %s", g, feed, intro), 2);
+	tu_result_free(&r);
+	enroll(feed);
+	ck_assert_int_eq(tu_bsi(&r, "%s enroll '%s' --introduction %s --signer '%s'", g, feed, intro,
+				pub), 2);
+	ASSERT_HAS(r.err, "already enrolled");
+	tu_result_free(&r);
+	free(pub);
+}
+END_TEST
+
+/* A commit by a key the feed does not authorize: exit 3, the message names
+ * the commit, the signer and the rule; head, device and history unchanged. */
+START_TEST(test_feed_cli_refused_sync_changes_nothing)
+{
+	char mallory[4200], *dev_before, *dev_after, bad[41];
+	json_t *st;
+	tu_result r, h1, h2;
+
+	enroll(feed);
+	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 0);
+	tu_result_free(&r);
+	snprintf(mallory, sizeof(mallory), "%s/mallory_key", dir);
+	tu_must("ssh-keygen -q -t ed25519 -N '' -f '%s' && echo evil >> '%s/payloads/safari/Safari-26.0.1'",
+		mallory, feed);
+	tu_feed_commit(feed, mallory, "update");
+	tu_sh(&r, "git -C '%s' rev-parse HEAD", feed);
+	snprintf(bad, sizeof(bad), "%.40s", r.out);
+	tu_result_free(&r);
+	dev_before = tu_tree_fingerprint(image);
+	tu_bsi(&h1, "%s history", g);
+	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 3);
+	ASSERT_HAS(r.err, bad);
+	ASSERT_HAS(r.err, "SHA256:");
+	ASSERT_HAS(r.err, "not in .bsi/signers of parent");
+	tu_result_free(&r);
+	st = status_json();
+	ck_assert_str_eq(head_of(st), intro);
+	json_decref(st);
+	tu_bsi(&h2, "%s history", g);
+	ck_assert_str_eq(h1.out, h2.out);
+	dev_after = tu_tree_fingerprint(image);
+	ck_assert_str_eq(dev_before, dev_after);
+	free(dev_before);
+	free(dev_after);
+	tu_result_free(&h1);
+	tu_result_free(&h2);
+}
+END_TEST
+
+/* A signed commit whose payload does not match its recipe's pin: the sync
+ * is authentic, but plan and apply refuse it (exit 3), the device intact. */
+START_TEST(test_feed_cli_payload_mismatch_refused)
+{
+	char *before, *after;
+	tu_result r;
+
+	tu_must("echo oops >> '%s/payloads/corelibs/libSystem-26.0.1'", feed);
+	tu_feed_commit(feed, key, "a bad payload, signed");
+	enroll(feed);
+	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 0);
+	tu_result_free(&r);
+	before = tu_tree_fingerprint(image);
+	ck_assert_int_eq(tu_bsi(&r, "%s plan", g), 3);
+	ASSERT_HAS(r.err, "payloads/corelibs/libSystem-26.0.1 has sha256:");
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_bsi(&r, "%s apply", g), 3);
+	ASSERT_HAS(r.err, "but the recipe pins sha256:a6ec9c9ccd50");
+	tu_result_free(&r);
+	after = tu_tree_fingerprint(image);
+	ck_assert_str_eq(before, after);
+	free(before);
+	free(after);
+}
+END_TEST
+
+/* An old head is flagged: freeze attacks become visible. */
+START_TEST(test_feed_cli_status_flags_stale_feed)
+{
+	char old[4200];
+	json_t *st, *f;
+	tu_result r;
+
+	snprintf(old, sizeof(old), "%s/old", dir);
+	tu_must("mkdir -p '%s' && cd '%s' && git init -q -b main && cp -r '%s/.bsi' '%s/recipes' "
+		"'%s/payloads' . && git add -A && GIT_COMMITTER_DATE='2026-01-01T00:00:00Z' "
+		"GIT_AUTHOR_DATE='2026-01-01T00:00:00Z' git -c user.name=T -c user.email=t@b "
+		"-c gpg.format=ssh -c user.signingKey='%s' commit -q -S -m old && "
+		"git rev-parse HEAD > ../old.head",
+		old, old, feed, feed, feed, key);
+	{
+		char path[4200], *h;
+
+		snprintf(path, sizeof(path), "%s/old.head", dir);
+		h = tu_read(path);
+		snprintf(intro, sizeof(intro), "%.40s", h);
+		free(h);
+	}
+	enroll(old);
+	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 0);
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_bsi(&r, "%s status", g), 0);
+	ASSERT_HAS(r.out, "STALE: the newest authenticated feed commit is");
+	tu_result_free(&r);
+	st = status_json();
+	f = json_object_get(st, "feed");
+	ck_assert(json_is_true(json_object_get(f, "stale")));
+	ck_assert_int_eq(json_integer_value(json_object_get(f, "head_time")), 1767225600);
+	json_decref(st);
+}
+END_TEST
+
+/* apply, rollback (byte-identical), apply again on purpose, verify tells
+ * tampered apart; exit codes as documented. */
+START_TEST(test_feed_cli_apply_rollback_verify)
+{
+	char *orig, *now, lib[4200];
+	json_t *st;
+	tu_result r;
+
+	enroll(feed);
+	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 0);
+	tu_result_free(&r);
+	snprintf(lib, sizeof(lib), "%s/usr/lib/libboringssl.dylib", image);
+	tu_must("chmod 0640 '%s'", lib);
+	orig = tu_read(lib);
+	ck_assert_int_eq(tu_bsi(&r, "%s apply", g), 0);
+	ASSERT_HAS(r.out, "applied corelibs-26.0.1-tls: 1 file replaced; restarted com.apple.trustd");
+	tu_result_free(&r);
+	now = tu_read(lib);
+	ck_assert_str_ne(orig, now);
+	free(now);
+	ck_assert_int_eq(tu_sh(&r, "stat -c %%a '%s'", lib), 0);
+	ck_assert_str_eq(r.out, "640\n");
+	tu_result_free(&r);
+	/* a second apply does nothing and restarts nothing */
+	ck_assert_int_eq(tu_bsi(&r, "%s apply", g), 0);
+	ASSERT_HAS(r.out, "nothing to apply");
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_sh(&r, "grep -c trustd '%s/restarts.log'", state), 0);
+	ck_assert_str_eq(r.out, "1\n");
+	tu_result_free(&r);
+	/* rollback restores the original byte for byte, and sticks */
+	ck_assert_int_eq(tu_bsi(&r, "%s rollback corelibs-26.0.1-tls", g), 0);
+	tu_result_free(&r);
+	now = tu_read(lib);
+	ck_assert_str_eq(orig, now);
+	free(now);
+	ck_assert_int_eq(tu_bsi(&r, "%s apply", g), 0);
+	tu_result_free(&r);
+	st = status_json();
+	ck_assert_str_eq(status_of(st, "corelibs-26.0.1-tls"), "rolled-back");
+	ck_assert_str_eq(status_of(st, "safari-26.0.1-a"), "applied");
+	json_decref(st);
+	ck_assert_int_eq(tu_bsi(&r, "%s apply corelibs-26.0.1-tls", g), 0);
+	ASSERT_HAS(r.out, "applied corelibs-26.0.1-tls");
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_bsi(&r, "%s verify", g), 0);
+	ASSERT_HAS(r.out, "applied   corelibs-26.0.1-tls");
+	tu_result_free(&r);
+	/* someone edits a patched file: tampered, exit 3 */
+	tu_must("echo x >> '%s/Applications/Safari.app/Contents/MacOS/Safari'", image);
+	ck_assert_int_eq(tu_bsi(&r, "%s verify", g), 3);
+	ASSERT_HAS(r.out, "tampered  safari-26.0.1-a");
+	ASSERT_HAS(r.err, "1 improvement is tampered");
+	tu_result_free(&r);
+	st = status_json();
+	ck_assert_str_eq(status_of(st, "safari-26.0.1-a"), "tampered");
+	json_decref(st);
+	ck_assert_int_eq(tu_bsi(&r, "%s apply no-such-fix", g), 2);
+	ASSERT_HAS(r.err, "no improvement \"no-such-fix\"");
+	tu_result_free(&r);
+	free(orig);
+}
+END_TEST
+
+START_TEST(test_feed_cli_hold_and_release)
+{
+	json_t *st;
+	tu_result r;
+
+	enroll(feed);
+	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 0);
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_bsi(&r, "%s hold safari-26.0.1-a", g), 0);
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_bsi(&r, "%s apply", g), 0);
+	tu_result_free(&r);
+	st = status_json();
+	ck_assert_str_eq(status_of(st, "safari-26.0.1-a"), "held");
+	ck_assert_str_eq(status_of(st, "safari-26.0.1-b"), "applied");
+	json_decref(st);
+	ck_assert_int_eq(tu_bsi(&r, "%s release safari-26.0.1-a", g), 0);
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_bsi(&r, "%s apply", g), 0);
+	ASSERT_HAS(r.out, "applied safari-26.0.1-a");
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_bsi(&r, "%s show safari-26.0.1-a --json", g), 0);
+	ASSERT_HAS(r.out, "\"status\": \"applied\"");
+	ASSERT_HAS(r.out, "\"action\": \"hold\"");
+	tu_result_free(&r);
+}
+END_TEST
+
+/* Two applies at once: one applies, the other waits (--wait) or exits 5;
+ * files, state and the restart log are as after one apply. */
+START_TEST(test_feed_cli_two_applies_at_once)
+{
+	tu_result r;
+
+	enroll(feed);
+	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 0);
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_sh(&r,
+			       "'%s' %s apply > '%s/a.out' 2>&1 & a=$!; '%s' %s apply > '%s/b.out' 2>&1 & "
+			       "b=$!; wait $a; ea=$?; wait $b; eb=$?; echo $ea $eb",
+			       tu_build_path("bsi"), g, dir, tu_build_path("bsi"), g, dir),
+			 0);
+	ck_assert_msg(strcmp(r.out, "0 0\n") == 0 || strcmp(r.out, "0 5\n") == 0 ||
+			      strcmp(r.out, "5 0\n") == 0,
+		      "exit statuses: %s", r.out);
+	tu_result_free(&r);
+	/* each service restarted exactly once */
+	ck_assert_int_eq(tu_sh(&r, "sort '%s/restarts.log' | uniq -d | wc -l; wc -l < '%s/restarts.log'",
+			       state, state), 0);
+	ck_assert_str_eq(r.out, "0\n6\n");
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_bsi(&r, "%s --wait=30 apply", g), 0);
+	ASSERT_HAS(r.out, "nothing to apply");
+	tu_result_free(&r);
+}
+END_TEST
+
+/* The demo, the README's main command, still tells its story. */
+START_TEST(test_feed_cli_demo_runs)
+{
+	char work[4200], *restarts;
+	tu_result r;
+
+	snprintf(work, sizeof(work), "%s/demo", dir);
+	ck_assert_msg(tu_sh(&r, "sh tests/demo.sh '%s' '%s'", tu_build_path(""), work) == 0,
+		      "demo failed:\n%s\n%s", r.out, r.err);
+	ASSERT_HAS(r.out, "applied webkit-26.0.2-a: 2 files replaced");
+	ASSERT_HAS(r.out, "rolled back safari-26.0.1-a");
+	ASSERT_HAS(r.out, "bsi sync exited 3");
+	ASSERT_HAS(r.err, "which is not in .bsi/signers of parent");
+	tu_result_free(&r);
+	/* files patched and one restored */
+	ck_assert_int_eq(tu_sh(&r, "sha256sum '%s/device/usr/lib/libboringssl.dylib' "
+				   "'%s/device/Applications/Safari.app/Contents/MacOS/Safari' | cut -c1-12",
+			       work, work), 0);
+	ck_assert_str_eq(r.out, "94a5f78ad7e6\n6c58a6abbaed\n");
+	tu_result_free(&r);
+	restarts = NULL;
+	{
+		char p[4300];
+
+		snprintf(p, sizeof(p), "%s/state/restarts.log", work);
+		restarts = tu_read(p);
+	}
+	ck_assert_ptr_nonnull(restarts);
+	ASSERT_HAS(restarts, "com.apple.WebKit.Networking\n");
+	free(restarts);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("feed_cli");
+	TCase *tc = tcase_create("core");
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_feed_cli_sync_from_git_daemon);
+	tcase_add_test(tc, test_feed_cli_enroll_refuses_bad_anchor);
+	tcase_add_test(tc, test_feed_cli_refused_sync_changes_nothing);
+	tcase_add_test(tc, test_feed_cli_payload_mismatch_refused);
+	tcase_add_test(tc, test_feed_cli_status_flags_stale_feed);
+	tcase_add_test(tc, test_feed_cli_apply_rollback_verify);
+	tcase_add_test(tc, test_feed_cli_hold_and_release);
+	tcase_add_test(tc, test_feed_cli_two_applies_at_once);
+	tcase_add_test(tc, test_feed_cli_demo_runs);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
