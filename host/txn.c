@@ -484,12 +484,12 @@ static int backup_step(run *r, step *s)
 	return 0;
 }
 
-static int rename_step(step *s, const char *kind)
+static int rename_step(step *s)
 {
 	int e = do_rename(s->dirfd, s->stage, s->name);
 
 	if (e)
-		return bsi_error_set(BSI_EFAIL, "%s: rename staged file over %s: %s", kind, s->path,
+		return bsi_error_set(BSI_EFAIL, "rename staged file over %s: %s", s->path,
 				     strerror(e));
 	s->renamed = true;
 	return 0;
@@ -639,7 +639,7 @@ static int execute(run *r, commit_fn commit, void *arg)
 	for (i = 0; i < r->n; i++)
 		if ((ret = stage_step(r, &r->steps[i])) != 0)
 			goto fail;
-	if ((ret = fsync_dirs(r, "stage")) != 0)
+	if ((ret = fsync_dirs(r, "after staging")) != 0)
 		goto fail;
 	failpoint(k, "staged");
 	for (i = 0; i < r->n; i++)
@@ -656,11 +656,11 @@ static int execute(run *r, commit_fn commit, void *arg)
 	}
 	failpoint(k, "recorded");
 	for (i = 0; i < r->n; i++) {
-		if ((ret = rename_step(&r->steps[i], k)) != 0)
+		if ((ret = rename_step(&r->steps[i])) != 0)
 			goto fail;
 		failpoint_n(k, "renamed", i + 1);
 	}
-	if ((ret = fsync_dirs(r, k)) != 0)
+	if ((ret = fsync_dirs(r, "after renaming")) != 0)
 		goto fail;
 	failpoint(k, "renamed.all");
 	if ((ret = bsi_state_begin(r->ctx->state)) != 0 ||
@@ -762,6 +762,7 @@ static void result_init(bsi_txn_result *out, bsi_status status)
 
 typedef struct {
 	const bsi_txn_ctx *ctx;
+	const bsi_improvement *imp;
 	const char *feed_commit;
 	bool restart;
 	size_t replaced;
@@ -774,6 +775,9 @@ static int apply_commit(run *r, void *arg)
 	int ret;
 
 	snprintf(detail, sizeof(detail), "replaced %zu file(s)", a->replaced);
+	/* The notes (what verify checks) now describe the files on disk. */
+	if ((ret = bsi_state_improvement_note(r->ctx->state, a->imp)) != 0)
+		return ret;
 	if ((ret = bsi_state_improvement_set_applied(r->ctx->state, r->improvement, a->feed_commit,
 						     a->ctx->signer, a->restart)) != 0)
 		return ret;
@@ -825,7 +829,8 @@ static int apply_nothing(bsi_txn_result *out, const bsi_txn_ctx *ctx, const bsi_
 	bool restart;
 	int ret;
 
-	if ((ret = bsi_state_improvement_get(ctx->state, imp->id, &cur)) != 0)
+	if ((ret = bsi_state_improvement_note(ctx->state, imp)) != 0 ||
+	    (ret = bsi_state_improvement_get(ctx->state, imp->id, &cur)) != 0)
 		return ret;
 	services = imp_services(imp, &nservices);
 	if (cur->status == BSI_STATUS_APPLIED) {
@@ -860,10 +865,11 @@ int bsi_txn_apply(bsi_txn_result *out, const bsi_txn_ctx *ctx, const bsi_improve
 	char digest[BSI_DIGEST_STRLEN + 1];
 	const char *feed_commit = ctx->feed_commit;
 	run r = {.ctx = ctx, .improvement = imp->id, .kind = "apply", .backup_dirfd = -1};
-	apply_arg arg = {.ctx = ctx};
+	apply_arg arg = {.ctx = ctx, .imp = imp};
 	char **services = NULL;
+	bsi_state_improvement *known = NULL;
 	size_t i, nservices = 0, nreplace = 0;
-	bool missing;
+	bool missing, in_place;
 	int ret;
 
 	result_init(out, BSI_STATUS_PENDING);
@@ -873,7 +879,19 @@ int bsi_txn_apply(bsi_txn_result *out, const bsi_txn_ctx *ctx, const bsi_improve
 		return ret;
 	if (!feed_commit && ctx->source)
 		feed_commit = bsi_source_commit(ctx->source);
-	if ((ret = bsi_state_improvement_note(ctx->state, imp)) != 0)
+	/*
+	 * An improvement whose files are in place (applied, obsolete, tampered)
+	 * keeps the notes that describe them until this apply changes them: a
+	 * feed that later edits the recipe must not make verify judge the
+	 * files on disk against digests they never had.
+	 */
+	if ((ret = bsi_state_improvement_get(ctx->state, imp->id, &known)) != 0)
+		return ret;
+	in_place = known && (known->status == BSI_STATUS_APPLIED ||
+			     known->status == BSI_STATUS_OBSOLETE ||
+			     known->status == BSI_STATUS_TAMPERED);
+	bsi_state_improvement_free(known);
+	if (!in_place && (ret = bsi_state_improvement_note(ctx->state, imp)) != 0)
 		return ret;
 	if ((ret = run_alloc(&r, imp->nactions + 1)) != 0)
 		return ret;
@@ -907,7 +925,9 @@ int bsi_txn_apply(bsi_txn_result *out, const bsi_txn_ctx *ctx, const bsi_improve
 				snprintf(out->reason, sizeof(out->reason),
 					 "%s has %s, expected %s (or %s when already patched)",
 					 a->path, digest, a->from, a->to);
-			if ((ret = bsi_state_improvement_set_status(ctx->state, imp->id,
+			/* Files of an earlier apply stay, and so does its status. */
+			if (in_place ||
+			    (ret = bsi_state_improvement_set_status(ctx->state, imp->id,
 								    BSI_STATUS_NOT_APPLICABLE,
 								    out->reason)) == 0)
 				ret = bsi_state_history_add(ctx->state, "not-applicable", imp->id,

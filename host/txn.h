@@ -77,6 +77,9 @@ typedef struct {
  *                   pending from an earlier apply, which is retried);
  *   not-applicable  a target is missing or at neither digest; nothing was
  *                   touched; out->reason names the file and both digests.
+ *                   An improvement already in place (applied, obsolete,
+ *                   tampered) keeps its stored status and notes then: its
+ *                   files are still those of the earlier apply.
  * out->restart_pending with out->reason when the files were applied but a
  * restart failed (the caller should report it and exit nonzero).  Errors:
  * BSI_ETRUST for a payload whose digest is not `to`; BSI_ERECIPE for a

@@ -112,6 +112,8 @@ static void env_setup(env *e) { env_setup_sized(e, 1000); }
 
 static void env_free(env *e) { free(e->old_fp); }
 
+static bsi_status verify(const env *e, const bsi_changeset *known, char *reason, size_t len);
+
 /* The fingerprint root has after a clean apply of the same improvement. */
 static char *new_fingerprint(size_t size);
 
@@ -555,6 +557,34 @@ START_TEST(test_txn_rollback_after_reapply_restores_every_file)
 }
 END_TEST
 
+START_TEST(test_txn_edited_recipe_does_not_disown_applied_files)
+{
+	env e;
+	bsi_changeset *cs;
+	bsi_txn_result res;
+	session s;
+	char p[4400];
+
+	env_setup(&e);
+	apply_ok(&e, false);
+	/* The feed later pins another payload for the second file. */
+	snprintf(p, sizeof(p), "%s/payloads/f1", e.feed);
+	tu_write(p, "a rebuilt payload\n");
+	bsi_digest_buf("a rebuilt payload\n", 18, e.to[1]);
+	build_imp(&cs, &e, false);
+	session_open(&s, &e);
+	ck_assert_msg(bsi_txn_apply(&res, &s.ctx, &cs->items[0]) == 0, "%s", bsi_error_message());
+	ck_assert_int_eq(res.status, BSI_STATUS_NOT_APPLICABLE);
+	ck_assert_msg(strstr(res.reason, paths[1]), "%s", res.reason);
+	session_close(&s);
+	/* What is on disk is still the applied improvement, and verify agrees. */
+	ck_assert_int_eq(status_of(&e, NULL), BSI_STATUS_APPLIED);
+	ck_assert_int_eq(verify(&e, NULL, NULL, 0), BSI_STATUS_APPLIED);
+	bsi_changeset_free(cs);
+	env_free(&e);
+}
+END_TEST
+
 START_TEST(test_txn_rollback_refuses_to_clobber_a_changed_file)
 {
 	env e;
@@ -810,6 +840,84 @@ START_TEST(test_txn_crash_at_each_apply_failpoint_recovers)
 		      "%s: restarts.log is %s", point, log);
 	free(log);
 	free(args);
+	free(new_fp);
+	env_free(&e);
+}
+END_TEST
+
+/* The same improvement as a recipe in e's feed tree, and a config that
+ * picks the record plugin, for the real command line. */
+static char *cli_setup(const env *e)
+{
+	char p[4400], *recipe, *global;
+	int n;
+
+	snprintf(p, sizeof(p), "%s/recipes", e->feed);
+	tu_must("mkdir -p '%s'", p);
+	n = asprintf(&recipe,
+		     "return {\n  component = 'tool',\n  improvements = {\n    {\n"
+		     "      id = '" IMP "', summary = 'tool: fix a parser overflow',\n"
+		     "      fixes = { 'CVE-2026-0001' }, severity = 'high',\n"
+		     "      apply = function(change)\n"
+		     "        change:replace('%s', { from = '%s', to = '%s', payload = 'payloads/f0' })\n"
+		     "        change:replace('%s', { from = '%s', to = '%s', payload = 'payloads/f1' })\n"
+		     "        change:replace('%s', { from = '%s', to = '%s', payload = 'payloads/f2' })\n"
+		     "        change:restart('svc-a')\n        change:restart('svc-b')\n"
+		     "      end,\n    },\n  },\n}\n",
+		     paths[0], e->from[0], e->to[0], paths[1], e->from[1], e->to[1], paths[2],
+		     e->from[2], e->to[2]);
+	ck_assert_int_gt(n, 0);
+	snprintf(p, sizeof(p), "%s/recipes/tool.lua", e->feed);
+	tu_write(p, recipe);
+	free(recipe);
+	snprintf(p, sizeof(p), "%s/bsi.conf", e->dir);
+	tu_write(p, "service_manager = \"record\"\n");
+	ck_assert_int_gt(asprintf(&global, "--root '%s' --state '%s' --config '%s/bsi.conf'",
+				  e->root, e->state, e->dir),
+			 0);
+	return global;
+}
+
+/* The whole chain through build/bsi-failpoint: killed at each point of
+ * `bsi apply --tree`, the next `bsi status` recovers, then `bsi apply`
+ * finishes the job. */
+START_TEST(test_txn_cli_crash_at_each_apply_failpoint_recovers)
+{
+	const char *point = apply_points[_i];
+	char *new_fp = new_fingerprint(1000), *global, envs[128], *log;
+	tu_result r;
+	env e;
+
+	env_setup(&e);
+	global = cli_setup(&e);
+	snprintf(envs, sizeof(envs), "BSI_FAILPOINT=%s", point);
+	tu_bsi_env(&r, envs, "%s apply --tree '%s'", global, e.feed);
+	ck_assert_msg(r.status == 128 + SIGKILL, "%s: expected SIGKILL, got %d: %s%s", point,
+		      r.status, r.out, r.err);
+	tu_result_free(&r);
+	ck_assert_msg(tu_bsi(&r, "%s status", global) == 0, "%s: status: %s", point, r.err);
+	tu_result_free(&r);
+	check_consistent(&e, new_fp, point);
+	ck_assert_msg(tu_bsi(&r, "%s apply --tree '%s'", global, e.feed) == 0, "%s: apply: %s%s",
+		      point, r.out, r.err);
+	tu_result_free(&r);
+	ck_assert(check_consistent(&e, new_fp, point));
+	log = read_file(&e, "restarts.log");
+	ck_assert_msg(strcmp(log, strcmp(point, "apply.restarted") == 0
+					  ? "svc-a\nsvc-b\nsvc-a\nsvc-b\n"
+					  : "svc-a\nsvc-b\n") == 0,
+		      "%s: restarts.log is %s", point, log);
+	free(log);
+	/* And the command line rolls it back to the byte-identical originals. */
+	ck_assert_msg(tu_bsi(&r, "%s rollback " IMP, global) == 0, "%s: rollback: %s", point, r.err);
+	tu_result_free(&r);
+	{
+		char *fp = tu_tree_fingerprint(e.root);
+
+		ck_assert_str_eq(fp, e.old_fp);
+		free(fp);
+	}
+	free(global);
 	free(new_fp);
 	env_free(&e);
 }
@@ -1213,11 +1321,14 @@ static Suite *txn_suite(void)
 	tcase_add_test(tc, test_txn_symlink_target_is_refused);
 	tcase_add_test(tc, test_txn_rollback_restores_byte_identical_originals);
 	tcase_add_test(tc, test_txn_rollback_after_reapply_restores_every_file);
+	tcase_add_test(tc, test_txn_edited_recipe_does_not_disown_applied_files);
 	tcase_add_test(tc, test_txn_rollback_refuses_to_clobber_a_changed_file);
 	tcase_add_test(tc, test_txn_failed_restart_is_pending_and_retried);
 	tcase_add_test(tc, test_txn_hold_release_and_history);
 	tcase_add_test(tc, test_txn_verify_tells_tampered_from_obsolete);
 	tcase_add_loop_test(tc, test_txn_crash_at_each_apply_failpoint_recovers, 0,
+			    (int)(sizeof(apply_points) / sizeof(apply_points[0])));
+	tcase_add_loop_test(tc, test_txn_cli_crash_at_each_apply_failpoint_recovers, 0,
 			    (int)(sizeof(apply_points) / sizeof(apply_points[0])));
 	tcase_add_loop_test(tc, test_txn_crash_at_each_rollback_failpoint_recovers, 0,
 			    (int)(sizeof(rollback_points) / sizeof(rollback_points[0])));
