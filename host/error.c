@@ -33,6 +33,12 @@ int bsi_error_wrap(const char *fmt, ...)
 	return last_code;
 }
 
+int bsi_error_set_code(int code)
+{
+	last_code = code;
+	return code;
+}
+
 const char *bsi_error_message(void) { return message; }
 
 int bsi_error_code(void) { return last_code; }

@@ -27,6 +27,10 @@ int bsi_error_set(int code, const char *fmt, ...)
  * and return the current code unchanged. */
 int bsi_error_wrap(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Keep the current message, change its code (e.g. an I/O failure that
+ * means a trust refusal here); returns code. */
+int bsi_error_set_code(int code);
+
 /* The last message set on this thread ("" when none), and its code. */
 const char *bsi_error_message(void);
 int bsi_error_code(void);

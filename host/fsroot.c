@@ -188,9 +188,12 @@ static int resolve(const bsi_root *root, const char *rel, bool want_parent, int 
 			continue;
 		}
 		if (last && want_parent) {
-			fd = dup(top);
+			/* the walk holds O_PATH descriptors; hand back a real
+			 * directory descriptor, which fsync and getdents accept */
+			fd = openat(top, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 			if (fd < 0) {
-				rc = bsi_error_set(BSI_EFAIL, "dup: %s", strerror(errno));
+				rc = bsi_error_set(BSI_EFAIL, "path \"%s\": open parent: %s", rel,
+						   strerror(errno));
 				goto done;
 			}
 			snprintf(out_name, NAME_MAX + 1, "%s", name);

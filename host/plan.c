@@ -67,10 +67,13 @@ int bsi_plan_check_payloads(const bsi_changeset *cs, const bsi_source *src)
 			if (a->op != BSI_ACTION_REPLACE)
 				continue;
 			rc = payload_digest(src, a->payload, got);
-			if (rc < 0)
-				return bsi_error_set(BSI_ETRUST, "%s:%d: improvement \"%s\": payload %s: %s",
-						     imp->recipe, a->line, imp->id, a->payload,
-						     bsi_error_message());
+			if (rc < 0) {
+				/* a payload the tree does not have is refused like a
+				 * wrong one: the recipe pins bytes that are not there */
+				bsi_error_wrap("%s:%d: improvement \"%s\"", imp->recipe, a->line,
+					       imp->id);
+				return bsi_error_set_code(BSI_ETRUST);
+			}
 			if (strcmp(got, a->to) != 0)
 				return bsi_error_set(
 					BSI_ETRUST,

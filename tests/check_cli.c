@@ -209,6 +209,22 @@ START_TEST(test_cli_plan_refuses_payload_digest_mismatch)
 }
 END_TEST
 
+/* A payload the tree does not have: refused (exit 3) with one clear line. */
+START_TEST(test_cli_plan_refuses_missing_payload)
+{
+	tu_result r;
+
+	tu_sample_image("current", image);
+	tu_must("rm '%s/payloads/corelibs/libboringssl-26.0.1'", tree);
+	ck_assert_int_eq(tu_bsi(&r, "plan --tree '%s' --root '%s'", tree, image), 3);
+	ASSERT_HAS(r.err, "recipes/corelibs.lua:26: improvement \"corelibs-26.0.1-tls\": ");
+	ASSERT_HAS(r.err, "payloads/corelibs/libboringssl-26.0.1 is not a file in the feed tree\n");
+	ck_assert_msg(strstr(strstr(r.err, "improvement") + 1, "improvement \"") == NULL,
+		      "message repeats itself: %s", r.err);
+	tu_result_free(&r);
+}
+END_TEST
+
 /* Whatever the recipes do, plan changes nothing in the root or the state. */
 START_TEST(test_cli_plan_changes_nothing)
 {
@@ -259,6 +275,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_cli_plan_json_shape);
 	tcase_add_test(tc, test_cli_plan_refuses_payload_digest_mismatch);
 	tcase_add_test(tc, test_cli_plan_changes_nothing);
+	tcase_add_test(tc, test_cli_plan_refuses_missing_payload);
 	suite_add_tcase(s, tc);
 	return s;
 }
