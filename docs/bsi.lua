@@ -34,6 +34,12 @@ function bsi.exists(path) end
 ---@return string|nil contents nil when the file does not exist
 function bsi.read(path, max) end
 
+---The device's OS version: ProductVersion of
+---System/Library/CoreServices/SystemVersion.plist, else VERSION_ID of
+---etc/os-release, under the target root.
+---@return string|nil version nil when neither file says (or under `recipe check`)
+function bsi.os_version() end
+
 ---A line in bsi's log (stderr on a terminal), prefixed with the recipe file.
 ---@param message string
 function bsi.log(message) end

@@ -648,6 +648,79 @@ static int l_recipe_read(lua_State *L) /* [-(1|2), +1, e] */
 	return 1;
 }
 
+/* Read at most cap-1 bytes of the file at `path` under the root into buf
+ * (NUL-terminated); false when absent or not a regular file. */
+static bool query_small_file(lua_State *L, recipe_ctx *c, const char *path, char *buf, size_t cap)
+{
+	size_t len = 0;
+	int fd;
+
+	lua_settop(L, 0);
+	lua_pushstring(L, path);
+	fd = query_open(L, c, "bsi.os_version", false);
+	if (fd < 0)
+		return false;
+	while (len < cap - 1) {
+		ssize_t n = read(fd, buf + len, cap - 1 - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	buf[len] = '\0';
+	return true;
+}
+
+/* Copy the version-like prefix of s ([0-9A-Za-z._-]) into out. */
+static bool take_version(const char *s, char out[64])
+{
+	size_t n = strspn(s, "0123456789abcdefghijklmnopqrstuvwxyz"
+			     "ABCDEFGHIJKLMNOPQRSTUVWXYZ._-");
+
+	if (n == 0 || n >= 64)
+		return false;
+	memcpy(out, s, n);
+	out[n] = '\0';
+	return true;
+}
+
+/*
+ * bsi.os_version() -> "26.0" | nil: the device's OS version, from
+ * System/Library/CoreServices/SystemVersion.plist (ProductVersion) or else
+ * etc/os-release (VERSION_ID), both under the target root.  nil without a
+ * root (recipe check) or when neither file says.
+ */
+static int l_recipe_os_version(lua_State *L) /* [-0, +1, e] */
+{
+	recipe_ctx *c = ctx_of(L);
+	char buf[8192], version[64];
+	const char *p;
+	bool found = false;
+
+	if (c->root && query_small_file(L, c, "System/Library/CoreServices/SystemVersion.plist",
+					buf, sizeof(buf)) &&
+	    (p = strstr(buf, "<key>ProductVersion</key>")) && (p = strstr(p, "<string>")))
+		found = take_version(p + strlen("<string>"), version);
+	if (!found && c->root && query_small_file(L, c, "etc/os-release", buf, sizeof(buf))) {
+		for (p = buf; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+			if (strncmp(p, "VERSION_ID=", 11) == 0) {
+				p += 11;
+				found = take_version(p + (*p == '"' || *p == '\''), version);
+				break;
+			}
+		}
+	}
+	lua_settop(L, 0);
+	if (found)
+		lua_pushstring(L, version);
+	else
+		lua_pushnil(L);
+	return 1;
+}
+
 /* bsi.log(msg): one line, "<file>:<line>: msg", printed by the host. */
 static int l_recipe_log(lua_State *L) /* [-1, +0, e] */
 {
@@ -882,7 +955,8 @@ static int l_recipe_restart(lua_State *L) /* [-2, +0, e] */
 
 static const luaL_Reg bsi_funcs[] = {
 	{"hash", l_recipe_hash},     {"verify", l_recipe_verify}, {"exists", l_recipe_exists},
-	{"read", l_recipe_read},     {"log", l_recipe_log},       {NULL, NULL},
+	{"read", l_recipe_read},     {"log", l_recipe_log},       {"os_version", l_recipe_os_version},
+	{NULL, NULL},
 };
 
 static const luaL_Reg change_funcs[] = {

@@ -1,14 +1,8 @@
 -- Safari: improvements to the browser application itself.
 -- Digests are of the sample image's files (recipes/sample.sh).
 
--- The device's macOS version, from SystemVersion.plist, or nil.
-local function os_version()
-  local plist = bsi.read("System/Library/CoreServices/SystemVersion.plist", 4096)
-  return plist and plist:match("<key>ProductVersion</key>%s*<string>([%d.]+)</string>")
-end
-
 local function on_26_0()
-  local v = os_version()
+  local v = bsi.os_version()
   if v ~= "26.0" then
     return false, "requires macOS 26.0 (device has " .. (v or "no version file") .. ")"
   end

@@ -2,16 +2,11 @@
 -- webkit-26.0.2-a supersedes webkit-26.0.1-a: it carries the same fix
 -- plus a second one, and accepts a device that already has 26.0.1-a.
 
-local function os_version()
-  local plist = bsi.read("System/Library/CoreServices/SystemVersion.plist", 4096)
-  return plist and plist:match("<key>ProductVersion</key>%s*<string>([%d.]+)</string>")
-end
-
 local function has_webkit_26_0()
   if not bsi.exists("System/Library/Frameworks/WebKit.framework/WebKit") then
     return false, "WebKit is not installed"
   end
-  local v = os_version()
+  local v = bsi.os_version()
   if v ~= "26.0" then
     return false, "requires macOS 26.0 (device has " .. (v or "no version file") .. ")"
   end

@@ -211,6 +211,33 @@ static char *happy_recipe(void)
 	return text;
 }
 
+/* bsi.os_version(): the plist first, then etc/os-release, else nil. */
+START_TEST(test_recipe_os_version)
+{
+	static const char text[] =
+		"return { component = 'c', improvements = { { id = 'c-1', summary = 's',\n"
+		"  severity = 'low', fixes = {},\n"
+		"  when = function() return false, 'v=' .. tostring(bsi.os_version()) end,\n"
+		"  apply = function(change) end } } }\n";
+	bsi_changeset *cs;
+
+	ck_assert_int_eq(eval(text, 1, &cs), 0);
+	ck_assert_str_eq(cs->items[0].reason, "v=nil");
+	bsi_changeset_free(cs);
+	tu_must("mkdir -p '%s/etc' && printf 'NAME=Debian\\nVERSION_ID=\"12\"\\n' > "
+		"'%s/etc/os-release'", rootdir, rootdir);
+	ck_assert_int_eq(eval(text, 1, &cs), 0);
+	ck_assert_str_eq(cs->items[0].reason, "v=12");
+	bsi_changeset_free(cs);
+	tu_must("mkdir -p '%s/System/Library/CoreServices' && printf '<plist><dict>"
+		"<key>ProductVersion</key>\\n\\t<string>26.0.1</string></dict></plist>' > "
+		"'%s/System/Library/CoreServices/SystemVersion.plist'", rootdir, rootdir);
+	ck_assert_int_eq(eval(text, 1, &cs), 0);
+	ck_assert_str_eq(cs->items[0].reason, "v=26.0.1");
+	bsi_changeset_free(cs);
+}
+END_TEST
+
 START_TEST(test_recipe_happy_path)
 {
 	char *text = happy_recipe(), *fp = tu_tree_fingerprint(rootdir), *fp2;
@@ -921,6 +948,7 @@ static Suite *recipe_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, test_recipe_happy_path);
+	tcase_add_test(tc, test_recipe_os_version);
 	tcase_add_test(tc, test_recipe_check_mode);
 	tcase_add_test(tc, test_recipe_check_mode_refuses_escape);
 	tcase_add_loop_test(tc, test_recipe_forbidden_functions, 0,
