@@ -5,6 +5,7 @@
 #   make asan         the test suites built with ASan+UBSan
 #   make valgrind     the test suites, and every bsi they run, under valgrind
 #   make demo         the whole path on a generated sample feed and device image
+#   make bench        speed beside same-run baselines, one table (docs/bench.md)
 #   make install      PREFIX (default /usr/local) and DESTDIR are honoured
 #
 # Sources are found by wildcard: host/*.c is the program (host/main.c holds
@@ -70,6 +71,12 @@ $(BUILD)/tests/check_%: tests/check_%.c $(TEST_HELPERS) $(HOST_OBJ) $(BUILD)/hos
 	$(CC) $(ALL_CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(TEST_HELPERS) $(HOST_OBJ) \
 		$(BUILD)/host/failpoint.o $(LIBS) $$($(PKG_CONFIG) --libs check)
 
+# The benchmark driver: not a Check suite, never run by `make check`.
+$(BUILD)/tests/bench: tests/bench/bench.c tests/sigtool.c $(HOST_OBJ) $(BUILD)/host/failpoint.o $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests $(LDFLAGS) -o $@ $< tests/sigtool.c $(HOST_OBJ) \
+		$(BUILD)/host/failpoint.o $(LIBS)
+
 # Targets that need the Debian packages install the missing ones first, then
 # re-enter make so pkg-config sees them.
 deps:
@@ -91,6 +98,10 @@ valgrind: deps
 	@BSI_VALGRIND=1 BSI_BUILD=$(abspath build-valgrind) sh tests/run-tests.sh \
 		$(TESTS:$(BUILD)/%=build-valgrind/%)
 
+bench: deps
+	@$(MAKE) --no-print-directory all $(BUILD)/tests/bench
+	@$(BUILD)/tests/bench $(abspath $(BUILD))
+
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh tests/demo.sh $(abspath $(BUILD))
@@ -108,4 +119,4 @@ uninstall:
 clean:
 	rm -rf build build-asan build-valgrind
 
-.PHONY: all deps check run-tests asan valgrind demo install uninstall clean
+.PHONY: all deps check run-tests asan valgrind bench demo install uninstall clean
