@@ -82,6 +82,12 @@ static char *fmt_str(const char *fmt, ...)
 	return s;
 }
 
+/* BSI_BENCH_KEEP=1: leave the generated data for a closer look. */
+static bool keep(void)
+{
+	return getenv("BSI_BENCH_KEEP") && strcmp(getenv("BSI_BENCH_KEEP"), "1") == 0;
+}
+
 /* ---- running and timing children ------------------------------------ */
 
 typedef struct {
@@ -470,7 +476,8 @@ static void bench_auth(void)
 	git_repository_free(r);
 	free(pub);
 	free(text);
-	sh("rm -rf '%s' '%s'/auth-state-*", feed, work);
+	if (!keep())
+		sh("rm -rf '%s' '%s'/auth-state-*", feed, work);
 }
 
 /* ---- 4. hashing ------------------------------------------------------- */
@@ -666,7 +673,8 @@ static void bench_plan(void)
 	free(out);
 	free(intro);
 	free(pub);
-	sh("rm -rf '%s'", dir);
+	if (!keep())
+		sh("rm -rf '%s'", dir);
 }
 
 /* ---- 2. apply one 256 MiB payload ------------------------------------ */
@@ -748,7 +756,8 @@ static void bench_apply(void)
 		add_row("apply 256 MiB payload (apply --tree)", x, y, ratio, "<= 1.3x", a / b <= 1.3);
 	}
 	free(base);
-	sh("rm -rf '%s'", dir);
+	if (!keep())
+		sh("rm -rf '%s'", dir);
 }
 
 static void memory_rows(void)
@@ -808,7 +817,7 @@ int main(int argc, char **argv)
 	printf("\nMedians: %d runs (auth, hashing, apply), 3 runs (first sync, plan).  "
 	       "%ld cores, total %.0f s.\n",
 	       runs, sysconf(_SC_NPROCESSORS_ONLN), now() - t0);
-	if (getenv("BSI_BENCH_KEEP") && strcmp(getenv("BSI_BENCH_KEEP"), "1") == 0)
+	if (keep())
 		note("kept %s", work);
 	else
 		sh("rm -rf '%s'", work);
