@@ -92,6 +92,7 @@ static bool keep(void)
 
 typedef struct {
 	double secs;   /* wall-clock time */
+	double cpu;    /* user + system CPU time of the child and its descendants */
 	long maxrss;   /* KiB, the child's and its descendants' peak (wait4) */
 } measure;
 
@@ -129,6 +130,8 @@ static int run_sh_to(measure *m, const char *out_path, bool may_fail, const char
 			die("wait4: %s", strerror(errno));
 	if (m) {
 		m->secs = now() - t0;
+		m->cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+			 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 		m->maxrss = ru.ru_maxrss;
 	}
 	if (!may_fail && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
@@ -338,7 +341,8 @@ static void bench_auth(void)
 	char feed[4200], hex[GIT_OID_HEXSZ + 1], intro_hex[GIT_OID_HEXSZ + 1], b1[32], b2[32];
 	char *pub, *text, *cmd, *out, *state;
 	uint8_t pk[32], sk[64];
-	double ours[16], gits[16], api[16], one[16], none[16], scratch[16];
+	double ours[16], gits[16], api[16], one[16], none[16], scratch[16], ocpu[16], gcpu[16];
+	double nonecpu[16];
 	git_repository *r = NULL;
 	git_oid intro, head;
 	int nr = runs, i;
@@ -389,9 +393,15 @@ static void bench_auth(void)
 		char *fv = fmt_str("'%s' feed verify '%s' --introduction %s --signer '%s'", bsi_bin,
 				   feed, intro_hex, pub);
 
-		ours[i] = timed("%s", fv).secs;
+		{
+			measure m = timed("%s", fv), g = timed("%s", cmd);
+
+			ours[i] = m.secs;
+			ocpu[i] = m.cpu;
+			gits[i] = g.secs / (double)git_n;
+			gcpu[i] = g.cpu / (double)git_n;
+		}
 		free(fv);
-		gits[i] = timed("%s", cmd).secs / (double)git_n;
 		/* the C API in this process, on a freshly opened repository */
 		memcpy(anchor.key, pk, 32);
 		anchor.introduction = intro;
@@ -432,7 +442,12 @@ static void bench_auth(void)
 		sigtool_history(&head, r, sk, &head, 1, text);
 		set_branch(r, &head);
 		one[i] = timed("%s sync", cmd).secs;
-		none[i] = timed("%s sync", cmd).secs;
+		{
+			measure m = timed("%s sync", cmd);
+
+			none[i] = m.secs;
+			nonecpu[i] = m.cpu;
+		}
 	}
 	/* the last sync must have accepted the last commit */
 	out = fmt_str("%s/status.out", work);
@@ -460,6 +475,15 @@ static void bench_auth(void)
 		add_row(what, x, y, ratio, ">= 200x git/commit", g / (o / (double)n) >= 200);
 		snprintf(x, sizeof(x), "%s/commit", human_time(b1, o / (double)n));
 		add_row("  per commit", x, y, ratio, "", -1);
+		{
+			double oc = median(ocpu, nr), gc = median(gcpu, nr);
+
+			snprintf(x, sizeof(x), "%s/commit", human_time(b1, oc / (double)n));
+			snprintf(y, sizeof(y), "git %s/commit", human_time(b2, gc));
+			snprintf(ratio, sizeof(ratio), "%.0fx", gc / (oc / (double)n));
+			add_row("  CPU time (user+sys) per commit", x, y, ratio, "", -1);
+			snprintf(y, sizeof(y), "git %s/commit", human_time(b2, g));
+		}
 		snprintf(x, sizeof(x), "%s", human_time(b1, a));
 		snprintf(ratio, sizeof(ratio), "%.0fx", g / (a / (double)n));
 		add_row("  same, C API bsi_auth_verify_range", x, y, ratio, ">= 200x git/commit",
@@ -472,6 +496,8 @@ static void bench_auth(void)
 		add_row("bsi sync, 1 new commit", x, "-", "-", "", -1);
 		snprintf(x, sizeof(x), "%s", human_time(b1, o0));
 		add_row("bsi sync, nothing new", x, "-", "-", "< 50 ms", o0 < 0.050);
+		snprintf(x, sizeof(x), "%s", human_time(b1, median(nonecpu, nr)));
+		add_row("  CPU time (user+sys)", x, "-", "-", "", -1);
 	}
 	git_repository_free(r);
 	free(pub);
