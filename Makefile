@@ -26,7 +26,7 @@ CC ?= cc
 PKG_CONFIG ?= pkg-config
 PKGS := lua5.4 libgit2 libsodium sqlite3 jansson libcrypto
 DEB_PKGS := build-essential pkg-config liblua5.4-dev libgit2-dev libsodium-dev \
-	libsqlite3-dev libjansson-dev libssl-dev check git openssh-client valgrind
+	libsqlite3-dev libjansson-dev libssl-dev check git openssh-client valgrind time
 
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
