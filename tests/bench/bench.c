@@ -744,7 +744,57 @@ static void bench_plan(void)
 
 /* ---- 2. apply one 256 MiB payload ------------------------------------ */
 
-static long rss_apply, rss_cp;
+static long rss_apply, rss_cp, rss_feed_sync, rss_feed_plan, rss_feed_apply;
+static double feed_sync_secs, feed_apply_secs;
+
+/*
+ * The same payload through the device path, once (it is slow, and what it
+ * adds is peak memory): the feed tree becomes a signed git feed, a fresh
+ * device enrolls, syncs, plans and applies.
+ */
+static void apply_via_feed(const char *dir, const char *feed, const char *image, const char *old)
+{
+	char *state = fmt_str("%s/feed-state", dir), *c = bsi_cmd(image, state, ""), *out, *head, *pub;
+	measure m;
+
+	note("apply: the same payload through a signed feed: enroll, sync, plan, apply (1 run)");
+	sh("ssh-keygen -q -t ed25519 -N '' -C bench@example.org -f '%s/key'", dir);
+	out = fmt_str("%s/key.pub", dir);
+	pub = read_text(out);
+	pub[strcspn(pub, "\n")] = '\0';
+	free(out);
+	out = fmt_str("%s/.bsi/signers", feed);
+	{
+		char *t = fmt_str("bench@example.org namespaces=\"git\" %s\n", pub);
+
+		write_text(out, t);
+		free(t);
+	}
+	free(out);
+	sh("cd '%s' && git init -q -b main && git config user.name Bench && "
+	   "git config user.email bench@example.org && git config gpg.format ssh && "
+	   "git config user.signingKey '%s/key' && git add -A && git commit -q -S -m big",
+	   feed, dir);
+	out = fmt_str("%s/head.out", dir);
+	run_sh_to(NULL, out, false, false, fmt_str("git -C '%s' rev-parse HEAD", feed));
+	head = read_text(out);
+	head[strcspn(head, "\n")] = '\0';
+	sh("cp '%s' '%s/usr/lib/big' && rm -rf '%s' && sync", old, image, state);
+	sh("%s enroll '%s' --introduction %s --signer '%s'", c, feed, head, pub);
+	m = timed_rss("%s sync", c);
+	rss_feed_sync = m.maxrss;
+	feed_sync_secs = m.secs;
+	m = timed_rss("%s plan", c);
+	rss_feed_plan = m.maxrss;
+	m = timed_rss("%s apply", c);
+	rss_feed_apply = m.maxrss;
+	feed_apply_secs = m.secs;
+	free(out);
+	free(head);
+	free(pub);
+	free(c);
+	free(state);
+}
 
 static void bench_apply(void)
 {
@@ -813,6 +863,7 @@ static void bench_apply(void)
 		free(c);
 		free(state);
 	}
+	apply_via_feed(dir, feed, image, old);
 	{
 		double a = median(ours, nr), b = median(theirs, nr);
 		char x[32], y[48], ratio[16];
@@ -827,6 +878,14 @@ static void bench_apply(void)
 		snprintf(y, sizeof(y), "cp+sync+mv %s", human_time(b2, b));
 		snprintf(ratio, sizeof(ratio), "%.2fx", a / b);
 		add_row("  CPU time (user+sys)", x, y, ratio, "", -1);
+		b = median(theirs, nr);
+		snprintf(x, sizeof(x), "%s", human_time(b1, feed_apply_secs));
+		snprintf(y, sizeof(y), "cp+sync+mv %s", human_time(b2, b));
+		snprintf(ratio, sizeof(ratio), "%.2fx", feed_apply_secs / b);
+		add_row("  same via the feed: bsi apply (1 run)", x, y, ratio, "<= 1.3x",
+			feed_apply_secs / b <= 1.3);
+		snprintf(x, sizeof(x), "%s", human_time(b1, feed_sync_secs));
+		add_row("  its bsi sync (fetch 256 MiB, 1 run)", x, "-", "-", "", -1);
 	}
 	free(base);
 	if (!keep())
@@ -846,7 +905,15 @@ static void memory_rows(void)
 	add_row("peak RSS: bsi plan, 1000 improvements", x, "-", "-", "report", -1);
 	snprintf(x, sizeof(x), "%.1f MiB", (double)rss_apply / 1024);
 	snprintf(y, sizeof(y), "cp+sync+mv %.1f MiB", (double)rss_cp / 1024);
-	add_row("peak RSS: bsi apply, 256 MiB payload", x, y, "-", "report", -1);
+	add_row("peak RSS: bsi apply --tree, 256 MiB payload", x, y, "-", "report", -1);
+	if (rss_feed_sync) {
+		snprintf(x, sizeof(x), "%.1f MiB", (double)rss_feed_sync / 1024);
+		add_row("peak RSS: bsi sync, feed with 256 MiB payload", x, "-", "-", "report", -1);
+		snprintf(x, sizeof(x), "%.1f MiB", (double)rss_feed_plan / 1024);
+		add_row("peak RSS: bsi plan, same", x, "-", "-", "report", -1);
+		snprintf(x, sizeof(x), "%.1f MiB", (double)rss_feed_apply / 1024);
+		add_row("peak RSS: bsi apply, same", x, y, "-", "report", -1);
+	}
 }
 
 /* BSI_BENCH_ONLY=auth,plan runs only those cases (while working on one). */
