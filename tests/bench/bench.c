@@ -916,6 +916,21 @@ static void memory_rows(void)
 	}
 }
 
+/* The data goes at exit, also when a case fails (its GiB with it). */
+static void remove_work(void)
+{
+	char *cmd;
+
+	if (keep()) {
+		note("kept %s", work);
+		return;
+	}
+	cmd = fmt_str("rm -rf '%s'", work);
+	if (system(cmd) != 0)
+		note("could not remove %s", work);
+	free(cmd);
+}
+
 /* BSI_BENCH_ONLY=auth,plan runs only those cases (while working on one). */
 static bool want(const char *name)
 {
@@ -943,6 +958,7 @@ int main(int argc, char **argv)
 	if (!mkdtemp(work))
 		die("mkdtemp: %s", strerror(errno));
 	note("working in %s", work);
+	atexit(remove_work);
 	snprintf(conf, sizeof(conf), "%s/bsi.conf", work);
 	write_text(conf, "service_manager = \"record\"\n");
 
@@ -960,9 +976,5 @@ int main(int argc, char **argv)
 	printf("\nMedians: %d runs (auth, hashing, apply), 3 runs (first sync, plan).  "
 	       "%ld cores, total %.0f s.\n",
 	       runs, sysconf(_SC_NPROCESSORS_ONLN), now() - t0);
-	if (keep())
-		note("kept %s", work);
-	else
-		sh("rm -rf '%s'", work);
 	return 0;
 }
