@@ -215,17 +215,20 @@ static int cmp_double(const void *a, const void *b)
 
 /* The median of v[0..n), after printing the sorted samples to stderr
  * under `label`, so the spread behind each figure is on record. */
-static double median_of(const char *label, double *v, int n)
+static double median_of(const char *fn, const char *label, double *v, int n)
 {
+	char name[80];
+
 	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	fprintf(stderr, "bench:   %-40s", label);
+	snprintf(name, sizeof(name), "%s/%s", strncmp(fn, "bench_", 6) == 0 ? fn + 6 : fn, label);
+	fprintf(stderr, "bench:   %-40s", name);
 	for (int i = 0; i < n; i++)
 		fprintf(stderr, " %.4f", v[i]);
 	fprintf(stderr, "\n");
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-#define median(v, n) median_of(#v, v, n)
+#define median(v, n) median_of(__func__, #v, v, n)
 
 /* ---- the table ------------------------------------------------------- */
 
