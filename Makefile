@@ -5,6 +5,7 @@
 #   make asan         the test suites built with ASan+UBSan
 #   make valgrind     the test suites, and every bsi they run, under valgrind
 #   make demo         the whole path on a generated sample feed and device image
+#   make bench        speed beside same-run baselines, one table (docs/bench.md)
 #   make install      PREFIX (default /usr/local) and DESTDIR are honoured
 #   make uninstall    the same variables; keeps a configuration you changed
 #
@@ -26,7 +27,7 @@ CC ?= cc
 PKG_CONFIG ?= pkg-config
 PKGS := lua5.4 libgit2 libsodium sqlite3 jansson libcrypto
 DEB_PKGS := build-essential pkg-config liblua5.4-dev libgit2-dev libsodium-dev \
-	libsqlite3-dev libjansson-dev libssl-dev check git openssh-client valgrind
+	libsqlite3-dev libjansson-dev libssl-dev check git openssh-client valgrind time
 
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -86,6 +87,12 @@ $(BUILD)/tests/check_%: tests/check_%.c $(TEST_HELPERS) $(HOST_OBJ) $(BUILD)/hos
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(TEST_HELPERS) $(HOST_OBJ) \
 		$(BUILD)/host/failpoint.o $(LIBS) $$($(PKG_CONFIG) --libs check)
 
+# The benchmark driver: not a Check suite, never run by `make check`.
+$(BUILD)/tests/bench: tests/bench/bench.c tests/sigtool.c $(HOST_OBJ) $(BUILD)/host/failpoint.o $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests $(LDFLAGS) -o $@ $< tests/sigtool.c $(HOST_OBJ) \
+		$(BUILD)/host/failpoint.o $(LIBS)
+
 # Targets that need the Debian packages install the missing ones first, then
 # re-enter make so pkg-config sees them.
 deps:
@@ -106,6 +113,10 @@ valgrind: deps
 	@$(MAKE) --no-print-directory BUILD=build-valgrind CFLAGS="-O1 -g" all $(TESTS:$(BUILD)/%=build-valgrind/%)
 	@BSI_VALGRIND=1 BSI_BUILD=$(abspath build-valgrind) sh tests/run-tests.sh \
 		$(TESTS:$(BUILD)/%=build-valgrind/%)
+
+bench: deps
+	@$(MAKE) --no-print-directory all $(BUILD)/tests/bench
+	@$(BUILD)/tests/bench $(abspath $(BUILD))
 
 demo: deps
 	@$(MAKE) --no-print-directory all
@@ -186,4 +197,4 @@ FORCE:
 clean:
 	rm -rf build build-asan build-valgrind
 
-.PHONY: all deps check run-tests asan valgrind demo install uninstall clean FORCE
+.PHONY: all deps check run-tests asan valgrind bench demo install uninstall clean FORCE

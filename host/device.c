@@ -72,11 +72,15 @@ int bsi_device_plan(bsi_changeset **out, const bsi_cli *cli, const bsi_source *s
 	rc = bsi_changeset_new(&cs);
 	if (rc == 0)
 		rc = bsi_recipe_load_all(cs, src, root, &lim);
-	if (rc == 0)
-		rc = bsi_plan_check_payloads(cs, src);
+	/* A preview checks every payload; a device, only those it may stage
+	 * (plan.h says why). */
+	if (rc == 0 && !st)
+		rc = bsi_plan_check_payloads(cs, src, false);
 	if (rc == 0)
 		rc = st ? bsi_plan_assess(cs, root, bsi_state_plan_hasher, st)
 			: bsi_plan_assess(cs, root, bsi_plan_hash_file, NULL);
+	if (rc == 0 && st)
+		rc = bsi_plan_check_payloads(cs, src, true);
 	if (rc == 0 && st)
 		rc = overlay_state(cs, st);
 	if (rc == 0)

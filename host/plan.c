@@ -54,11 +54,13 @@ static int payload_digest(const bsi_source *src, const char *path,
 	return rc;
 }
 
-int bsi_plan_check_payloads(const bsi_changeset *cs, const bsi_source *src)
+int bsi_plan_check_payloads(const bsi_changeset *cs, const bsi_source *src, bool pending_only)
 {
 	for (size_t i = 0; i < cs->count; i++) {
 		const bsi_improvement *imp = &cs->items[i];
 
+		if (pending_only && imp->status != BSI_STATUS_PENDING)
+			continue;
 		for (size_t j = 0; j < imp->nactions; j++) {
 			const bsi_action *a = &imp->actions[j];
 			char got[BSI_DIGEST_STRLEN + 1];

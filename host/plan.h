@@ -30,7 +30,18 @@ typedef int (*bsi_plan_hasher)(void *ctx, const bsi_root *root, const char *rel,
 int bsi_plan_hash_file(void *ctx, const bsi_root *root, const char *rel,
 		       char out[BSI_DIGEST_STRLEN + 1], bool *out_exists);
 
-int bsi_plan_check_payloads(const bsi_changeset *cs, const bsi_source *src);
+/*
+ * Check that every payload's SHA-256 is its `to` digest (BSI_ETRUST when
+ * not).  pending_only limits this to the improvements bsi_plan_assess()
+ * left pending: the only ones whose payloads a device may stage.  The
+ * device's plan uses it after assessing, so a device that has everything
+ * does not re-read and re-hash every payload of the feed on each run
+ * (docs/bench.md measured that as all of a plan with nothing to do); the
+ * staging step hashes what it copies in any case (txn.h), so no payload is
+ * ever written unverified.  A preview (`plan --tree`, no state) checks
+ * every payload, so the team sees a bad one whatever its test image holds.
+ */
+int bsi_plan_check_payloads(const bsi_changeset *cs, const bsi_source *src, bool pending_only);
 int bsi_plan_assess(bsi_changeset *cs, const bsi_root *root, bsi_plan_hasher hash, void *ctx);
 
 #endif

@@ -228,6 +228,37 @@ START_TEST(test_cli_plan_refuses_missing_payload)
 }
 END_TEST
 
+/* A device checks the payloads it may stage, not every payload of the feed
+ * on every run (docs/decisions.md): a bad payload of an improvement the
+ * device already has stops nothing, while one it would stage is still
+ * refused (exit 3) before anything changes. */
+START_TEST(test_cli_apply_checks_only_payloads_it_may_stage)
+{
+	char image2[4200], state2[4200], *before, *after;
+	tu_result r;
+
+	tu_must("echo tampered >> '%s/payloads/webkit/WebKit-26.0.2'", tree);
+	tu_sample_image("patched", image);
+	ck_assert_int_eq(tu_bsi(&r, "apply --tree '%s' --root '%s' --state '%s'", tree, image, state),
+			 0);
+	ASSERT_HAS(r.out, "nothing to apply");
+	tu_result_free(&r);
+
+	snprintf(image2, sizeof(image2), "%s/image2", dir);
+	snprintf(state2, sizeof(state2), "%s/state2", dir);
+	tu_sample_image("current", image2);
+	before = tu_tree_fingerprint(image2);
+	ck_assert_int_eq(
+		tu_bsi(&r, "apply --tree '%s' --root '%s' --state '%s'", tree, image2, state2), 3);
+	ASSERT_HAS(r.err, "payloads/webkit/WebKit-26.0.2 has sha256:");
+	after = tu_tree_fingerprint(image2);
+	ck_assert_str_eq(before, after);
+	free(before);
+	free(after);
+	tu_result_free(&r);
+}
+END_TEST
+
 /* Whatever the recipes do, plan changes nothing in the root or the state. */
 START_TEST(test_cli_plan_changes_nothing)
 {
@@ -279,6 +310,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_cli_plan_refuses_payload_digest_mismatch);
 	tcase_add_test(tc, test_cli_plan_changes_nothing);
 	tcase_add_test(tc, test_cli_plan_refuses_missing_payload);
+	tcase_add_test(tc, test_cli_apply_checks_only_payloads_it_may_stage);
 	suite_add_tcase(s, tc);
 	return s;
 }
