@@ -51,6 +51,10 @@ static int overlay_state(bsi_changeset *cs, bsi_state *st)
 			    known->status == BSI_STATUS_OBSOLETE)) {
 			imp->status = known->status;
 			rc = bsi_improvement_set_reason(imp, "%s", known->reason ? known->reason : "");
+		} else if (imp->status == BSI_STATUS_PENDING &&
+			   known->status == BSI_STATUS_PENDING && known->reason) {
+			/* why the agent left it pending (agent.h) */
+			rc = bsi_improvement_set_reason(imp, "%s", known->reason);
 		} else if (imp->status == BSI_STATUS_APPLIED && known->restart_pending) {
 			rc = bsi_improvement_set_reason(imp, "a service restart is pending; bsi apply "
 							     "retries it");
