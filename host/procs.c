@@ -39,11 +39,11 @@ static int unit_of_path(char **out, bool *out_user, const char *path)
 		size_t len = end ? (size_t)(end - p) : strlen(p);
 
 		if (len > 8 && memcmp(p + len - 8, ".service", 8) == 0) {
+			if (strncmp(p, "user@", 5) == 0)
+				user = true;
 			best = p;
 			best_len = len;
 			best_user = user;
-			if (strncmp(p, "user@", 5) == 0)
-				user = true;
 		}
 		p += len;
 		while (*p == '/')

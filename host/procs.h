@@ -34,7 +34,7 @@ typedef struct {
 	pid_t pid;
 	char *command; /* /proc/PID/comm */
 	char *unit;    /* "foo.service", or NULL when the process is in none */
-	bool user_unit; /* the unit runs under a user's manager (user@UID.service) */
+	bool user_unit; /* a user@UID.service manager or a unit under one */
 	char *label;   /* of the file it maps */
 	char *rel;
 } bsi_proc;
