@@ -127,6 +127,10 @@ static int sync_step(bsi_device *d)
 			      bsi_error_message(), feed && feed->head ? feed->head : "(none)");
 		bsi_state_feed_free(feed);
 		rc = bsi_error_set(BSI_ETRUST, "the feed was refused; nothing was applied");
+	} else if (rc == BSI_EFAIL && stop_signal) {
+		/* the fetch was cut short by our own stop (a service manager
+		 * signals the whole group): not the server's failure */
+		bsi_log_info("sync interrupted by signal %d", (int)stop_signal);
 	} else if (rc == BSI_EFAIL) {
 		char *msg = strdup(bsi_error_message());
 		bsi_agent_backoff nb;
@@ -173,6 +177,7 @@ static int defer(bsi_device *d, const bsi_improvement *imp, const char *reason)
 
 static void old_code(bsi_device *d, const bsi_improvement *imp, run_report *rep)
 {
+	const char *commit = bsi_source_commit(d->src);
 	bsi_procs *procs = NULL;
 	size_t restarted = 0;
 	int rc;
@@ -181,15 +186,15 @@ static void old_code(bsi_device *d, const bsi_improvement *imp, run_report *rep)
 	if (rc == 0 && procs->count > 0 && d->cli->cfg.restart_affected)
 		rc = bsi_device_restart_old_code(d, procs, imp->id, &restarted);
 	if (rc < 0) {
-		bsi_log_error("%s: %s", imp->id, bsi_error_message());
+		bsi_log_error("%s (feed commit %s): %s", imp->id, commit, bsi_error_message());
 		note_error(rep, rc);
 	}
 	for (size_t i = 0; procs && i < procs->count; i++) {
 		const bsi_proc *p = &procs->items[i];
 		bool restarts = d->cli->cfg.restart_affected && p->unit && !p->user_unit;
 
-		bsi_log_warn("%s: pid %d (%s, unit %s) still runs the old %s%s", imp->id,
-			     (int)p->pid, p->command, p->unit ? p->unit : "none", p->rel,
+		bsi_log_warn("%s (feed commit %s): pid %d (%s, unit %s) still runs the old %s%s",
+			     imp->id, commit, (int)p->pid, p->command, p->unit ? p->unit : "none", p->rel,
 			     restarts ? "; restarted its unit"
 			     : p->unit && !p->user_unit ? "; restart_affected = true would restart it"
 						       : "; restart it by hand");
@@ -222,7 +227,8 @@ static void apply_step(bsi_device *d, const bsi_improvement *imp, run_report *re
 		rep->applied++;
 		old_code(d, imp, rep);
 	} else {
-		bsi_log_info("%s: retried its pending service restart", imp->id);
+		bsi_log_info("%s (feed commit %s): retried its pending service restart", imp->id,
+			     commit);
 	}
 	if (res.restart_pending) {
 		bsi_log_error("%s (feed commit %s): %s", imp->id, commit, res.reason);

@@ -8,6 +8,7 @@
  * the tests can read them; syslog is where they go in production.
  */
 #include "agent.h"
+#include "device.h"
 #include "procs.h"
 #include "testutil.h"
 
@@ -729,8 +730,8 @@ START_TEST(test_agent_daemon_applies_pushed_fix_and_stops_cleanly_on_sigterm)
 	ck_assert_msg(took >= 0, "lib-2 never applied");
 	ck_assert_msg(took <= 4 * slow, "lib-2 took %.1f s, more than two intervals", took);
 
-	/* the lock is free between runs: a manual command does not wait */
-	ck_assert_int_eq(BSI(&r, "hold lib-2"), 0);
+	/* the lock is released between runs: a manual command gets it */
+	ck_assert_msg(BSI(&r, "hold --wait=30 lib-2") == 0, "hold: %s", r.err);
 	tu_result_free(&r);
 
 	/* SIGTERM while a 48 MiB payload is being staged: that transaction
@@ -815,8 +816,43 @@ START_TEST(test_agent_daemon_sighup_rereads_config)
 	ck_assert_int_eq(kill(agent_pid, SIGTERM), 0);
 	ck_assert_int_eq(waitpid(agent_pid, &(int){0}, 0), agent_pid);
 	agent_pid = 0;
-	/* a broken file on SIGHUP keeps the running configuration */
 	(void)r;
+}
+END_TEST
+
+/* A broken file on SIGHUP keeps the running configuration and the agent. */
+START_TEST(test_agent_daemon_sighup_keeps_config_when_broken)
+{
+	double slow = valgrind() ? 10 : 1;
+	char *log = NULL;
+	int st = 0;
+
+	config("interval = 1");
+	enroll_file();
+	start_agent();
+	ck_assert_msg(wait_status("lib-1", "applied", 20 * slow) >= 0, "lib-1 never applied");
+	tu_write(conf, "interval = 1\nauto_instal = false\n");
+	ck_assert_int_eq(kill(agent_pid, SIGHUP), 0);
+	for (int i = 0; i < 100 * slow; i++) {
+		free(log);
+		log = tu_read(logfile);
+		if (strstr(log, "not reloaded"))
+			break;
+		usleep(50 * 1000);
+	}
+	ASSERT_HAS(log, "not reloaded, keeping the old one");
+	ASSERT_HAS(log, "unknown key \"auto_instal\"");
+	free(log);
+	/* still running, and still installing (the file is fixed for the
+	 * test's own bsi status; the agent is not told) */
+	config("interval = 1");
+	improvement("lib-2", "lib-2", "critical", 0);
+	commit("lib-2");
+	ck_assert_msg(wait_status("lib-2", "applied", 10 * slow) >= 0, "lib-2 never applied");
+	ck_assert_int_eq(kill(agent_pid, SIGTERM), 0);
+	ck_assert_int_eq(waitpid(agent_pid, &st, 0), agent_pid);
+	agent_pid = 0;
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 END_TEST
 
@@ -824,7 +860,7 @@ END_TEST
 
 START_TEST(test_agent_reports_process_running_replaced_library)
 {
-	char src[4200], bin[4200], ready[4200], want[128];
+	char src[4200], bin[4200], ready[4200], want[256];
 	json_error_t jerr;
 	json_t *doc, *old;
 	tu_result r;
@@ -857,8 +893,9 @@ START_TEST(test_agent_reports_process_running_replaced_library)
 	ck_assert_int_eq(access(ready, F_OK), 0);
 
 	ck_assert_msg(BSI(&r, "agent --once") == 0, "agent: %s", r.err);
-	snprintf(want, sizeof(want), "lib-1: pid %d (mapper, unit none) still runs the old "
-				     "usr/lib/lib-1.so", (int)mapper_pid);
+	snprintf(want, sizeof(want), "lib-1 (feed commit %s): pid %d (mapper, unit none) still "
+				     "runs the old usr/lib/lib-1.so; restart it by hand",
+		 intro, (int)mapper_pid);
 	ASSERT_HAS(r.err, want);
 	tu_result_free(&r);
 
@@ -928,6 +965,47 @@ START_TEST(test_agent_procs_scan_finds_unit)
 	ck_assert_str_eq(procs->items[1].unit, "app.service");
 	ck_assert(procs->items[1].user_unit);
 	bsi_procs_free(procs);
+}
+END_TEST
+
+/* restart_affected: each system unit running old code of the improvement
+ * is restarted once through the plugin; a user's units and processes in no
+ * unit are left alone; each restart is in the history. */
+START_TEST(test_agent_restart_old_code_units_once)
+{
+	bsi_proc items[] = {
+		{10, "nginx", "web.service", false, "lib-1", "usr/lib/lib-1.so"},
+		{11, "nginx", "web.service", false, "lib-1", "usr/lib/lib-1.so"},
+		{12, "app", "app.service", true, "lib-1", "usr/lib/lib-1.so"},
+		{13, "sh", NULL, false, "lib-1", "usr/lib/lib-1.so"},
+		{14, "other", "other.service", false, "lib-9", "usr/lib/lib-9.so"},
+	};
+	bsi_procs procs = {items, sizeof(items) / sizeof(items[0])};
+	bsi_cli cli = {.root = root, .state_dir = state, .config_path = conf, .wait = -1};
+	size_t restarted = 99;
+	char *rs;
+	bsi_device d;
+	tu_result r;
+
+	enroll_file();
+	ck_assert_int_eq(BSI(&r, "agent --once"), 0);
+	tu_result_free(&r);
+	ck_assert_int_eq(bsi_config_defaults(&cli.cfg), 0);
+	free(cli.cfg.service_manager);
+	cli.cfg.service_manager = strdup("record");
+	cli.cfg.plugin_dir = realpath(tu_build_path("plugins"), NULL);
+	ck_assert_int_eq(bsi_device_open(&d, &cli, BSI_DEVICE_LOCK | BSI_DEVICE_PLUGIN), 0);
+	ck_assert_int_eq(bsi_device_restart_old_code(&d, &procs, "lib-1", &restarted), 0);
+	bsi_device_close(&d);
+	bsi_config_clear(&cli.cfg);
+	ck_assert_uint_eq(restarted, 1);
+	rs = restarts();
+	ck_assert_str_eq(rs, "lib-1.service\nweb.service\n");
+	free(rs);
+	ck_assert_int_eq(BSI(&r, "history lib-1"), 0);
+	ASSERT_HAS(r.out, "restart-affected");
+	ASSERT_HAS(r.out, "web.service (pid 10 nginx ran the old usr/lib/lib-1.so)");
+	tu_result_free(&r);
 }
 END_TEST
 
@@ -1002,6 +1080,7 @@ static Suite *suite(void)
 	tcase_add_checked_fixture(daemon, setup, teardown);
 	tcase_add_test(daemon, test_agent_daemon_applies_pushed_fix_and_stops_cleanly_on_sigterm);
 	tcase_add_test(daemon, test_agent_daemon_sighup_rereads_config);
+	tcase_add_test(daemon, test_agent_daemon_sighup_keeps_config_when_broken);
 	suite_add_tcase(s, daemon);
 
 	tcase_set_timeout(procs, 120);
@@ -1009,6 +1088,7 @@ static Suite *suite(void)
 	tcase_add_test(procs, test_agent_reports_process_running_replaced_library);
 	tcase_add_test(procs, test_agent_procs_scan_finds_unit);
 	tcase_add_test(procs, test_agent_cgroup_unit_parsing);
+	tcase_add_test(procs, test_agent_restart_old_code_units_once);
 	suite_add_tcase(s, procs);
 	return s;
 }
