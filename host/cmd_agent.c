@@ -182,8 +182,13 @@ static void old_code(bsi_device *d, const bsi_improvement *imp, run_report *rep)
 	size_t restarted = 0;
 	int rc;
 
-	rc = bsi_device_old_code(&procs, d, imp->id);
-	if (rc == 0 && procs->count > 0 && d->cli->cfg.restart_affected)
+	if (bsi_device_old_code(&procs, d, imp->id) < 0) {
+		bsi_log_warn("%s (feed commit %s): cannot look for processes running old code: %s",
+			     imp->id, commit, bsi_error_message());
+		return;
+	}
+	rc = BSI_OK;
+	if (procs->count > 0 && d->cli->cfg.restart_affected)
 		rc = bsi_device_restart_old_code(d, procs, imp->id, &restarted);
 	if (rc < 0) {
 		bsi_log_error("%s (feed commit %s): %s", imp->id, commit, bsi_error_message());

@@ -84,8 +84,13 @@ static int handle_old_code(bsi_device *d, const bsi_improvement *imp)
 	size_t restarted = 0;
 	int rc;
 
-	rc = bsi_device_old_code(&procs, d, imp->id);
-	if (rc == 0 && d->cli->cfg.restart_affected)
+	if (bsi_device_old_code(&procs, d, imp->id) < 0) {
+		fprintf(stderr, "bsi: %s: cannot look for processes running old code: %s\n",
+			imp->id, bsi_error_message());
+		return BSI_OK;
+	}
+	rc = BSI_OK;
+	if (d->cli->cfg.restart_affected)
 		rc = bsi_device_restart_old_code(d, procs, imp->id, &restarted);
 	for (size_t i = 0; procs && i < procs->count && d->cli->verbosity >= 0; i++)
 		fprintf(stderr, "bsi: %s: pid %d (%s%s%s) still runs the old %s%s\n", imp->id,

@@ -108,6 +108,19 @@ static json_t *improvement_json(const bsi_improvement *imp, const bsi_state_impr
 	return j;
 }
 
+/* The processes still running replaced code; a scan that cannot run (no
+ * /proc) is said once and leaves the list empty rather than failing the
+ * command. */
+static void old_code(bsi_procs **out, bsi_device *d, const char *id)
+{
+	if (bsi_device_old_code(out, d, id) < 0) {
+		fprintf(stderr, "bsi: cannot look for processes running old code: %s\n",
+			bsi_error_message());
+		bsi_error_clear();
+		*out = NULL;
+	}
+}
+
 /* "old_code": the processes still running what improvement j replaced. */
 static void add_old_code(json_t *j, const bsi_procs *procs)
 {
@@ -173,10 +186,9 @@ int bsi_cmd_status(bsi_cli *cli)
 	rc = bsi_state_feed_get(d.st, &feed);
 	if (rc == 0)
 		rc = bsi_state_improvement_list(d.st, &known, &nknown);
-	if (rc == 0)
-		rc = bsi_device_old_code(&procs, &d, NULL);
 	if (rc < 0)
 		goto done;
+	old_code(&procs, &d, NULL);
 	sync = backoff_json(d.st);
 	list = json_array();
 	/* the feed's improvements in feed order, then any the device knows
@@ -312,10 +324,9 @@ int bsi_cmd_show(bsi_cli *cli)
 				   cli->argv[0]);
 	if (rc == 0)
 		rc = bsi_state_history_json(d.st, cli->argv[0], &history);
-	if (rc == 0)
-		rc = bsi_device_old_code(&procs, &d, cli->argv[0]);
 	if (rc < 0)
 		goto done;
+	old_code(&procs, &d, cli->argv[0]);
 	j = improvement_json(imp, known);
 	add_old_code(j, procs);
 	if (cli->json) {
