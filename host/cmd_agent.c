@@ -189,7 +189,7 @@ static void old_code(bsi_device *d, const bsi_improvement *imp, run_report *rep)
 	}
 	rc = BSI_OK;
 	if (procs->count > 0 && d->cli->cfg.restart_affected)
-		rc = bsi_device_restart_old_code(d, procs, imp->id, &restarted);
+		rc = bsi_device_restart_old_code(&restarted, d, procs, imp->id);
 	if (rc < 0) {
 		bsi_log_error("%s (feed commit %s): %s", imp->id, commit, bsi_error_message());
 		note_error(rep, rc);

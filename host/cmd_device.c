@@ -91,7 +91,7 @@ static int handle_old_code(bsi_device *d, const bsi_improvement *imp)
 	}
 	rc = BSI_OK;
 	if (d->cli->cfg.restart_affected)
-		rc = bsi_device_restart_old_code(d, procs, imp->id, &restarted);
+		rc = bsi_device_restart_old_code(&restarted, d, procs, imp->id);
 	for (size_t i = 0; procs && i < procs->count && d->cli->verbosity >= 0; i++)
 		fprintf(stderr, "bsi: %s: pid %d (%s%s%s) still runs the old %s%s\n", imp->id,
 			(int)procs->items[i].pid, procs->items[i].command,

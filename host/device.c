@@ -372,8 +372,8 @@ int bsi_device_old_code(bsi_procs **out, bsi_device *d, const char *id)
 	return rc;
 }
 
-int bsi_device_restart_old_code(bsi_device *d, const bsi_procs *procs, const char *id,
-				size_t *out_restarted)
+int bsi_device_restart_old_code(size_t *out_restarted, bsi_device *d, const bsi_procs *procs,
+				const char *id)
 {
 	int rc = BSI_OK, first = BSI_OK;
 

@@ -80,7 +80,7 @@ int bsi_device_old_code(bsi_procs **out, bsi_device *d, const char *id);
  * manager are left alone), with a "restart-affected" history entry each.
  * Returns the first failure after trying them all.
  */
-int bsi_device_restart_old_code(bsi_device *d, const bsi_procs *procs, const char *id,
-				size_t *out_restarted);
+int bsi_device_restart_old_code(size_t *out_restarted, bsi_device *d, const bsi_procs *procs,
+				const char *id);
 
 #endif

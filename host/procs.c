@@ -210,7 +210,8 @@ int bsi_procs_find(bsi_procs **out, const char *proc_dir, const bsi_procs_file *
 			rc = match_line(procs, line, pid, proc_dir, e->d_name, files, n);
 		fclose(maps);
 	}
-	qsort(procs->items, procs->count, sizeof(*procs->items), cmp_pid);
+	if (procs->count > 1)
+		qsort(procs->items, procs->count, sizeof(*procs->items), cmp_pid);
 done:
 	if (dir)
 		closedir(dir);

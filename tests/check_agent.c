@@ -1003,7 +1003,7 @@ START_TEST(test_agent_restart_old_code_units_once)
 	cli.cfg.service_manager = strdup("record");
 	cli.cfg.plugin_dir = realpath(tu_build_path("plugins"), NULL);
 	ck_assert_int_eq(bsi_device_open(&d, &cli, BSI_DEVICE_LOCK | BSI_DEVICE_PLUGIN), 0);
-	ck_assert_int_eq(bsi_device_restart_old_code(&d, &procs, "lib-1", &restarted), 0);
+	ck_assert_int_eq(bsi_device_restart_old_code(&restarted, &d, &procs, "lib-1"), 0);
 	bsi_device_close(&d);
 	bsi_config_clear(&cli.cfg);
 	ck_assert_uint_eq(restarted, 1);
