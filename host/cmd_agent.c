@@ -284,6 +284,12 @@ static int run_once(bsi_cli *cli)
 	now.on_ac = bsi_agent_on_ac_power(cli->cfg.power_supply_dir);
 	localtime_r(&t, &tm);
 	now.minute_of_day = tm.tm_hour * 60 + tm.tm_min;
+	bsi_log_debug("conditions: auto_install %s, %s power%s, maintenance window %s (now "
+		      "%02d:%02d), min_severity %s",
+		      cli->cfg.auto_install ? "on" : "off", now.on_ac ? "mains" : "battery",
+		      cli->cfg.require_ac_power ? " (required)" : "",
+		      cli->cfg.maintenance_window ? cli->cfg.maintenance_window : "none", tm.tm_hour,
+		      tm.tm_min, cli->cfg.min_severity ? cli->cfg.min_severity : "none");
 	for (size_t i = 0; i < d.cs->count; i++) {
 		const bsi_improvement *imp = &d.cs->items[i];
 		char reason[512];

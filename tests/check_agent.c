@@ -1058,6 +1058,37 @@ START_TEST(test_agent_config_accepts_short_interval)
 	tu_result_free(&r);
 	ck_assert_int_eq(BSI(&r, "agent --once --tree x"), 2);
 	tu_result_free(&r);
+	ck_assert_int_eq(tu_bsi(&r, "--help"), 0);
+	ASSERT_HAS(r.out, "bsi agent [--once]");
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_bsi(&r, "agent --help"), 0);
+	ASSERT_HAS(r.out, "SIGTERM lets the transaction in progress");
+	ASSERT_HAS(r.out, "--wait");
+	tu_result_free(&r);
+}
+END_TEST
+
+/* -v shows what the agent decided from; the default does not. */
+START_TEST(test_agent_verbose_shows_conditions)
+{
+	tu_result r;
+
+	tu_must("printf '0\\n' > '%s/AC/online'", ps);
+	config("min_severity = \"critical\"");
+	enroll_file();
+	ck_assert_int_eq(BSI(&r, "agent --once"), 0);
+	ASSERT_LACKS(r.err, "conditions:");
+	tu_result_free(&r);
+	ck_assert_int_eq(BSI(&r, "-v agent --once"), 0);
+	ASSERT_HAS(r.err, "conditions: auto_install on, battery power (required), maintenance "
+			  "window none");
+	ASSERT_HAS(r.err, "min_severity critical");
+	ASSERT_HAS(r.err, "feed up to date at");
+	tu_result_free(&r);
+	/* -q: nothing but warnings and errors */
+	ck_assert_int_eq(BSI(&r, "-q agent --once"), 0);
+	ck_assert_str_eq(r.err, "");
+	tu_result_free(&r);
 }
 END_TEST
 
@@ -1082,6 +1113,7 @@ static Suite *suite(void)
 	tcase_add_test(once, test_agent_once_server_down_backs_off);
 	tcase_add_test(once, test_agent_backoff_grows_to_a_cap);
 	tcase_add_test(once, test_agent_config_accepts_short_interval);
+	tcase_add_test(once, test_agent_verbose_shows_conditions);
 	suite_add_tcase(s, once);
 
 	tcase_set_timeout(daemon, 300);
