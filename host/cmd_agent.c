@@ -317,6 +317,9 @@ static int run_once(bsi_cli *cli)
 	}
 	if (wanted == 0)
 		bsi_log_info("nothing to apply at feed commit %s", bsi_source_commit(d.src));
+	else
+		bsi_log_info("run done at feed commit %s: %zu applied, %zu pending, %zu failed",
+			     bsi_source_commit(d.src), rep.applied, rep.deferred, rep.failed);
 	rc = BSI_OK;
 	goto done;
 stopped:
