@@ -127,18 +127,24 @@ int tu_sh(tu_result *res, const char *fmt, ...)
 	return res->status;
 }
 
+static const char *srcdir(void);
+
 static int run_bsi(tu_result *res, const char *env, const char *bin, const char *args)
 {
 	const char *vg = getenv("BSI_VALGRIND");
-	char *cmd;
+	char *cmd, *valgrind = NULL;
 
+	if (vg && strcmp(vg, "1") == 0)
+		ck_assert_int_ge(asprintf(&valgrind,
+					  "valgrind -q --error-exitcode=99 --leak-check=full "
+					  "--errors-for-leak-kinds=definite --trace-children=no "
+					  "--suppressions='%s/tests/valgrind.supp'",
+					  srcdir()),
+				 0);
 	ck_assert_int_ge(asprintf(&cmd, "%s %s '%s' %s", env ? env : "",
-				  vg && strcmp(vg, "1") == 0
-					  ? "valgrind -q --error-exitcode=99 --leak-check=full "
-					    "--errors-for-leak-kinds=definite --trace-children=no"
-					  : "",
-				  tu_build_path(bin), args),
+				  valgrind ? valgrind : "", tu_build_path(bin), args),
 			 0);
+	free(valgrind);
 	run_sh(res, cmd);
 	free(cmd);
 	if (res->status == 99)
