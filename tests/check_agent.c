@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -562,6 +563,8 @@ static void start_daemon(int port)
 	ck_assert_int_ge(daemon_pid, 0);
 	if (daemon_pid == 0) {
 		char base[4200];
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives a failed test */
 		int devnull = open("/dev/null", O_RDWR);
 
 		snprintf(base, sizeof(base), "--base-path=%s", dir);
@@ -663,6 +666,7 @@ static void start_agent(void)
 	agent_pid = fork();
 	ck_assert_int_ge(agent_pid, 0);
 	if (agent_pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives a failed test */
 		int log = open(logfile, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		int devnull = open("/dev/null", O_RDWR);
 		const char *bsi = tu_build_path("bsi");
@@ -893,6 +897,7 @@ START_TEST(test_agent_reports_process_running_replaced_library)
 	if (mapper_pid == 0) {
 		char lib[4200];
 
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives a failed test */
 		snprintf(lib, sizeof(lib), "%s/usr/lib/lib-1.so", root);
 		execl(bin, "mapper", lib, ready, (char *)NULL);
 		_exit(127);
