@@ -76,40 +76,46 @@ int bsi_cmd_device_plan(bsi_cli *cli)
 	return rc;
 }
 
-static void print_services(const bsi_improvement *imp)
+/* Report processes that still run the old code of imp, and restart their
+ * units when the configuration says so. */
+static int handle_old_code(bsi_device *d, const bsi_improvement *imp)
 {
-	const char *sep = " ";
+	bsi_procs *procs = NULL;
+	size_t restarted = 0;
+	int rc;
 
-	for (size_t k = 0; k < imp->nactions; k++) {
-		if (imp->actions[k].op == BSI_ACTION_RESTART) {
-			printf("%s%s", sep, imp->actions[k].service);
-			sep = ", ";
-		}
+	if (bsi_device_old_code(&procs, d, imp->id) < 0) {
+		fprintf(stderr, "bsi: %s: cannot look for processes running old code: %s\n",
+			imp->id, bsi_error_message());
+		return BSI_OK;
 	}
-}
-
-static size_t count_replaces(const bsi_improvement *imp)
-{
-	size_t n = 0;
-
-	for (size_t k = 0; k < imp->nactions; k++)
-		n += imp->actions[k].op == BSI_ACTION_REPLACE;
-	return n;
+	rc = BSI_OK;
+	if (d->cli->cfg.restart_affected)
+		rc = bsi_device_restart_old_code(&restarted, d, procs, imp->id);
+	for (size_t i = 0; procs && i < procs->count && d->cli->verbosity >= 0; i++)
+		fprintf(stderr, "bsi: %s: pid %d (%s%s%s) still runs the old %s%s\n", imp->id,
+			(int)procs->items[i].pid, procs->items[i].command,
+			procs->items[i].unit ? ", " : "",
+			procs->items[i].unit ? procs->items[i].unit : "", procs->items[i].rel,
+			d->cli->cfg.restart_affected && procs->items[i].unit &&
+					!procs->items[i].user_unit
+				? "; restarted its unit"
+				: "");
+	bsi_procs_free(procs);
+	return rc;
 }
 
 /* Apply one improvement and say what happened.  Returns its error, or
  * BSI_EFAIL after printing when it could not be applied as asked. */
 static int apply_one(bsi_device *d, const bsi_improvement *imp, bool asked)
 {
-	bsi_txn_ctx ctx = bsi_device_txn_ctx(d);
 	bsi_txn_result res;
+	char summary[1024];
 	int rc;
 
-	rc = bsi_state_improvement_note(d->st, imp);
-	if (rc == 0)
-		rc = bsi_txn_apply(&res, &ctx, imp);
+	rc = bsi_device_apply(&res, d, imp);
 	if (rc < 0)
-		return bsi_error_wrap("%s", imp->id);
+		return rc;
 	if (res.status == BSI_STATUS_NOT_APPLICABLE) {
 		if (asked)
 			return bsi_error_set(BSI_EFAIL, "%s is not applicable: %s", imp->id, res.reason);
@@ -121,20 +127,13 @@ static int apply_one(bsi_device *d, const bsi_improvement *imp, bool asked)
 		return bsi_error_set(BSI_EFAIL, "%s: restart pending; the next bsi apply retries it",
 				     imp->id);
 	}
-	if (d->cli->verbosity < 0)
-		return BSI_OK;
-	if (res.changed) {
-		printf("applied %s: %zu file%s replaced", imp->id, count_replaces(imp),
-		       count_replaces(imp) == 1 ? "" : "s");
-		if (count_replaces(imp) < imp->nactions) {
-			printf("; restarted");
-			print_services(imp);
-		}
-		printf("\n");
-	} else if (asked) {
+	if (res.changed && d->cli->verbosity >= 0) {
+		bsi_device_summary(summary, sizeof(summary), imp);
+		printf("applied %s: %s\n", imp->id, summary);
+	} else if (asked && d->cli->verbosity >= 0) {
 		printf("%s is already applied\n", imp->id);
 	}
-	return BSI_OK;
+	return res.changed ? handle_old_code(d, imp) : BSI_OK;
 }
 
 int bsi_cmd_apply(bsi_cli *cli)

@@ -1,6 +1,7 @@
 /*
  * cmd_status.c - what the owner reads: status, show, history, verify.
  */
+#include "agent.h"
 #include "commands.h"
 #include "device.h"
 #include "error.h"
@@ -107,12 +108,74 @@ static json_t *improvement_json(const bsi_improvement *imp, const bsi_state_impr
 	return j;
 }
 
+/* The processes still running replaced code; a scan that cannot run (no
+ * /proc) is said once and leaves the list empty rather than failing the
+ * command. */
+static void old_code(bsi_procs **out, bsi_device *d, const char *id)
+{
+	if (bsi_device_old_code(out, d, id) < 0) {
+		fprintf(stderr, "bsi: cannot look for processes running old code: %s\n",
+			bsi_error_message());
+		bsi_error_clear();
+		*out = NULL;
+	}
+}
+
+/* "old_code": the processes still running what improvement j replaced. */
+static void add_old_code(json_t *j, const bsi_procs *procs)
+{
+	const char *id = json_string_value(json_object_get(j, "id"));
+	json_t *list = json_array();
+
+	for (size_t i = 0; procs && i < procs->count; i++) {
+		const bsi_proc *p = &procs->items[i];
+
+		if (strcmp(p->label, id) != 0)
+			continue;
+		json_array_append_new(list, json_pack("{s:i, s:s, s:s?, s:s}", "pid", (int)p->pid,
+						      "command", p->command, "unit", p->unit,
+						      "path", p->rel));
+	}
+	json_object_set_new(j, "old_code", list);
+}
+
+static void print_old_code(json_t *j, const char *indent)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(json_object_get(j, "old_code"), i, v)
+		printf("%sstill running old code: pid %lld (%s), unit %s, maps the old %s\n",
+		       indent, (long long)json_integer_value(json_object_get(v, "pid")),
+		       json_string_value(json_object_get(v, "command")),
+		       json_string_value(json_object_get(v, "unit")) ?: "none",
+		       json_string_value(json_object_get(v, "path")));
+}
+
+/* The agent's sync backoff, for status: null when the last sync worked. */
+static json_t *backoff_json(bsi_state *st)
+{
+	bsi_agent_backoff b;
+	json_t *j;
+
+	if (bsi_agent_backoff_get(&b, st) < 0 || b.failures == 0) {
+		bsi_error_clear();
+		bsi_agent_backoff_clear_struct(&b);
+		return json_null();
+	}
+	j = json_pack("{s:I, s:I, s:s?}", "failures", (json_int_t)b.failures, "next_attempt",
+		      (json_int_t)b.next_at, "last_error", b.last_error);
+	bsi_agent_backoff_clear_struct(&b);
+	return j;
+}
+
 int bsi_cmd_status(bsi_cli *cli)
 {
 	bsi_state_improvement **known = NULL;
 	bsi_state_feed *feed = NULL;
 	int64_t now = (int64_t)time(NULL);
-	json_t *list = NULL;
+	json_t *list = NULL, *sync = NULL;
+	bsi_procs *procs = NULL;
 	size_t nknown = 0;
 	bsi_device d;
 	int rc;
@@ -125,6 +188,8 @@ int bsi_cmd_status(bsi_cli *cli)
 		rc = bsi_state_improvement_list(d.st, &known, &nknown);
 	if (rc < 0)
 		goto done;
+	old_code(&procs, &d, NULL);
+	sync = backoff_json(d.st);
 	list = json_array();
 	/* the feed's improvements in feed order, then any the device knows
 	 * that the feed no longer lists */
@@ -139,16 +204,30 @@ int bsi_cmd_status(bsi_cli *cli)
 	for (size_t j = 0; j < nknown; j++)
 		if (!d.cs || !bsi_changeset_find(d.cs, known[j]->id))
 			json_array_append_new(list, improvement_json(NULL, known[j]));
+	for (size_t i = 0; i < json_array_size(list); i++)
+		add_old_code(json_array_get(list, i), procs);
 	if (cli->json) {
-		rc = bsi_output_json(stdout, json_pack("{s:o, s:o}", "feed",
-						       feed_json(feed, &cli->cfg, now),
-						       "improvements", list));
+		json_t *fj = feed_json(feed, &cli->cfg, now);
+
+		if (json_is_object(fj))
+			json_object_set(fj, "sync_backoff", sync);
+		rc = bsi_output_json(stdout, json_pack("{s:o, s:o}", "feed", fj, "improvements",
+						       list));
 		list = NULL;
 		goto done;
 	}
 	if (cli->verbosity < 0)
 		goto done;
 	print_feed(feed, &cli->cfg, now);
+	if (json_is_object(sync)) {
+		char when[32];
+
+		format_time(when, json_integer_value(json_object_get(sync, "next_attempt")));
+		printf("sync failing: %lld attempt%s, last: %s; the agent tries again after %s\n",
+		       (long long)json_integer_value(json_object_get(sync, "failures")),
+		       json_integer_value(json_object_get(sync, "failures")) == 1 ? "" : "s",
+		       json_string_value(json_object_get(sync, "last_error")) ?: "?", when);
+	}
 	printf("improvements: %zu\n", json_array_size(list));
 	for (size_t i = 0; i < json_array_size(list); i++) {
 		json_t *j = json_array_get(list, i);
@@ -160,8 +239,11 @@ int bsi_cmd_status(bsi_cli *cli)
 		       json_string_value(json_object_get(j, "summary")) ?: "");
 		if (reason)
 			printf("  %-15s %-9s %-26s (%s)\n", "", "", "", reason);
+		print_old_code(j, "                  ");
 	}
 done:
+	json_decref(sync);
+	bsi_procs_free(procs);
 	json_decref(list);
 	bsi_state_improvement_list_free(known, nknown);
 	bsi_state_feed_free(feed);
@@ -212,6 +294,7 @@ static void print_show(json_t *j, json_t *history)
 		printf("    held:       yes (bsi release to let it apply)\n");
 	if (json_is_true(json_object_get(j, "restart_pending")))
 		printf("    restart:    pending (bsi apply retries it)\n");
+	print_old_code(j, "    ");
 	if (json_array_size(history) > 0)
 		printf("    history:\n");
 	json_array_foreach(history, i, v) {
@@ -227,6 +310,7 @@ int bsi_cmd_show(bsi_cli *cli)
 	bsi_state_improvement *known = NULL;
 	const bsi_improvement *imp;
 	json_t *j = NULL, *history = NULL;
+	bsi_procs *procs = NULL;
 	bsi_device d;
 	int rc;
 
@@ -242,7 +326,9 @@ int bsi_cmd_show(bsi_cli *cli)
 		rc = bsi_state_history_json(d.st, cli->argv[0], &history);
 	if (rc < 0)
 		goto done;
+	old_code(&procs, &d, cli->argv[0]);
 	j = improvement_json(imp, known);
+	add_old_code(j, procs);
 	if (cli->json) {
 		json_object_set(j, "history", history);
 		rc = bsi_output_json(stdout, j);
@@ -251,6 +337,7 @@ int bsi_cmd_show(bsi_cli *cli)
 		print_show(j, history);
 	}
 done:
+	bsi_procs_free(procs);
 	json_decref(j);
 	json_decref(history);
 	bsi_state_improvement_free(known);

@@ -18,6 +18,8 @@ int bsi_cmd_apply(bsi_cli *cli);
 int bsi_cmd_rollback(bsi_cli *cli);
 int bsi_cmd_hold(bsi_cli *cli);
 int bsi_cmd_release(bsi_cli *cli);
+/* cmd_agent.c */
+int bsi_cmd_agent(bsi_cli *cli);
 /* cmd_status.c */
 int bsi_cmd_status(bsi_cli *cli);
 int bsi_cmd_show(bsi_cli *cli);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/stat.h>
 
 static bsi_recipe_limits limits_of(const bsi_cli *cli)
@@ -50,6 +51,10 @@ static int overlay_state(bsi_changeset *cs, bsi_state *st)
 			    known->status == BSI_STATUS_OBSOLETE)) {
 			imp->status = known->status;
 			rc = bsi_improvement_set_reason(imp, "%s", known->reason ? known->reason : "");
+		} else if (imp->status == BSI_STATUS_PENDING &&
+			   known->status == BSI_STATUS_PENDING && known->reason) {
+			/* why the agent left it pending (agent.h) */
+			rc = bsi_improvement_set_reason(imp, "%s", known->reason);
 		} else if (imp->status == BSI_STATUS_APPLIED && known->restart_pending) {
 			rc = bsi_improvement_set_reason(imp, "a service restart is pending; bsi apply "
 							     "retries it");
@@ -210,14 +215,201 @@ int bsi_device_open(bsi_device *d, bsi_cli *cli, int flags)
 	if (rc == 0)
 		rc = recover(d, d->lock != NULL);
 	if (rc == 0 && (flags & (BSI_DEVICE_PLAN | BSI_DEVICE_TRY_PLAN)))
-		rc = open_source(d, !(flags & BSI_DEVICE_PLAN));
-	if (rc == 0 && d->src) {
-		find_signer(d);
-		rc = bsi_device_plan(&d->cs, cli, d->src, d->root, d->st);
-	}
+		rc = bsi_device_load_plan(d, !(flags & BSI_DEVICE_PLAN));
 	if (rc < 0)
 		bsi_device_close(d);
 	return rc;
+}
+
+int bsi_device_load_plan(bsi_device *d, bool optional)
+{
+	int rc;
+
+	bsi_changeset_free(d->cs);
+	bsi_source_free(d->src);
+	git_repository_free(d->repo);
+	d->cs = NULL;
+	d->src = NULL;
+	d->repo = NULL;
+	d->signer[0] = '\0';
+	rc = open_source(d, optional);
+	if (rc == 0 && d->src) {
+		find_signer(d);
+		rc = bsi_device_plan(&d->cs, d->cli, d->src, d->root, d->st);
+	}
+	return rc;
+}
+
+size_t bsi_device_summary(char *out, size_t len, const bsi_improvement *imp)
+{
+	size_t replaces = 0, used;
+	const char *sep = "; restarted ";
+
+	for (size_t k = 0; k < imp->nactions; k++)
+		replaces += imp->actions[k].op == BSI_ACTION_REPLACE;
+	used = (size_t)snprintf(out, len, "%zu file%s replaced", replaces,
+				replaces == 1 ? "" : "s");
+	for (size_t k = 0; k < imp->nactions && used < len; k++) {
+		if (imp->actions[k].op != BSI_ACTION_RESTART)
+			continue;
+		used += (size_t)snprintf(out + used, len - used, "%s%s", sep,
+					 imp->actions[k].service);
+		sep = ", ";
+	}
+	return used;
+}
+
+int bsi_device_apply(bsi_txn_result *out, bsi_device *d, const bsi_improvement *imp)
+{
+	bsi_txn_ctx ctx = bsi_device_txn_ctx(d);
+	int rc;
+
+	rc = bsi_state_improvement_note(d->st, imp);
+	if (rc == 0)
+		rc = bsi_txn_apply(out, &ctx, imp);
+	if (rc < 0)
+		return bsi_error_wrap("%s", imp->id);
+	return BSI_OK;
+}
+
+/* The files bsi replaced for applied improvements, as procs.h looks for
+ * them; `owned` holds every string the files point to. */
+typedef struct {
+	bsi_procs_file *files;
+	size_t n;
+	char **owned;
+	size_t nowned;
+} old_set;
+
+static void old_set_clear(old_set *set)
+{
+	for (size_t i = 0; i < set->nowned; i++)
+		free(set->owned[i]);
+	free(set->owned);
+	free(set->files);
+	memset(set, 0, sizeof(*set));
+}
+
+static char *own(old_set *set, char *s)
+{
+	char **grown;
+
+	if (!s)
+		return NULL;
+	if (!(grown = realloc(set->owned, (set->nowned + 1) * sizeof(*grown)))) {
+		free(s);
+		return NULL;
+	}
+	set->owned = grown;
+	return set->owned[set->nowned++] = s;
+}
+
+/* Add the files improvement id replaced (its committed applies since its
+ * last rollback): the path under the root, and the inode of the original
+ * that the backup keeps alive. */
+static int old_set_add(old_set *set, bsi_device *d, const char *real_root, const char *id)
+{
+	bsi_state_txn **txns = NULL;
+	size_t ntxns = 0;
+	int rc;
+
+	rc = bsi_state_txn_applied(d->st, id, 0, &txns, &ntxns);
+	for (size_t t = 0; rc == 0 && t < ntxns; t++) {
+		for (size_t a = 0; rc == 0 && a < txns[t]->nactions; a++) {
+			const bsi_state_action *act = &txns[t]->actions[a];
+			bsi_procs_file *grown, *f;
+			char *abs = NULL, *backup = NULL;
+			struct stat sb;
+
+			if (!act->backup)
+				continue;
+			if (!(grown = realloc(set->files, (set->n + 1) * sizeof(*grown)))) {
+				rc = bsi_error_set(BSI_EFAIL, "out of memory");
+				break;
+			}
+			set->files = grown;
+			f = &set->files[set->n];
+			memset(f, 0, sizeof(*f));
+			if (asprintf(&abs, "%s/%s", strcmp(real_root, "/") ? real_root : "",
+				     act->path) < 0)
+				abs = NULL;
+			f->path = own(set, abs);
+			f->rel = own(set, strdup(act->path));
+			f->label = own(set, strdup(id));
+			if (!f->path || !f->rel || !f->label) {
+				rc = bsi_error_set(BSI_EFAIL, "out of memory");
+				break;
+			}
+			set->n++;
+			if (asprintf(&backup, "%s/backups/%s", bsi_state_dir(d->st), act->backup) >= 0 &&
+			    stat(backup, &sb) == 0) {
+				f->dev = sb.st_dev;
+				f->ino = sb.st_ino;
+			}
+			free(backup);
+		}
+	}
+	bsi_state_txn_list_free(txns, ntxns);
+	return rc;
+}
+
+int bsi_device_old_code(bsi_procs **out, bsi_device *d, const char *id)
+{
+	bsi_state_improvement **known = NULL;
+	old_set set = {0};
+	char real[PATH_MAX];
+	size_t nknown = 0;
+	int rc;
+
+	*out = NULL;
+	if (!realpath(bsi_root_path(d->root), real))
+		return bsi_error_set(BSI_EFAIL, "target root %s: %s", bsi_root_path(d->root),
+				     strerror(errno));
+	rc = bsi_state_improvement_list(d->st, &known, &nknown);
+	for (size_t i = 0; rc == 0 && i < nknown; i++)
+		if (known[i]->status == BSI_STATUS_APPLIED && (!id || !strcmp(id, known[i]->id)))
+			rc = old_set_add(&set, d, real, known[i]->id);
+	if (rc == 0)
+		rc = bsi_procs_find(out, "/proc", set.files, set.n);
+	old_set_clear(&set);
+	bsi_state_improvement_list_free(known, nknown);
+	return rc;
+}
+
+int bsi_device_restart_old_code(size_t *out_restarted, bsi_device *d, const bsi_procs *procs,
+				const char *id)
+{
+	int rc = BSI_OK, first = BSI_OK;
+
+	*out_restarted = 0;
+	for (size_t i = 0; i < procs->count; i++) {
+		const bsi_proc *p = &procs->items[i];
+		bool seen = false;
+		char detail[512];
+
+		if (strcmp(p->label, id) != 0 || !p->unit || p->user_unit)
+			continue;
+		for (size_t k = 0; k < i; k++)
+			seen |= procs->items[k].unit && !strcmp(procs->items[k].label, id) &&
+				!strcmp(procs->items[k].unit, p->unit);
+		if (seen)
+			continue;
+		snprintf(detail, sizeof(detail), "%s (pid %d %s ran the old %s)", p->unit,
+			 (int)p->pid, p->command, p->rel);
+		if (!d->plugin)
+			rc = bsi_error_set(BSI_EFAIL, "no service manager to restart %s", p->unit);
+		else
+			rc = bsi_plugin_restart(d->plugin, p->unit);
+		if (rc == 0) {
+			(*out_restarted)++;
+			rc = bsi_state_history_add(d->st, "restart-affected", id, NULL, NULL, detail);
+		} else {
+			bsi_error_wrap("restart %s, which still runs old code of %s", p->unit, id);
+		}
+		if (rc < 0 && first == 0)
+			first = rc;
+	}
+	return first;
 }
 
 void bsi_device_close(bsi_device *d)

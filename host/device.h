@@ -17,6 +17,7 @@
 #include "fsroot.h"
 #include "lock.h"
 #include "plugin.h"
+#include "procs.h"
 #include "source.h"
 #include "state.h"
 #include "txn.h"
@@ -42,6 +43,10 @@ typedef struct {
 } bsi_device;
 
 int bsi_device_open(bsi_device *d, bsi_cli *cli, int flags);
+/* (Re)load the plan from the trusted head (or --tree) into d->src/d->cs,
+ * after a sync moved the head.  optional: no error when there is no
+ * source yet (d->cs stays NULL). */
+int bsi_device_load_plan(bsi_device *d, bool optional);
 void bsi_device_close(bsi_device *d);
 
 /* The transaction context over d's parts. */
@@ -52,5 +57,30 @@ bsi_txn_ctx bsi_device_txn_ctx(const bsi_device *d);
  * NULL (a pure preview).  Shared by plan --tree and the device commands. */
 int bsi_device_plan(bsi_changeset **out, const bsi_cli *cli, const bsi_source *src,
 		    const bsi_root *root, bsi_state *st);
+
+/*
+ * Apply one improvement of the plan as one transaction (txn.h), recording
+ * its notes first.  Errors are wrapped with the improvement's id; what
+ * happened (applied, not-applicable, restart pending) is in *out for the
+ * caller to report.  Shared by bsi apply and bsi agent.
+ */
+int bsi_device_apply(bsi_txn_result *out, bsi_device *d, const bsi_improvement *imp);
+/* "2 files replaced; restarted a, b" for imp, into out; returns the length. */
+size_t bsi_device_summary(char *out, size_t len, const bsi_improvement *imp);
+
+/*
+ * Processes still running code bsi replaced (procs.h): for the applied
+ * improvement id, or every applied improvement when id is NULL.  Each
+ * process's label is the improvement's id.
+ */
+int bsi_device_old_code(bsi_procs **out, bsi_device *d, const char *id);
+/*
+ * Restart, through the service plugin, each systemd unit in procs that
+ * runs old code of improvement id (once per unit; units of a user's
+ * manager are left alone), with a "restart-affected" history entry each.
+ * Returns the first failure after trying them all.
+ */
+int bsi_device_restart_old_code(size_t *out_restarted, bsi_device *d, const bsi_procs *procs,
+				const char *id);
 
 #endif

@@ -64,6 +64,24 @@ static const command commands[] = {
 	{"hold", bsi_cmd_hold, O_WAIT, 1, 1, "hold ID",
 	 "Never apply improvement ID automatically (bsi apply ID still can)."},
 	{"release", bsi_cmd_release, O_WAIT, 1, 1, "release ID", "Undo bsi hold ID."},
+	{"agent", bsi_cmd_agent, O_ONCE | O_WAIT, 0, 0, "agent [--once]",
+	 "Keep the device patched, unattended.  Each run takes the lock, recovers\n"
+	 "an interrupted transaction, syncs the feed, and applies every pending\n"
+	 "improvement that is not held, in feed order, one transaction each,\n"
+	 "when auto_install is on, the device is on AC power (require_ac_power),\n"
+	 "the local time is inside maintenance_window and the improvement is at\n"
+	 "least min_severity; otherwise it stays pending with the reason, which\n"
+	 "bsi status shows.  A refused feed (exit 3) changes nothing; a sync that\n"
+	 "fails (exit 1) is retried with exponential backoff and jitter, and the\n"
+	 "already trusted feed head is still applied.  Processes still running a\n"
+	 "replaced file are reported, and their systemd units restarted when\n"
+	 "restart_affected = true.\n"
+	 "  --once       one run, for a systemd timer or cron; without it, a run\n"
+	 "               every `interval` (with jitter); the lock is not held\n"
+	 "               between runs.  SIGTERM lets the transaction in progress\n"
+	 "               finish and exits 0; SIGHUP reads the configuration again.\n"
+	 "Logs one line per event to syslog (daemon facility) when stderr is not\n"
+	 "a terminal, else to stderr; BSI_LOG=stderr or BSI_LOG=syslog chooses."},
 	{"status", bsi_cmd_status, 0, 0, 0, "status [--json]",
 	 "The feed (URL, trusted head, its age; flagged when older than\n"
 	 "max_feed_age) and every improvement with its status."},

@@ -1037,6 +1037,42 @@ int bsi_state_bind_root(bsi_state *st, const bsi_root *root)
 	return run(st, s, "record target root");
 }
 
+int bsi_state_meta_get(bsi_state *st, const char *key, char **out)
+{
+	sqlite3_stmt *s = NULL;
+	int ret, rc;
+
+	*out = NULL;
+	if (strncmp(key, "root", 4) == 0)
+		return bsi_error_set(BSI_EUSAGE, "state key %s is reserved", key);
+	if ((ret = prepare(st, &s, "SELECT value FROM meta WHERE key = ?1")) != 0)
+		return ret;
+	bind_text(s, 1, key);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && !(*out = col_text(s, 0)))
+		ret = bsi_error_set(BSI_EFAIL, "out of memory");
+	else if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		ret = db_error(st, "read meta");
+	sqlite3_finalize(s);
+	return ret;
+}
+
+int bsi_state_meta_set(bsi_state *st, const char *key, const char *value)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+
+	if (strncmp(key, "root", 4) == 0)
+		return bsi_error_set(BSI_EUSAGE, "state key %s is reserved", key);
+	if ((ret = prepare(st, &s, value ? "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)"
+					 : "DELETE FROM meta WHERE key = ?1")) != 0)
+		return ret;
+	bind_text(s, 1, key);
+	if (value)
+		bind_text(s, 2, value);
+	return run(st, s, "write meta");
+}
+
 int bsi_state_plan_hasher(void *st, const bsi_root *root, const char *rel,
 			  char out[BSI_DIGEST_STRLEN + 1], bool *out_exists)
 {

@@ -179,6 +179,16 @@ int bsi_state_hash_file(bsi_state *st, const bsi_root *root, const char *rel,
  */
 int bsi_state_bind_root(bsi_state *st, const bsi_root *root);
 
+/*
+ * Small named values kept in the `meta` table beside the bound root (the
+ * agent's sync backoff: "agent.sync_failures", ...).  Keys starting with
+ * "root" are bsi_state_bind_root's and refused here.  meta_get gives
+ * *out = NULL (and 0) for a key never set; meta_set with value NULL
+ * deletes the key.
+ */
+int bsi_state_meta_get(bsi_state *st, const char *key, char **out);
+int bsi_state_meta_set(bsi_state *st, const char *key, const char *value);
+
 /* bsi_state_hash_file in the shape of plan.h's bsi_plan_hasher, so the plan
  * uses the cache: pass (bsi_state_plan_hasher, st). */
 int bsi_state_plan_hasher(void *st, const bsi_root *root, const char *rel,

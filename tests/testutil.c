@@ -134,17 +134,19 @@ static const char *srcdir(void);
 static int run_bsi(tu_result *res, const char *env, const char *bin, const char *args)
 {
 	const char *vg = getenv("BSI_VALGRIND");
-	bool on_vg = vg && strcmp(vg, "1") == 0;
-	char *cmd;
+	char *cmd, *valgrind = NULL;
 
-	ck_assert_int_ge(asprintf(&cmd, "%s %s%s%s '%s' %s", env ? env : "",
-				  on_vg ? "valgrind -q --error-exitcode=99 --leak-check=full "
+	if (vg && strcmp(vg, "1") == 0)
+		ck_assert_int_ge(asprintf(&valgrind,
+					  "valgrind -q --error-exitcode=99 --leak-check=full "
 					  "--errors-for-leak-kinds=definite --trace-children=no "
-					  "--suppressions="
-					: "",
-				  on_vg ? srcdir() : "", on_vg ? "/tests/valgrind.supp" : "",
-				  tu_build_path(bin), args),
+					  "--suppressions='%s/tests/valgrind.supp'",
+					  srcdir()),
+				 0);
+	ck_assert_int_ge(asprintf(&cmd, "%s %s '%s' %s", env ? env : "",
+				  valgrind ? valgrind : "", tu_build_path(bin), args),
 			 0);
+	free(valgrind);
 	run_sh(res, cmd);
 	free(cmd);
 	if (res->status == 99)
