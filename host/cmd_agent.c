@@ -261,9 +261,6 @@ static int run_once(bsi_cli *cli)
 	rc = bsi_device_open(&d, cli, BSI_DEVICE_LOCK | BSI_DEVICE_PLUGIN);
 	if (rc < 0)
 		return rc;
-	if (d.recovered > 0)
-		bsi_log_warn("recovered %zu interrupted transaction%s", d.recovered,
-			     d.recovered == 1 ? "" : "s");
 	rep.sync_rc = sync_step(&d);
 	snprintf(rep.sync_msg, sizeof(rep.sync_msg), "%s", bsi_error_message());
 	if (rep.sync_rc == BSI_ETRUST || (rep.sync_rc < 0 && rep.sync_rc != BSI_EFAIL)) {

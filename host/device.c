@@ -1,6 +1,7 @@
 #include "device.h"
 
 #include "error.h"
+#include "log.h"
 #include "feed.h"
 #include "plan.h"
 #include "recipe.h"
@@ -153,9 +154,9 @@ static int recover(bsi_device *d, bool have_lock)
 	}
 	ctx = bsi_device_txn_ctx(d);
 	rc = bsi_txn_recover(&ctx, &d->recovered);
-	if (rc == 0 && d->recovered > 0 && d->cli->verbosity >= 0)
-		fprintf(stderr, "bsi: recovered %zu interrupted transaction%s\n", d->recovered,
-			d->recovered == 1 ? "" : "s");
+	if (rc == 0 && d->recovered > 0)
+		bsi_log_warn("recovered %zu interrupted transaction%s", d->recovered,
+			     d->recovered == 1 ? "" : "s");
 	bsi_lock_free(lock);
 	return rc;
 }
