@@ -5,6 +5,9 @@
 #   make asan         the test suites built with ASan+UBSan
 #   make valgrind     the test suites, and every bsi they run, under valgrind
 #   make demo         the whole path on a generated sample feed and device image
+#   make allocfail    the Nth allocation fails, for every N a small sync, plan
+#                     and apply make (sampled; FULL=1 for every N); see
+#                     tests/allocfail/sweep.sh
 #   make install      PREFIX (default /usr/local) and DESTDIR are honoured
 #
 # Sources are found by wildcard: host/*.c is the program (host/main.c holds
@@ -74,6 +77,23 @@ $(BUILD)/bsi-failpoint: $(BUILD)/host/main.o $(HOST_OBJ) $(BUILD)/host/failpoint
 	$(say) LINK $@
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# The allocation-failure sweep: allocfail.so is an LD_PRELOAD shim for the
+# plain build; bsi-allocfail has the same shim linked in, for a sanitizer
+# build where ASan must come first and a preloaded shim cannot.
+$(BUILD)/allocfail.so: tests/allocfail/allocfail.c
+	@mkdir -p $(@D)
+	$(say) CC $@
+	$(Q)$(CC) -std=c11 -Wall -Wextra -Werror -O2 -g -fPIC -shared -o $@ $< -ldl -lpthread
+
+$(BUILD)/host/allocfail.o: tests/allocfail/allocfail.c
+	@mkdir -p $(@D)
+	$(say) CC $@
+	$(Q)$(CC) -std=c11 -Wall -Wextra -Werror -O1 -g -fno-sanitize=all -c -o $@ $<
+
+$(BUILD)/bsi-allocfail: $(BUILD)/host/main.o $(HOST_OBJ) $(BUILD)/host/failpoint.o $(BUILD)/host/allocfail.o
+	$(say) LINK $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS) -lpthread
+
 $(BUILD)/plugins/%.so: plugins/%.c $(HEADERS)
 	@mkdir -p $(@D)
 	$(say) CC $@
@@ -106,6 +126,15 @@ valgrind: deps
 	@BSI_VALGRIND=1 BSI_BUILD=$(abspath build-valgrind) sh tests/run-tests.sh \
 		$(TESTS:$(BUILD)/%=build-valgrind/%)
 
+ALLOCFAIL_SAN := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+allocfail: deps
+	@$(MAKE) --no-print-directory BUILD=build-allocfail CFLAGS="$(ALLOCFAIL_SAN)" \
+		LDFLAGS="-fsanitize=address,undefined" build-allocfail/bsi-allocfail \
+		build-allocfail/plugins/record.so
+	@$(MAKE) --no-print-directory all $(BUILD)/allocfail.so
+	@nice -n 10 sh tests/allocfail/sweep.sh $(abspath build-allocfail) $(abspath $(BUILD)) \
+		$(if $(FULL),--full)
+
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh tests/demo.sh $(abspath $(BUILD))
@@ -121,6 +150,6 @@ uninstall:
 	-rmdir $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(LIBDIR)/bsi 2>/dev/null
 
 clean:
-	rm -rf build build-asan build-valgrind
+	rm -rf build build-asan build-valgrind build-allocfail
 
-.PHONY: all deps check run-tests asan valgrind demo install uninstall clean
+.PHONY: all deps check run-tests asan valgrind allocfail demo install uninstall clean
