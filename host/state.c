@@ -419,13 +419,27 @@ static json_t *str_array(char **v, size_t n)
 	size_t i;
 
 	for (i = 0; a && i < n; i++)
-		json_array_append_new(a, str_or_null(v[i]));
+		if (json_array_append_new(a, str_or_null(v[i])) < 0) {
+			json_decref(a);
+			a = NULL;
+		}
 	return a;
 }
 
+/* json_object_set_new that counts failures in *bad (v NULL, out of memory);
+ * v is consumed either way. */
+static void put(json_t *o, const char *key, json_t *v, int *bad)
+{
+	if (json_object_set_new(o, key, v) < 0)
+		(*bad)++;
+}
+
+/* The notes kept for an improvement, or NULL when any part could not be
+ * made: a record with a file missing would mislead show and verify. */
 json_t *bsi_state_notes_json(const bsi_improvement *imp)
 {
 	json_t *o = json_object(), *acts = json_array();
+	int bad = 0;
 	size_t i;
 
 	if (!o || !acts) {
@@ -433,31 +447,42 @@ json_t *bsi_state_notes_json(const bsi_improvement *imp)
 		json_decref(acts);
 		return NULL;
 	}
-	json_object_set_new(o, "id", str_or_null(imp->id));
-	json_object_set_new(o, "component", str_or_null(imp->component));
-	json_object_set_new(o, "summary", str_or_null(imp->summary));
-	json_object_set_new(o, "severity", str_or_null(imp->severity));
-	json_object_set_new(o, "fixes", str_array(imp->fixes, imp->nfixes));
-	json_object_set_new(o, "supersedes", str_array(imp->supersedes, imp->nsupersedes));
-	json_object_set_new(o, "recipe", str_or_null(imp->recipe));
-	json_object_set_new(o, "line", json_integer(imp->line));
+	put(o, "id", str_or_null(imp->id), &bad);
+	put(o, "component", str_or_null(imp->component), &bad);
+	put(o, "summary", str_or_null(imp->summary), &bad);
+	put(o, "severity", str_or_null(imp->severity), &bad);
+	put(o, "fixes", str_array(imp->fixes, imp->nfixes), &bad);
+	put(o, "supersedes", str_array(imp->supersedes, imp->nsupersedes), &bad);
+	put(o, "recipe", str_or_null(imp->recipe), &bad);
+	put(o, "line", json_integer(imp->line), &bad);
 	for (i = 0; i < imp->nactions; i++) {
 		const bsi_action *a = &imp->actions[i];
 		json_t *j = json_object();
 
-		if (a->op == BSI_ACTION_REPLACE) {
-			json_object_set_new(j, "op", json_string("replace"));
-			json_object_set_new(j, "path", str_or_null(a->path));
-			json_object_set_new(j, "from", str_or_null(a->from));
-			json_object_set_new(j, "to", str_or_null(a->to));
-			json_object_set_new(j, "payload", str_or_null(a->payload));
-		} else {
-			json_object_set_new(j, "op", json_string("restart"));
-			json_object_set_new(j, "service", str_or_null(a->service));
+		if (!j) {
+			bad++;
+			break;
 		}
-		json_array_append_new(acts, j);
+		if (a->op == BSI_ACTION_REPLACE) {
+			put(j, "op", json_string("replace"), &bad);
+			put(j, "path", str_or_null(a->path), &bad);
+			put(j, "from", str_or_null(a->from), &bad);
+			put(j, "to", str_or_null(a->to), &bad);
+			put(j, "payload", str_or_null(a->payload), &bad);
+		} else {
+			put(j, "op", json_string("restart"), &bad);
+			put(j, "service", str_or_null(a->service), &bad);
+		}
+		if (json_array_append_new(acts, j) < 0)
+			bad++;
 	}
-	json_object_set_new(o, "actions", acts);
+	json_incref(acts);
+	put(o, "actions", acts, &bad);
+	if (bad) {
+		json_decref(o);
+		o = NULL;
+	}
+	json_decref(acts);
 	return o;
 }
 
