@@ -66,11 +66,13 @@ int bsi_plan_check_payloads(const bsi_changeset *cs, const bsi_source *src)
 
 			if (a->op != BSI_ACTION_REPLACE)
 				continue;
+			/* keeps the reason's code: a payload missing from the
+			 * signed feed is refused (3); one that cannot be read
+			 * here, for memory or I/O, is an operational failure */
 			rc = payload_digest(src, a->payload, got);
 			if (rc < 0)
-				return bsi_error_set(BSI_ETRUST, "%s:%d: improvement \"%s\": payload %s: %s",
-						     imp->recipe, a->line, imp->id, a->payload,
-						     bsi_error_message());
+				return bsi_error_wrap("%s:%d: improvement \"%s\": payload %s",
+						      imp->recipe, a->line, imp->id, a->payload);
 			if (strcmp(got, a->to) != 0)
 				return bsi_error_set(
 					BSI_ETRUST,

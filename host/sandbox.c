@@ -302,9 +302,14 @@ static int read_output(int rfd, double deadline, char **out, size_t *out_len, bo
 /* Turn the child's envelope into (*out, return code). */
 static int parse_envelope(json_t **out, const char *text, size_t len, const char *label)
 {
-	json_t *env = json_loadb(text, len, 0, NULL), *err, *res;
+	json_error_t jerr;
+	json_t *env = json_loadb(text, len, 0, &jerr), *err, *res;
 	int rc;
 
+	/* this process running out of memory is not the recipe's fault */
+	if (!env && json_error_code(&jerr) == json_error_out_of_memory)
+		return bsi_error_set(BSI_EFAIL, "%s: out of memory reading the evaluation's result",
+				     label);
 	if (!env || !json_is_object(env)) {
 		json_decref(env);
 		return bsi_error_set(BSI_ERECIPE, "%s: evaluation returned malformed output", label);

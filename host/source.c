@@ -174,8 +174,13 @@ static int list_tree(const bsi_source *src, char ***v, size_t *n)
 	git_tree *sub = NULL;
 	int rc = BSI_OK;
 
-	if (git_tree_entry_bypath(&entry, src->tree, "recipes") < 0)
+	rc = git_tree_entry_bypath(&entry, src->tree, "recipes");
+	if (rc == GIT_ENOTFOUND)
 		return BSI_OK; /* no recipes/ directory: no recipes */
+	if (rc < 0) /* out of memory, a damaged mirror: never "no recipes" */
+		return bsi_error_set(BSI_EFAIL, "feed commit %s: cannot read recipes/: %s",
+				     src->label,
+				     git_error_last() ? git_error_last()->message : "?");
 	if (git_tree_entry_type(entry) != GIT_OBJECT_TREE)
 		goto done;
 	if (git_tree_lookup(&sub, src->repo, git_tree_entry_id(entry)) < 0) {
@@ -239,7 +244,7 @@ int bsi_source_open(const bsi_source *src, const char *path, bsi_reader **out,
 		if (rc < 0)
 			goto done;
 		if (r->fd < 0 || fstat(r->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-			rc = bsi_error_set(BSI_EFAIL, "%s: %s is not a file in the feed tree",
+			rc = bsi_error_set(BSI_ETRUST, "%s: %s is not a file in the feed tree",
 					   src->dir_label, path);
 			goto done;
 		}
@@ -247,10 +252,16 @@ int bsi_source_open(const bsi_source *src, const char *path, bsi_reader **out,
 	} else {
 		git_filemode_t mode;
 
-		if (git_tree_entry_bypath(&entry, src->tree, path) < 0 ||
-		    ((mode = git_tree_entry_filemode(entry)) != GIT_FILEMODE_BLOB &&
-		     mode != GIT_FILEMODE_BLOB_EXECUTABLE)) {
-			rc = bsi_error_set(BSI_EFAIL, "feed commit %s: %s is not a file in its tree",
+		rc = git_tree_entry_bypath(&entry, src->tree, path);
+		if (rc < 0 && rc != GIT_ENOTFOUND) {
+			rc = bsi_error_set(BSI_EFAIL, "feed commit %s: cannot read %s: %s",
+					   src->label, path,
+					   git_error_last() ? git_error_last()->message : "?");
+			goto done;
+		}
+		if (rc < 0 || ((mode = git_tree_entry_filemode(entry)) != GIT_FILEMODE_BLOB &&
+			       mode != GIT_FILEMODE_BLOB_EXECUTABLE)) {
+			rc = bsi_error_set(BSI_ETRUST, "feed commit %s: %s is not a file in its tree",
 					   src->label, path);
 			goto done;
 		}
