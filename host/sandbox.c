@@ -303,11 +303,17 @@ static int read_output(int rfd, double deadline, char **out, size_t *out_len, bo
 static int parse_envelope(json_t **out, const char *text, size_t len, const char *label)
 {
 	json_error_t jerr;
-	json_t *env = json_loadb(text, len, 0, &jerr), *err, *res;
+	json_t *env = NULL, *err, *res;
 	int rc;
 
-	/* this process running out of memory is not the recipe's fault */
-	if (!env && json_error_code(&jerr) == json_error_out_of_memory)
+	/* This process running out of memory is not the recipe's fault.
+	 * jansson 2.14 reports some allocation failures with no error (code
+	 * unknown, no text) and some as a syntax error, so a parse that fails
+	 * is tried once more before the output is called malformed. */
+	for (int attempt = 0; attempt < 2 && !env; attempt++)
+		env = json_loadb(text, len, 0, &jerr);
+	if (!env && (json_error_code(&jerr) == json_error_out_of_memory ||
+		     (json_error_code(&jerr) == json_error_unknown && !jerr.text[0])))
 		return bsi_error_set(BSI_EFAIL, "%s: out of memory reading the evaluation's result",
 				     label);
 	if (!env || !json_is_object(env)) {
