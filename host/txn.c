@@ -241,6 +241,7 @@ static int install_copy_of(bsi_state *st, const char *src, int dirfd, const char
 	char digest[BSI_DIGEST_STRLEN + 1];
 	struct stat sb;
 	input in = {NULL, -1};
+	bool placed = false;
 	int fd = -1, ret = 0;
 
 	if (linkat(AT_FDCWD, src, dirfd, name, 0) != 0) {
@@ -254,7 +255,9 @@ static int install_copy_of(bsi_state *st, const char *src, int dirfd, const char
 		}
 		if ((ret = place_copy(&in, dirfd, name, &sb, site, what, digest)) != 0)
 			goto done;
+		placed = true;
 	} else {
+		placed = true;
 		fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0) {
 			ret = bsi_error_set(BSI_EFAIL, "open %s: %s", what, strerror(errno));
@@ -266,7 +269,6 @@ static int install_copy_of(bsi_state *st, const char *src, int dirfd, const char
 		}
 	}
 	if (strcmp(digest, expect) != 0) {
-		remove_name(dirfd, name, what);
 		ret = bsi_error_set(BSI_EFAIL, "backup %s is damaged: it has %s, expected %s", src,
 				    digest, expect);
 		goto done;
@@ -276,6 +278,10 @@ done:
 		close(in.fd);
 	if (fd >= 0)
 		close(fd);
+	/* like place_copy: on failure, nothing is left at name (the link
+	 * would be a stray file beside the target that no undo knows of) */
+	if (ret != 0 && placed)
+		remove_name(dirfd, name, what);
 	return ret;
 }
 
