@@ -22,9 +22,11 @@
  *   BSI_ALLOC_TRACE=1       print the stack of the failing allocation on
  *                           stderr (symbolised in a sanitizer build)
  *   BSI_ALLOC_COUNT=FILE    at exit of the main process, append
- *                           "main M" to FILE; each child appends "child C"
- *                           (children _exit, so it is written from _exit's
- *                           wrapper below)
+ *                           "main M" and "child C" (the most any child
+ *                           made) to FILE.  Children may not write files
+ *                           (the sandbox sets RLIMIT_FSIZE to 0), so they
+ *                           record their count in a shared page when they
+ *                           _exit (the wrapper below)
  *
  * Counting is per process: a pthread_atfork child handler resets the count,
  * so the numbers are deterministic (the parent's allocations while it waits
@@ -47,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 typedef void *(*malloc_fn)(size_t);
@@ -90,14 +93,12 @@ static int in_boot(const void *p)
 	return (const char *)p >= boot && (const char *)p < boot + sizeof(boot);
 }
 
-static void report(const char *who)
+static void report(const char *who, unsigned long value)
 {
 	char line[64];
 	int fd, n;
 
-	if (!count_file[0])
-		return;
-	n = snprintf(line, sizeof(line), "%s %lu\n", who, (unsigned long)atomic_load(&count));
+	n = snprintf(line, sizeof(line), "%s %lu\n", who, value);
 	fd = open(count_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return;
@@ -107,9 +108,27 @@ static void report(const char *who)
 	close(fd);
 }
 
+/* The most allocations any child made, in a page shared with them. */
+static atomic_ulong *child_max;
+
 static void at_exit(void)
 {
-	report(is_child ? "child" : "main");
+	if (is_child)
+		return;
+	report("main", atomic_load(&count));
+	if (child_max)
+		report("child", atomic_load(child_max));
+}
+
+static void child_done(void)
+{
+	unsigned long mine = atomic_load(&count), seen;
+
+	if (!child_max)
+		return;
+	seen = atomic_load(child_max);
+	while (mine > seen && !atomic_compare_exchange_weak(child_max, &seen, mine))
+		;
 }
 
 static void on_fork_child(void)
@@ -140,8 +159,14 @@ __attribute__((constructor)) static void read_env(void)
 	if (cf && strlen(cf) < sizeof(count_file))
 		strcpy(count_file, cf);
 	pthread_atfork(NULL, NULL, on_fork_child);
-	if (count_file[0])
+	if (count_file[0]) {
+		void *page = mmap(NULL, sizeof(*child_max), PROT_READ | PROT_WRITE,
+				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+		if (page != MAP_FAILED)
+			child_max = page;
 		atexit(at_exit);
+	}
 }
 
 static void resolve(void)
@@ -267,7 +292,7 @@ void _exit(int status)
 	static void (*real_exit)(int);
 
 	if (is_child)
-		report("child");
+		child_done();
 	if (!real_exit)
 		real_exit = (void (*)(int))dlsym(RTLD_NEXT, "_exit");
 	real_exit(status);
