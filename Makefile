@@ -126,13 +126,19 @@ valgrind: deps
 	@BSI_VALGRIND=1 BSI_BUILD=$(abspath build-valgrind) sh tests/run-tests.sh \
 		$(TESTS:$(BUILD)/%=build-valgrind/%)
 
+# Sampled by default (N = 1..ALLOCFAIL_FIRST, then every ALLOCFAIL_STRIDE-th);
+# FULL=1 runs every N, and the plain build too.  docs/allocfail.md.
 ALLOCFAIL_SAN := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+ALLOCFAIL_FIRST ?= 100
+ALLOCFAIL_STRIDE ?= 53
 allocfail: deps
 	@$(MAKE) --no-print-directory BUILD=build-allocfail CFLAGS="$(ALLOCFAIL_SAN)" \
 		LDFLAGS="-fsanitize=address,undefined" build-allocfail/bsi-allocfail \
 		build-allocfail/plugins/record.so
 	@$(MAKE) --no-print-directory all $(BUILD)/allocfail.so
-	@nice -n 10 sh tests/allocfail/sweep.sh $(abspath build-allocfail) $(abspath $(BUILD)) \
+	@ALLOCFAIL_FIRST=$(ALLOCFAIL_FIRST) ALLOCFAIL_STRIDE=$(ALLOCFAIL_STRIDE) \
+		ALLOCFAIL_LOG=$(abspath build-allocfail)/allocfail.log \
+		nice -n 10 sh tests/allocfail/sweep.sh $(abspath build-allocfail) $(abspath $(BUILD)) \
 		$(if $(FULL),--full)
 
 demo: deps

@@ -36,8 +36,8 @@
 #   - afterwards an ordinary bsi (same build, no failure) repairs nothing
 #     by hand: `bsi status` exits 0, and the scenario run again exits 0 and
 #     reaches the same device as the run without failure.
-# Without --full, N runs 1..FIRST then every STRIDE-th (env, defaults 400
-# and 7), for the main process and for the children.  ALLOCFAIL_ONLY="N..."
+# Without --full, N runs 1..FIRST then every STRIDE-th (env, defaults 100
+# and 53), for the main process and for the children.  ALLOCFAIL_ONLY="N..."
 # runs just those N (to replay a failure).
 set -eu
 
@@ -47,8 +47,8 @@ shift 2
 full=0
 if [ "${1:-}" = --full ]; then full=1; shift; fi
 scenarios=${*:-sync plan apply rollback}
-first=${ALLOCFAIL_FIRST:-400}
-stride=${ALLOCFAIL_STRIDE:-7}
+first=${ALLOCFAIL_FIRST:-100}
+stride=${ALLOCFAIL_STRIDE:-53}
 src=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/bsi-allocfail-XXXXXX")
 keep=${BSI_KEEP_TMP:-}
