@@ -735,7 +735,8 @@ static char **imp_services(const bsi_improvement *imp, size_t *out_n)
 }
 
 /* The services named in the notes JSON (borrowed from *json, which the
- * caller decrefs). */
+ * caller decrefs); NULL when the notes cannot be read (out of memory),
+ * never a shorter list. */
 static char **notes_services(const char *notes, json_t **json, size_t *out_n)
 {
 	json_t *acts, *a;
@@ -744,6 +745,8 @@ static char **notes_services(const char *notes, json_t **json, size_t *out_n)
 
 	*out_n = 0;
 	*json = notes ? json_loads(notes, 0, NULL) : NULL;
+	if (notes && !*json)
+		return NULL;
 	acts = json_object_get(*json, "actions");
 	if (!(v = calloc(json_array_size(acts) + 1, sizeof(*v))))
 		return NULL;
@@ -1089,6 +1092,12 @@ int bsi_txn_rollback(bsi_txn_result *out, const bsi_txn_ctx *ctx, const char *id
 		}
 	}
 	services = notes_services(cur->notes, &notes, &nservices);
+	if (!services) {
+		/* a rollback that forgot its restarts would look complete */
+		ret = bsi_error_set(BSI_EFAIL, "rollback %s: cannot read its notes (out of memory)",
+				    id);
+		goto done;
+	}
 	restart = nservices > 0;
 	if (r.n == 0) {
 		/* Nothing of ours is left in place: just record it. */
