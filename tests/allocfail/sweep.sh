@@ -34,8 +34,13 @@
 #     all-or-nothing allows (neither, first, second, both; nothing else: no
 #     stray staging file);
 #   - afterwards an ordinary bsi (same build, no failure) repairs nothing
-#     by hand: `bsi status` exits 0, and the scenario run again exits 0 and
-#     reaches the same device as the run without failure.
+#     by hand: `bsi status` exits 0, and the scenario run again exits 0
+#     (for rollback, or 2 "nothing to roll back" when the device already
+#     shows it done) and reaches the same device and the same improvement
+#     statuses as the run without failure.
+# Sanitizer reports that are a library's own (libgit2 1.5.1, OpenSSL 3,
+# under their own failed allocation) are counted apart: see classify()
+# and library_leak() below, and docs/allocfail.md.
 # Without --full, N runs 1..FIRST then every STRIDE-th (env, defaults 100
 # and 53), for the main process and for the children.  ALLOCFAIL_ONLY="N..."
 # runs just those N (to replay a failure).
