@@ -361,8 +361,9 @@ int bsi_changeset_from_json(bsi_changeset **out, const json_t *doc)
 			break;
 		}
 		rc = bsi_changeset_add(cs, &imp);
-		if (rc == 0)
-			rc = get_str(j, "id", &imp->id);
+		if (rc < 0)
+			break; /* no imp: the code below would write through NULL */
+		rc = get_str(j, "id", &imp->id);
 		if (rc == 0)
 			rc = get_str(j, "component", &imp->component);
 		if (rc == 0)
