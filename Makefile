@@ -6,6 +6,9 @@
 #   make valgrind     the test suites, and every bsi they run, under valgrind
 #   make demo         the whole path on a generated sample feed and device image
 #   make bench        speed beside same-run baselines, one table (docs/bench.md)
+#   make allocfail    the Nth allocation fails, for every N a small sync, plan
+#                     and apply make (sampled; FULL=1 for every N); see
+#                     tests/allocfail/sweep.sh
 #   make install      PREFIX (default /usr/local) and DESTDIR are honoured
 #   make uninstall    the same variables; keeps a configuration you changed
 #
@@ -76,6 +79,23 @@ $(BUILD)/bsi-failpoint: $(BUILD)/host/main.o $(HOST_OBJ) $(BUILD)/host/failpoint
 	$(say) LINK $@
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# The allocation-failure sweep: allocfail.so is an LD_PRELOAD shim for the
+# plain build; bsi-allocfail has the same shim linked in, for a sanitizer
+# build where ASan must come first and a preloaded shim cannot.
+$(BUILD)/allocfail.so: tests/allocfail/allocfail.c
+	@mkdir -p $(@D)
+	$(say) CC $@
+	$(Q)$(CC) -std=c11 -Wall -Wextra -Werror -O2 -g -fPIC -shared -o $@ $< -ldl -lpthread
+
+$(BUILD)/host/allocfail.o: tests/allocfail/allocfail.c
+	@mkdir -p $(@D)
+	$(say) CC $@
+	$(Q)$(CC) -std=c11 -Wall -Wextra -Werror -O1 -g -fno-sanitize=all -c -o $@ $<
+
+$(BUILD)/bsi-allocfail: $(BUILD)/host/main.o $(HOST_OBJ) $(BUILD)/host/failpoint.o $(BUILD)/host/allocfail.o
+	$(say) LINK $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS) -lpthread
+
 $(BUILD)/plugins/%.so: plugins/%.c $(HEADERS)
 	@mkdir -p $(@D)
 	$(say) CC $@
@@ -117,6 +137,21 @@ valgrind: deps
 bench: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/tests/bench
 	@$(BUILD)/tests/bench $(abspath $(BUILD))
+
+# Sampled by default (N = 1..ALLOCFAIL_FIRST, then every ALLOCFAIL_STRIDE-th);
+# FULL=1 runs every N, and the plain build too.  docs/allocfail.md.
+ALLOCFAIL_SAN := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+ALLOCFAIL_FIRST ?= 100
+ALLOCFAIL_STRIDE ?= 53
+allocfail: deps
+	@$(MAKE) --no-print-directory BUILD=build-allocfail CFLAGS="$(ALLOCFAIL_SAN)" \
+		LDFLAGS="-fsanitize=address,undefined" build-allocfail/bsi-allocfail \
+		build-allocfail/plugins/record.so
+	@$(MAKE) --no-print-directory all $(BUILD)/allocfail.so
+	@ALLOCFAIL_FIRST=$(ALLOCFAIL_FIRST) ALLOCFAIL_STRIDE=$(ALLOCFAIL_STRIDE) \
+		ALLOCFAIL_LOG=$(abspath build-allocfail)/allocfail.log \
+		nice -n 10 sh tests/allocfail/sweep.sh $(abspath build-allocfail) $(abspath $(BUILD)) \
+		$(if $(FULL),--full)
 
 demo: deps
 	@$(MAKE) --no-print-directory all
@@ -195,6 +230,6 @@ uninstall: $(BUILD)/dist/bsi.conf
 FORCE:
 
 clean:
-	rm -rf build build-asan build-valgrind
+	rm -rf build build-asan build-valgrind build-allocfail
 
-.PHONY: all deps check run-tests asan valgrind bench demo install uninstall clean FORCE
+.PHONY: all deps check run-tests asan valgrind bench allocfail demo install uninstall clean FORCE

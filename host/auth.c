@@ -175,6 +175,14 @@ static const char *git_msg(void)
 	return e && e->message ? e->message : "unknown error";
 }
 
+/* The code for a failed read of an object the trust decision needs: a
+ * missing object is the server's doing (refused); any other failure (out
+ * of memory, zlib, a damaged mirror) is this device's (operational). */
+static int read_failure(int git_err)
+{
+	return git_err == GIT_ENOTFOUND ? BSI_ETRUST : BSI_EFAIL;
+}
+
 /* "commit <hex>", with " (signed by <fingerprint>)" when key is known. */
 static void describe(char out[160], const git_oid *id, const uint8_t *key)
 {
@@ -208,9 +216,9 @@ static int signers_of_tree(const bsi_signers **out, authctx *c, const git_oid *t
 	char who[160], origin[200];
 	int rc = 0;
 
-	if (git_tree_lookup(&tree, c->repo, tree_id) < 0) {
+	if ((rc = git_tree_lookup(&tree, c->repo, tree_id)) < 0) {
 		describe(who, id, key);
-		rc = bsi_error_set(BSI_ETRUST, "%s: cannot read its tree: %s", who, git_msg());
+		rc = bsi_error_set(read_failure(rc), "%s: cannot read its tree: %s", who, git_msg());
 		goto done;
 	}
 	e = git_tree_entry_byname(tree, ".bsi");
@@ -219,9 +227,9 @@ static int signers_of_tree(const bsi_signers **out, authctx *c, const git_oid *t
 	dir_id = git_tree_entry_id(e);
 	if ((*out = oidmap_get(&c->by_dir, dir_id)) != NULL)
 		goto done;
-	if (git_tree_lookup(&dir, c->repo, dir_id) < 0) {
+	if ((rc = git_tree_lookup(&dir, c->repo, dir_id)) < 0) {
 		describe(who, id, key);
-		rc = bsi_error_set(BSI_ETRUST, "%s: cannot read .bsi: %s", who, git_msg());
+		rc = bsi_error_set(read_failure(rc), "%s: cannot read .bsi: %s", who, git_msg());
 		goto done;
 	}
 	if ((e = git_tree_entry_byname(dir, "signers")) == NULL)
@@ -235,8 +243,8 @@ static int signers_of_tree(const bsi_signers **out, authctx *c, const git_oid *t
 	blob_id = git_tree_entry_id(e);
 	if ((found = oidmap_get(&c->by_blob, blob_id)) == NULL) {
 		describe(who, id, key);
-		if (git_blob_lookup(&blob, c->repo, blob_id) < 0) {
-			rc = bsi_error_set(BSI_ETRUST, "%s: cannot read .bsi/signers: %s", who,
+		if ((rc = git_blob_lookup(&blob, c->repo, blob_id)) < 0) {
+			rc = bsi_error_set(read_failure(rc), "%s: cannot read .bsi/signers: %s", who,
 			                   git_msg());
 			goto done;
 		}
@@ -277,8 +285,8 @@ static int signers_of_commit(const bsi_signers **out, authctx *c, const git_oid 
 	git_commit *commit = NULL;
 	int rc;
 
-	if (git_commit_lookup(&commit, c->repo, id) < 0)
-		return bsi_error_set(BSI_ETRUST, "commit %s cannot be read: %s",
+	if ((rc = git_commit_lookup(&commit, c->repo, id)) < 0)
+		return bsi_error_set(read_failure(rc), "commit %s cannot be read: %s",
 		                     git_oid_tostr_s(id), git_msg());
 	rc = signers_of_tree(out, c, git_commit_tree_id(commit), id, NULL);
 	git_commit_free(commit);
@@ -507,12 +515,15 @@ static int check_ancestry(authctx *c, const git_oid *trusted, const git_oid *hea
 	char hex[GIT_OID_HEXSZ + 1], thex[GIT_OID_HEXSZ + 1], ihex[GIT_OID_HEXSZ + 1];
 	git_object_t type;
 	size_t size;
+	int err;
 
 	git_oid_tostr(hex, sizeof(hex), head);
 	git_oid_tostr(ihex, sizeof(ihex), &c->anchor->introduction);
-	if (git_odb_read_header(&size, &type, c->odb, head) < 0)
-		return bsi_error_set(BSI_ETRUST, "commit %s: the new head is not in the repository",
-		                     hex);
+	if ((err = git_odb_read_header(&size, &type, c->odb, head)) < 0)
+		return err == GIT_ENOTFOUND
+		           ? bsi_error_set(BSI_ETRUST,
+		                           "commit %s: the new head is not in the repository", hex)
+		           : bsi_error_set(BSI_EFAIL, "commit %s cannot be read: %s", hex, git_msg());
 	if (type != GIT_OBJECT_COMMIT)
 		return bsi_error_set(BSI_ETRUST, "object %s: the new head is not a commit", hex);
 	if (trusted == NULL) {
@@ -707,6 +718,15 @@ int bsi_auth_verify_range(bsi_auth_list **out, git_repository *repo, const bsi_a
 	if (trusted == NULL && oidmap_get(&c.walk, &anchor->introduction) == NULL) {
 		char hex[GIT_OID_HEXSZ + 1], ihex[GIT_OID_HEXSZ + 1];
 
+		/* libgit2 1.5 ends a walk with GIT_ITEROVER, its error cleared,
+		 * when an allocation fails inside it; so a refusal is confirmed
+		 * with a graph query (this path is rare: the cost is fine). */
+		if (git_oid_equal(head, &anchor->introduction) ||
+		    git_graph_descendant_of(repo, head, &anchor->introduction) != 0) {
+			rc = bsi_error_set(BSI_EFAIL, "cannot walk the history: it came back "
+			                              "incomplete (out of memory?)");
+			goto done;
+		}
 		rc = bsi_error_set(BSI_ETRUST,
 		                   "commit %s: does not descend from the introduction %s",
 		                   git_oid_tostr(hex, sizeof(hex), head),

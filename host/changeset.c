@@ -200,12 +200,23 @@ static json_t *str_or_null(const char *s)
 	return j;
 }
 
+/* Append v (stolen) to array a; on failure (v NULL, out of memory) drop
+ * a and return NULL, so a partial document never stands for a whole one. */
+static json_t *append(json_t *a, json_t *v)
+{
+	if (a && v && json_array_append_new(a, v) == 0)
+		return a;
+	json_decref(a);
+	json_decref(v);
+	return NULL;
+}
+
 static json_t *strv_to_json(char *const *v, size_t n)
 {
 	json_t *a = json_array();
 
 	for (size_t i = 0; a && i < n; i++)
-		json_array_append_new(a, json_string(v[i]));
+		a = append(a, json_string(v[i]));
 	return a;
 }
 
@@ -219,6 +230,13 @@ static json_t *action_to_json(const bsi_action *a)
 			 str_or_null(a->to), "payload", str_or_null(a->payload), "line", a->line);
 }
 
+/*
+ * The change set as one JSON document, or NULL when any part of it could
+ * not be made (out of memory): never a document with an action or an
+ * improvement missing, which would read back as a smaller change set.
+ * (json_pack consumes its "o" arguments also when it fails, and fails on
+ * a NULL one.)
+ */
 json_t *bsi_changeset_to_json(const bsi_changeset *cs)
 {
 	json_t *list = json_array();
@@ -228,8 +246,8 @@ json_t *bsi_changeset_to_json(const bsi_changeset *cs)
 		json_t *acts = json_array();
 
 		for (size_t j = 0; acts && j < imp->nactions; j++)
-			json_array_append_new(acts, action_to_json(&imp->actions[j]));
-		json_array_append_new(
+			acts = append(acts, action_to_json(&imp->actions[j]));
+		list = append(
 			list, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:i, s:s, s:o, s:b, s:o}",
 					"id", str_or_null(imp->id), "component",
 					str_or_null(imp->component), "summary",
@@ -240,10 +258,9 @@ json_t *bsi_changeset_to_json(const bsi_changeset *cs)
 					"recipe", str_or_null(imp->recipe), "line", imp->line,
 					"status", bsi_status_name(imp->status), "reason",
 					str_or_null(imp->reason), "when_false", imp->when_false,
-					"actions",
-					acts ? acts : json_null()));
+					"actions", acts));
 	}
-	return json_pack("{s:o}", "improvements", list ? list : json_null());
+	return list ? json_pack("{s:o}", "improvements", list) : NULL;
 }
 
 /* Copy an optional string member; false if present but not a string. */
@@ -255,7 +272,7 @@ static int get_str(const json_t *obj, const char *key, char **out)
 	if (!v || json_is_null(v))
 		return BSI_OK;
 	if (!json_is_string(v))
-		return bsi_error_set(BSI_EFAIL, "change set: \"%s\" is not a string", key);
+		return bsi_error_set(BSI_ERECIPE, "change set: \"%s\" is not a string", key);
 	*out = strdup(json_string_value(v));
 	return *out ? BSI_OK : bsi_error_set(BSI_EFAIL, "out of memory");
 }
@@ -270,7 +287,7 @@ static int get_strv(const json_t *obj, const char *key, char ***out, size_t *out
 	if (!v || json_is_null(v))
 		return BSI_OK;
 	if (!json_is_array(v))
-		return bsi_error_set(BSI_EFAIL, "change set: \"%s\" is not a list", key);
+		return bsi_error_set(BSI_ERECIPE, "change set: \"%s\" is not a list", key);
 	n = json_array_size(v);
 	if (n == 0)
 		return BSI_OK;
@@ -281,7 +298,7 @@ static int get_strv(const json_t *obj, const char *key, char ***out, size_t *out
 		const json_t *s = json_array_get(v, i);
 
 		if (!json_is_string(s))
-			return bsi_error_set(BSI_EFAIL, "change set: \"%s\" holds a non-string", key);
+			return bsi_error_set(BSI_ERECIPE, "change set: \"%s\" holds a non-string", key);
 		if (!((*out)[i] = strdup(json_string_value(s))))
 			return bsi_error_set(BSI_EFAIL, "out of memory");
 		(*out_n)++;
@@ -297,7 +314,7 @@ static int action_from_json(bsi_improvement *imp, const json_t *j)
 	int rc;
 
 	if (!json_is_object(j) || !op)
-		return bsi_error_set(BSI_EFAIL, "change set: an action without \"op\"");
+		return bsi_error_set(BSI_ERECIPE, "change set: an action without \"op\"");
 	a.line = json_is_integer(line) ? (int)json_integer_value(line) : 0;
 	if (strcmp(op, "restart") == 0) {
 		a.op = BSI_ACTION_RESTART;
@@ -312,7 +329,7 @@ static int action_from_json(bsi_improvement *imp, const json_t *j)
 		if (rc == 0)
 			rc = get_str(j, "payload", &a.payload);
 	} else {
-		rc = bsi_error_set(BSI_EFAIL, "change set: unknown action \"%s\"", op);
+		rc = bsi_error_set(BSI_ERECIPE, "change set: unknown action \"%s\"", op);
 	}
 	if (rc == 0)
 		rc = add_action(imp, &a);
@@ -332,7 +349,7 @@ int bsi_changeset_from_json(bsi_changeset **out, const json_t *doc)
 
 	*out = NULL;
 	if (!json_is_array(list))
-		return bsi_error_set(BSI_EFAIL, "change set: no \"improvements\" list");
+		return bsi_error_set(BSI_ERECIPE, "change set: no \"improvements\" list");
 	rc = bsi_changeset_new(&cs);
 	for (size_t i = 0; rc == 0 && i < json_array_size(list); i++) {
 		const json_t *j = json_array_get(list, i), *acts, *line;
@@ -340,12 +357,13 @@ int bsi_changeset_from_json(bsi_changeset **out, const json_t *doc)
 		bsi_improvement *imp;
 
 		if (!json_is_object(j)) {
-			rc = bsi_error_set(BSI_EFAIL, "change set: improvement is not an object");
+			rc = bsi_error_set(BSI_ERECIPE, "change set: improvement is not an object");
 			break;
 		}
 		rc = bsi_changeset_add(cs, &imp);
-		if (rc == 0)
-			rc = get_str(j, "id", &imp->id);
+		if (rc < 0)
+			break; /* no imp: the code below would write through NULL */
+		rc = get_str(j, "id", &imp->id);
 		if (rc == 0)
 			rc = get_str(j, "component", &imp->component);
 		if (rc == 0)
@@ -368,7 +386,7 @@ int bsi_changeset_from_json(bsi_changeset **out, const json_t *doc)
 		imp->line = json_is_integer(line) ? (int)json_integer_value(line) : 0;
 		acts = json_object_get(j, "actions");
 		if (rc == 0 && acts && !json_is_array(acts))
-			rc = bsi_error_set(BSI_EFAIL, "change set: \"actions\" is not a list");
+			rc = bsi_error_set(BSI_ERECIPE, "change set: \"actions\" is not a list");
 		for (size_t k = 0; rc == 0 && k < json_array_size(acts); k++)
 			rc = action_from_json(imp, json_array_get(acts, k));
 	}

@@ -175,10 +175,13 @@ int bsi_commitsig_read(bsi_commitsig **out, git_odb *odb, const git_oid *id)
 
 	*out = NULL;
 	git_oid_tostr(hex, sizeof(hex), id);
-	if (git_odb_read(&obj, odb, id) < 0) {
+	if ((rc = git_odb_read(&obj, odb, id)) < 0) {
 		const git_error *e = git_error_last();
 
-		rc = bsi_error_set(BSI_ETRUST, "commit %s cannot be read: %s", hex,
+		/* missing: the server left it out, a refusal; anything else
+		 * (out of memory, a damaged mirror) is this device's failure */
+		rc = bsi_error_set(rc == GIT_ENOTFOUND ? BSI_ETRUST : BSI_EFAIL,
+		                   "commit %s cannot be read: %s", hex,
 		                   e ? e->message : "unknown error");
 		goto done;
 	}

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -36,6 +37,55 @@ int bsi_mirror_init(void)
 	return BSI_OK;
 }
 
+static int remove_entry(const char *p, const struct stat *sb, int type, struct FTW *ftw)
+{
+	(void)sb;
+	(void)ftw;
+	return (type == FTW_DP ? rmdir(p) : unlink(p)) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+/*
+ * Create the mirror as a whole: initialise it under a temporary name, then
+ * rename it into place.  A failure half-way through git_repository_init
+ * (out of memory, a full disk, a kill) can leave a config.lock or a partial
+ * repository behind, which every later sync would trip over; under the
+ * temporary name it is removed by the next attempt instead.
+ */
+static int mirror_create(git_repository **out, const char *path)
+{
+	git_repository *repo = NULL;
+	char tmp[4200];
+	int rc = BSI_OK;
+
+	*out = NULL;
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.new", path) >= sizeof(tmp))
+		return bsi_error_set(BSI_EFAIL, "feed mirror %s: path too long", path);
+	if (nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
+		return bsi_error_set(BSI_EFAIL, "feed mirror: remove %s: %s", tmp, strerror(errno));
+	if (git_repository_init(&repo, tmp, 1) < 0) {
+		rc = bsi_error_set(BSI_EFAIL, "feed mirror %s: %s", path,
+				   git_error_last() ? git_error_last()->message : "cannot create");
+		goto done;
+	}
+	git_repository_free(repo);
+	repo = NULL;
+	if (rename(tmp, path) < 0) {
+		rc = bsi_error_set(BSI_EFAIL, "feed mirror: rename %s to %s: %s", tmp, path,
+				   strerror(errno));
+		goto done;
+	}
+	if (git_repository_open_bare(&repo, path) < 0) {
+		rc = bsi_error_set(BSI_EFAIL, "feed mirror %s: %s", path,
+				   git_error_last() ? git_error_last()->message : "cannot open");
+		goto done;
+	}
+	*out = repo;
+	repo = NULL;
+done:
+	git_repository_free(repo);
+	return rc;
+}
+
 int bsi_mirror_open(git_repository **out, const char *path)
 {
 	int rc = bsi_mirror_init();
@@ -44,10 +94,12 @@ int bsi_mirror_open(git_repository **out, const char *path)
 		return rc;
 	if (git_repository_open_bare(out, path) == 0)
 		return BSI_OK;
-	if (git_repository_init(out, path, 1) == 0)
-		return BSI_OK;
-	return bsi_error_set(BSI_EFAIL, "feed mirror %s: %s", path,
-			     git_error_last() ? git_error_last()->message : "cannot open");
+	/* an existing mirror that does not open is never replaced here: the
+	 * failure may be passing (memory, descriptors) */
+	if (access(path, F_OK) == 0 || errno != ENOENT)
+		return bsi_error_set(BSI_EFAIL, "feed mirror %s: %s", path,
+				     git_error_last() ? git_error_last()->message : "cannot open");
+	return mirror_create(out, path);
 }
 
 static void send_msg(int fd, char kind, const char *text)

@@ -29,7 +29,10 @@ typedef struct {
 /* Initialise libgit2 for bsi (fsync of git directories on).  Idempotent. */
 int bsi_mirror_init(void);
 
-/* Open the bare mirror at path, creating it if absent. */
+/* Open the bare mirror at path, creating it if absent: as a whole, under a
+ * temporary name then renamed, so a failed creation leaves nothing behind
+ * that a later sync would trip over.  An existing mirror that does not open
+ * is an error, never replaced. */
 int bsi_mirror_open(git_repository **out, const char *path);
 
 /* Fetch url's branches into the mirror and return the commit the server's

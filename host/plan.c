@@ -68,14 +68,13 @@ int bsi_plan_check_payloads(const bsi_changeset *cs, const bsi_source *src, bool
 
 			if (a->op != BSI_ACTION_REPLACE)
 				continue;
+			/* keeps the reason's code: a payload missing from the
+			 * signed feed is refused (3); one that cannot be read
+			 * here, for memory or I/O, is an operational failure */
 			rc = payload_digest(src, a->payload, got);
-			if (rc < 0) {
-				/* a payload the tree does not have is refused like a
-				 * wrong one: the recipe pins bytes that are not there */
-				bsi_error_wrap("%s:%d: improvement \"%s\"", imp->recipe, a->line,
-					       imp->id);
-				return bsi_error_set_code(BSI_ETRUST);
-			}
+			if (rc < 0)
+				return bsi_error_wrap("%s:%d: improvement \"%s\": payload %s",
+						      imp->recipe, a->line, imp->id, a->payload);
 			if (strcmp(got, a->to) != 0)
 				return bsi_error_set(
 					BSI_ETRUST,

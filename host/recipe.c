@@ -1616,8 +1616,8 @@ int bsi_recipe_load_buffer(bsi_changeset *cs, const char *name, const char *text
 		goto done;
 	rc = bsi_changeset_from_json(&got, json_object_get(doc, "changeset"));
 	if (rc < 0) {
-		rc = bsi_error_set(BSI_ERECIPE, "%s: evaluation returned an unreadable change set: %s",
-				   name, bsi_error_message());
+		/* malformed: ERECIPE; out of memory reading it: EFAIL */
+		rc = bsi_error_wrap("%s: evaluation returned an unreadable change set", name);
 		goto done;
 	}
 	if ((rc = check_result(got, name)) < 0)

@@ -300,11 +300,51 @@ static int read_output(int rfd, double deadline, char **out, size_t *out_len, bo
 }
 
 /* Turn the child's envelope into (*out, return code). */
+/*
+ * Parse the child's envelope, exactly.  jansson 2.14 is not reliable when
+ * an allocation fails while it parses: it may report no error at all, a
+ * syntax error that is not there, or return a document with a part
+ * silently missing.  So a document is accepted only when it prints back to
+ * exactly the text the child sent (printed by the same library with the
+ * same flags), and a parse that fails is tried once more before the
+ * output is called malformed.  *oom tells an allocation failure seen on
+ * the way.
+ */
+static json_t *load_exact(const char *text, size_t len, bool *oom)
+{
+	json_error_t jerr;
+	json_t *doc = json_loadb(text, len, 0, &jerr);
+	char *back;
+
+	if (!doc) {
+		if (json_error_code(&jerr) == json_error_out_of_memory ||
+		    (json_error_code(&jerr) == json_error_unknown && !jerr.text[0]))
+			*oom = true;
+		return NULL;
+	}
+	back = json_dumps(doc, JSON_COMPACT);
+	if (!back)
+		*oom = true;
+	if (!back || strlen(back) != len || memcmp(back, text, len) != 0) {
+		json_decref(doc);
+		doc = NULL;
+	}
+	free(back);
+	return doc;
+}
+
 static int parse_envelope(json_t **out, const char *text, size_t len, const char *label)
 {
-	json_t *env = json_loadb(text, len, 0, NULL), *err, *res;
+	json_t *env = NULL, *err, *res;
+	bool oom = false;
 	int rc;
 
+	for (int attempt = 0; attempt < 2 && !env; attempt++)
+		env = load_exact(text, len, &oom);
+	/* this process running out of memory is not the recipe's fault */
+	if (!env && oom)
+		return bsi_error_set(BSI_EFAIL, "%s: out of memory reading the evaluation's result",
+				     label);
 	if (!env || !json_is_object(env)) {
 		json_decref(env);
 		return bsi_error_set(BSI_ERECIPE, "%s: evaluation returned malformed output", label);

@@ -168,17 +168,52 @@ static int list_dir(const bsi_source *src, char ***v, size_t *n)
 	return rc;
 }
 
+/*
+ * Whether the parsed tree holds every entry of the stored object: the
+ * object's size (read from the header) equals the sum of the entries'
+ * "<octal mode> <name>\0<20-byte id>".  libgit2 1.5.1 can hand back a tree
+ * with entries missing when an allocation fails while it reads one, and a
+ * recipes/ that looks empty would be "no improvements" with exit 0.
+ */
+static bool tree_is_whole(git_repository *repo, const git_tree *tree)
+{
+	git_odb *odb = NULL;
+	git_object_t type;
+	size_t size = 0, sum = 0;
+	bool ok;
+
+	if (git_repository_odb(&odb, repo) < 0)
+		return false;
+	ok = git_odb_read_header(&size, &type, odb, git_tree_id(tree)) == 0;
+	git_odb_free(odb);
+	for (size_t i = 0; ok && i < git_tree_entrycount(tree); i++) {
+		const git_tree_entry *e = git_tree_entry_byindex(tree, i);
+		char mode[16];
+
+		sum += (size_t)snprintf(mode, sizeof(mode), "%o",
+					(unsigned)git_tree_entry_filemode_raw(e)) +
+		       1 + strlen(git_tree_entry_name(e)) + 1 + GIT_OID_RAWSZ;
+	}
+	return ok && sum == size;
+}
+
 static int list_tree(const bsi_source *src, char ***v, size_t *n)
 {
 	git_tree_entry *entry = NULL;
 	git_tree *sub = NULL;
 	int rc = BSI_OK;
 
-	if (git_tree_entry_bypath(&entry, src->tree, "recipes") < 0)
+	rc = git_tree_entry_bypath(&entry, src->tree, "recipes");
+	if (rc == GIT_ENOTFOUND)
 		return BSI_OK; /* no recipes/ directory: no recipes */
+	if (rc < 0) /* out of memory, a damaged mirror: never "no recipes" */
+		return bsi_error_set(BSI_EFAIL, "feed commit %s: cannot read recipes/: %s",
+				     src->label,
+				     git_error_last() ? git_error_last()->message : "?");
 	if (git_tree_entry_type(entry) != GIT_OBJECT_TREE)
 		goto done;
-	if (git_tree_lookup(&sub, src->repo, git_tree_entry_id(entry)) < 0) {
+	if (git_tree_lookup(&sub, src->repo, git_tree_entry_id(entry)) < 0 ||
+	    !tree_is_whole(src->repo, sub)) {
 		rc = bsi_error_set(BSI_EFAIL, "feed commit %s: cannot read recipes/", src->label);
 		goto done;
 	}
@@ -239,7 +274,7 @@ int bsi_source_open(const bsi_source *src, const char *path, bsi_reader **out,
 		if (rc < 0)
 			goto done;
 		if (r->fd < 0 || fstat(r->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-			rc = bsi_error_set(BSI_EFAIL, "%s: %s is not a file in the feed tree",
+			rc = bsi_error_set(BSI_ETRUST, "%s: %s is not a file in the feed tree",
 					   src->dir_label, path);
 			goto done;
 		}
@@ -247,10 +282,16 @@ int bsi_source_open(const bsi_source *src, const char *path, bsi_reader **out,
 	} else {
 		git_filemode_t mode;
 
-		if (git_tree_entry_bypath(&entry, src->tree, path) < 0 ||
-		    ((mode = git_tree_entry_filemode(entry)) != GIT_FILEMODE_BLOB &&
-		     mode != GIT_FILEMODE_BLOB_EXECUTABLE)) {
-			rc = bsi_error_set(BSI_EFAIL, "feed commit %s: %s is not a file in its tree",
+		rc = git_tree_entry_bypath(&entry, src->tree, path);
+		if (rc < 0 && rc != GIT_ENOTFOUND) {
+			rc = bsi_error_set(BSI_EFAIL, "feed commit %s: cannot read %s: %s",
+					   src->label, path,
+					   git_error_last() ? git_error_last()->message : "?");
+			goto done;
+		}
+		if (rc < 0 || ((mode = git_tree_entry_filemode(entry)) != GIT_FILEMODE_BLOB &&
+			       mode != GIT_FILEMODE_BLOB_EXECUTABLE)) {
+			rc = bsi_error_set(BSI_ETRUST, "feed commit %s: %s is not a file in its tree",
 					   src->label, path);
 			goto done;
 		}

@@ -75,10 +75,21 @@ static const char *const migrations[] = {
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(NMIGRATIONS == BSI_STATE_SCHEMA_VERSION, "one migration per schema version");
 
+/*
+ * A text bind copies the text (SQLITE_TRANSIENT) and fails when that
+ * copy cannot be allocated, leaving the parameter NULL; sqlite3_step would
+ * then run the statement with a NULL in its place (an UPDATE matching no
+ * row, an INSERT of a NULL).  So a failed bind is remembered, and step()
+ * refuses to run the next statement; db_error() then says why.
+ */
+static _Thread_local bool bind_failed, step_refused;
+
 static int db_error(bsi_state *st, const char *what)
 {
-	return bsi_error_set(BSI_EFAIL, "state database %s: %s: %s", st->path, what,
-			     sqlite3_errmsg(st->db));
+	const char *why = step_refused ? "out of memory binding a value" : sqlite3_errmsg(st->db);
+
+	step_refused = false;
+	return bsi_error_set(BSI_EFAIL, "state database %s: %s: %s", st->path, what, why);
 }
 
 static int exec(bsi_state *st, const char *sql)
@@ -97,18 +108,30 @@ static int exec(bsi_state *st, const char *sql)
 
 static int prepare(bsi_state *st, sqlite3_stmt **out, const char *sql)
 {
+	bind_failed = false; /* a new statement: nothing of it is bound yet */
 	if (sqlite3_prepare_v2(st->db, sql, -1, out, NULL) != SQLITE_OK)
 		return db_error(st, "prepare");
 	return 0;
 }
 
+
 /* Bind text or NULL. */
 static void bind_text(sqlite3_stmt *s, int i, const char *v)
 {
-	if (v)
-		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(s, i);
+	int rc = v ? sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(s, i);
+
+	if (rc != SQLITE_OK)
+		bind_failed = true;
+}
+
+static int step(sqlite3_stmt *s)
+{
+	if (bind_failed) {
+		bind_failed = false;
+		step_refused = true;
+		return SQLITE_NOMEM;
+	}
+	return sqlite3_step(s);
 }
 
 static char *col_text(sqlite3_stmt *s, int i)
@@ -121,7 +144,7 @@ static char *col_text(sqlite3_stmt *s, int i)
 /* Step a statement that returns no rows, finalize it either way. */
 static int run(bsi_state *st, sqlite3_stmt *s, const char *what)
 {
-	int rc = sqlite3_step(s);
+	int rc = step(s);
 	int ret = 0;
 
 	if (rc != SQLITE_DONE)
@@ -155,7 +178,7 @@ static int user_version(bsi_state *st, int *out)
 	sqlite3_stmt *s = NULL;
 	int ret = prepare(st, &s, "PRAGMA user_version");
 
-	if (ret == 0 && sqlite3_step(s) == SQLITE_ROW)
+	if (ret == 0 && step(s) == SQLITE_ROW)
 		*out = sqlite3_column_int(s, 0);
 	else if (ret == 0)
 		ret = db_error(st, "read schema version");
@@ -261,7 +284,7 @@ static int check_integrity(bsi_state *st)
 				     "it was left untouched: restore it from a backup or move it "
 				     "away to start over (forgetting applied improvements)",
 				     st->path, sqlite3_errmsg(st->db));
-	rc = sqlite3_step(s);
+	rc = step(s);
 	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
 		ret = bsi_error_set(BSI_EFAIL, "state database %s is busy: %s", st->path,
 				    sqlite3_errmsg(st->db));
@@ -419,13 +442,27 @@ static json_t *str_array(char **v, size_t n)
 	size_t i;
 
 	for (i = 0; a && i < n; i++)
-		json_array_append_new(a, str_or_null(v[i]));
+		if (json_array_append_new(a, str_or_null(v[i])) < 0) {
+			json_decref(a);
+			a = NULL;
+		}
 	return a;
 }
 
+/* json_object_set_new that counts failures in *bad (v NULL, out of memory);
+ * v is consumed either way. */
+static void put(json_t *o, const char *key, json_t *v, int *bad)
+{
+	if (json_object_set_new(o, key, v) < 0)
+		(*bad)++;
+}
+
+/* The notes kept for an improvement, or NULL when any part could not be
+ * made: a record with a file missing would mislead show and verify. */
 json_t *bsi_state_notes_json(const bsi_improvement *imp)
 {
 	json_t *o = json_object(), *acts = json_array();
+	int bad = 0;
 	size_t i;
 
 	if (!o || !acts) {
@@ -433,31 +470,42 @@ json_t *bsi_state_notes_json(const bsi_improvement *imp)
 		json_decref(acts);
 		return NULL;
 	}
-	json_object_set_new(o, "id", str_or_null(imp->id));
-	json_object_set_new(o, "component", str_or_null(imp->component));
-	json_object_set_new(o, "summary", str_or_null(imp->summary));
-	json_object_set_new(o, "severity", str_or_null(imp->severity));
-	json_object_set_new(o, "fixes", str_array(imp->fixes, imp->nfixes));
-	json_object_set_new(o, "supersedes", str_array(imp->supersedes, imp->nsupersedes));
-	json_object_set_new(o, "recipe", str_or_null(imp->recipe));
-	json_object_set_new(o, "line", json_integer(imp->line));
+	put(o, "id", str_or_null(imp->id), &bad);
+	put(o, "component", str_or_null(imp->component), &bad);
+	put(o, "summary", str_or_null(imp->summary), &bad);
+	put(o, "severity", str_or_null(imp->severity), &bad);
+	put(o, "fixes", str_array(imp->fixes, imp->nfixes), &bad);
+	put(o, "supersedes", str_array(imp->supersedes, imp->nsupersedes), &bad);
+	put(o, "recipe", str_or_null(imp->recipe), &bad);
+	put(o, "line", json_integer(imp->line), &bad);
 	for (i = 0; i < imp->nactions; i++) {
 		const bsi_action *a = &imp->actions[i];
 		json_t *j = json_object();
 
-		if (a->op == BSI_ACTION_REPLACE) {
-			json_object_set_new(j, "op", json_string("replace"));
-			json_object_set_new(j, "path", str_or_null(a->path));
-			json_object_set_new(j, "from", str_or_null(a->from));
-			json_object_set_new(j, "to", str_or_null(a->to));
-			json_object_set_new(j, "payload", str_or_null(a->payload));
-		} else {
-			json_object_set_new(j, "op", json_string("restart"));
-			json_object_set_new(j, "service", str_or_null(a->service));
+		if (!j) {
+			bad++;
+			break;
 		}
-		json_array_append_new(acts, j);
+		if (a->op == BSI_ACTION_REPLACE) {
+			put(j, "op", json_string("replace"), &bad);
+			put(j, "path", str_or_null(a->path), &bad);
+			put(j, "from", str_or_null(a->from), &bad);
+			put(j, "to", str_or_null(a->to), &bad);
+			put(j, "payload", str_or_null(a->payload), &bad);
+		} else {
+			put(j, "op", json_string("restart"), &bad);
+			put(j, "service", str_or_null(a->service), &bad);
+		}
+		if (json_array_append_new(acts, j) < 0)
+			bad++;
 	}
-	json_object_set_new(o, "actions", acts);
+	json_incref(acts);
+	put(o, "actions", acts, &bad);
+	if (bad) {
+		json_decref(o);
+		o = NULL;
+	}
+	json_decref(acts);
 	return o;
 }
 
@@ -576,7 +624,7 @@ int bsi_state_improvement_get(bsi_state *st, const char *id, bsi_state_improveme
 	if ((ret = prepare(st, &s, "SELECT " IMP_COLUMNS " FROM improvements WHERE id = ?1")) != 0)
 		return ret;
 	bind_text(s, 1, id);
-	rc = sqlite3_step(s);
+	rc = step(s);
 	if (rc == SQLITE_ROW)
 		ret = read_improvement(st, s, out);
 	else if (rc != SQLITE_DONE)
@@ -596,7 +644,7 @@ int bsi_state_improvement_list(bsi_state *st, bsi_state_improvement ***out, size
 	*out_count = 0;
 	if ((ret = prepare(st, &s, "SELECT " IMP_COLUMNS " FROM improvements ORDER BY id")) != 0)
 		return ret;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = step(s)) == SQLITE_ROW) {
 		if (!(grown = realloc(list, (n + 1) * sizeof(*list)))) {
 			ret = bsi_error_set(BSI_EFAIL, "out of memory");
 			goto done;
@@ -623,7 +671,7 @@ done:
 /* Run an UPDATE of one improvement; BSI_EUSAGE when no row matched. */
 static int update_improvement(bsi_state *st, sqlite3_stmt *s, const char *id)
 {
-	int rc = sqlite3_step(s);
+	int rc = step(s);
 
 	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE)
@@ -729,7 +777,7 @@ int bsi_state_history_json(bsi_state *st, const char *improvement, json_t **out)
 			   "FROM history WHERE ?1 IS NULL OR improvement = ?1 ORDER BY seq")) != 0)
 		goto done;
 	bind_text(s, 1, improvement);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = step(s)) == SQLITE_ROW) {
 		static const char *const keys[] = {"action", "improvement", "feed_commit",
 						   "signer", "detail"};
 		json_t *e = json_object();
@@ -778,7 +826,7 @@ int bsi_state_feed_get(bsi_state *st, bsi_state_feed **out)
 			   "SELECT url, introduction, signer_key, head, head_time, synced_at "
 			   "FROM feed WHERE one = 1")) != 0)
 		return ret;
-	rc = sqlite3_step(s);
+	rc = step(s);
 	if (rc == SQLITE_ROW) {
 		if (!(f = calloc(1, sizeof(*f)))) {
 			ret = bsi_error_set(BSI_EFAIL, "out of memory");
@@ -829,7 +877,7 @@ int bsi_state_feed_set_head(bsi_state *st, const char *head, int64_t head_time,
 	bind_text(s, 1, head);
 	sqlite3_bind_int64(s, 2, head_time);
 	sqlite3_bind_int64(s, 3, synced_at);
-	if (sqlite3_step(s) != SQLITE_DONE) {
+	if (step(s) != SQLITE_DONE) {
 		ret = db_error(st, "update feed head");
 	} else if (sqlite3_changes(st->db) == 0) {
 		ret = bsi_error_set(BSI_EUSAGE, "no feed is enrolled");
@@ -852,7 +900,7 @@ int bsi_state_commit_lookup(bsi_state *st, const char *commit_id, bool *out_foun
 	if ((ret = prepare(st, &s, "SELECT signer FROM commit_cache WHERE commit_id = ?1")) != 0)
 		return ret;
 	bind_text(s, 1, commit_id);
-	rc = sqlite3_step(s);
+	rc = step(s);
 	if (rc == SQLITE_ROW) {
 		*out_found = true;
 		if (out_signer)
@@ -934,7 +982,7 @@ int bsi_state_hash_fd(bsi_state *st, int fd, char out_digest[BSI_DIGEST_STRLEN +
 	sqlite3_bind_int64(s, 3, (sqlite3_int64)sb.st_size);
 	sqlite3_bind_int64(s, 4, ns(sb.st_mtim));
 	sqlite3_bind_int64(s, 5, ns(sb.st_ctim));
-	rc = sqlite3_step(s);
+	rc = step(s);
 	if (rc == SQLITE_ROW && sqlite3_column_text(s, 0) &&
 	    bsi_digest_valid((const char *)sqlite3_column_text(s, 0))) {
 		snprintf(out_digest, BSI_DIGEST_STRLEN + 1, "%s",
@@ -1016,7 +1064,7 @@ int bsi_state_bind_root(bsi_state *st, const bsi_root *root)
 				     strerror(errno));
 	if ((ret = prepare(st, &s, "SELECT value FROM meta WHERE key = 'root'")) != 0)
 		return ret;
-	rc = sqlite3_step(s);
+	rc = step(s);
 	if (rc == SQLITE_ROW) {
 		const char *bound = (const char *)sqlite3_column_text(s, 0);
 
@@ -1196,7 +1244,7 @@ static int load_actions(bsi_state *st, bsi_state_txn *txn)
 			   "ORDER BY seq")) != 0)
 		return ret;
 	sqlite3_bind_int64(s, 1, txn->id);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = step(s)) == SQLITE_ROW) {
 		if (!(grown = realloc(txn->actions, (txn->nactions + 1) * sizeof(*grown)))) {
 			ret = bsi_error_set(BSI_EFAIL, "out of memory");
 			goto done;
@@ -1224,7 +1272,7 @@ static int load_txns(bsi_state *st, sqlite3_stmt *s, bsi_state_txn ***out, size_
 	size_t n = 0;
 	int ret = 0, rc;
 
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = step(s)) == SQLITE_ROW) {
 		if (!(grown = realloc(list, (n + 1) * sizeof(*list))) ||
 		    !(t = calloc(1, sizeof(*t)))) {
 			if (grown)

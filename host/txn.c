@@ -241,6 +241,7 @@ static int install_copy_of(bsi_state *st, const char *src, int dirfd, const char
 	char digest[BSI_DIGEST_STRLEN + 1];
 	struct stat sb;
 	input in = {NULL, -1};
+	bool placed = false;
 	int fd = -1, ret = 0;
 
 	if (linkat(AT_FDCWD, src, dirfd, name, 0) != 0) {
@@ -254,7 +255,9 @@ static int install_copy_of(bsi_state *st, const char *src, int dirfd, const char
 		}
 		if ((ret = place_copy(&in, dirfd, name, &sb, site, what, digest)) != 0)
 			goto done;
+		placed = true;
 	} else {
+		placed = true;
 		fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0) {
 			ret = bsi_error_set(BSI_EFAIL, "open %s: %s", what, strerror(errno));
@@ -266,7 +269,6 @@ static int install_copy_of(bsi_state *st, const char *src, int dirfd, const char
 		}
 	}
 	if (strcmp(digest, expect) != 0) {
-		remove_name(dirfd, name, what);
 		ret = bsi_error_set(BSI_EFAIL, "backup %s is damaged: it has %s, expected %s", src,
 				    digest, expect);
 		goto done;
@@ -276,6 +278,10 @@ done:
 		close(in.fd);
 	if (fd >= 0)
 		close(fd);
+	/* like place_copy: on failure, nothing is left at name (the link
+	 * would be a stray file beside the target that no undo knows of) */
+	if (ret != 0 && placed)
+		remove_name(dirfd, name, what);
 	return ret;
 }
 
@@ -729,7 +735,8 @@ static char **imp_services(const bsi_improvement *imp, size_t *out_n)
 }
 
 /* The services named in the notes JSON (borrowed from *json, which the
- * caller decrefs). */
+ * caller decrefs); NULL when the notes cannot be read (out of memory),
+ * never a shorter list. */
 static char **notes_services(const char *notes, json_t **json, size_t *out_n)
 {
 	json_t *acts, *a;
@@ -738,6 +745,8 @@ static char **notes_services(const char *notes, json_t **json, size_t *out_n)
 
 	*out_n = 0;
 	*json = notes ? json_loads(notes, 0, NULL) : NULL;
+	if (notes && !*json)
+		return NULL;
 	acts = json_object_get(*json, "actions");
 	if (!(v = calloc(json_array_size(acts) + 1, sizeof(*v))))
 		return NULL;
@@ -1103,6 +1112,12 @@ int bsi_txn_rollback(bsi_txn_result *out, const bsi_txn_ctx *ctx, const char *id
 		}
 	}
 	services = notes_services(cur->notes, &notes, &nservices);
+	if (!services) {
+		/* a rollback that forgot its restarts would look complete */
+		ret = bsi_error_set(BSI_EFAIL, "rollback %s: cannot read its notes (out of memory)",
+				    id);
+		goto done;
+	}
 	restart = nservices > 0;
 	if (r.n == 0) {
 		/* Nothing of ours is left in place: just record it. */
