@@ -6,6 +6,8 @@
 #   make valgrind     the test suites, and every bsi they run, under valgrind
 #   make demo         the whole path on a generated sample feed and device image
 #   make install      PREFIX (default /usr/local) and DESTDIR are honoured
+#   make fuzz         every libFuzzer target in tests/fuzz, FUZZ_SECONDS each
+#   make lint         cppcheck and clang-tidy, zero findings
 #
 # Sources are found by wildcard: host/*.c is the program (host/main.c holds
 # main), plugins/NAME.c becomes plugins/NAME.so, tests/check_NAME.c is one
@@ -105,7 +107,30 @@ uninstall:
 	for p in $(PLUGINS); do rm -f $(DESTDIR)$(PLUGINDIR)/$$(basename $$p); done
 	-rmdir $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(LIBDIR)/bsi 2>/dev/null
 
-clean:
-	rm -rf build build-asan build-valgrind
+# Fuzzing (clang, libFuzzer, ASan+UBSan): tests/fuzz/fuzz_NAME.c becomes
+# build-fuzz/fuzz/fuzz_NAME; each runs FUZZ_SECONDS from its seed corpus
+# tests/fuzz/corpus/NAME (which also holds the regression inputs) and
+# fails on any crash, leak or timeout.  New inputs and artifacts go to
+# tests/fuzz/findings/NAME (ignored by git).
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS := -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all deps check run-tests asan valgrind demo install uninstall clean
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(HOST_OBJ) $(BUILD)/host/failpoint.o $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $< $(HOST_OBJ) \
+		$(BUILD)/host/failpoint.o $(LIBS)
+
+fuzz-build: deps
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=$(FUZZ_CC) CFLAGS="$(FUZZ_CFLAGS)" \
+		$(FUZZ_TARGETS:%=build-fuzz/fuzz/fuzz_%)
+
+fuzz: fuzz-build
+	@sh tests/fuzz/run.sh build-fuzz/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+clean:
+	rm -rf build build-asan build-valgrind build-fuzz
+
+.PHONY: all deps check run-tests asan valgrind demo install uninstall clean fuzz fuzz-build
