@@ -200,12 +200,19 @@ static json_t *str_or_null(const char *s)
 	return j;
 }
 
+/* A list of strings, each as str_or_null makes it: json_string() alone
+ * returns NULL for bytes that are not UTF-8, and the append then dropped
+ * that entry silently (found by fuzz_changeset_json).  NULL on failure. */
 static json_t *strv_to_json(char *const *v, size_t n)
 {
 	json_t *a = json_array();
 
-	for (size_t i = 0; a && i < n; i++)
-		json_array_append_new(a, json_string(v[i]));
+	for (size_t i = 0; a && i < n; i++) {
+		if (json_array_append_new(a, str_or_null(v[i])) < 0) {
+			json_decref(a);
+			a = NULL;
+		}
+	}
 	return a;
 }
 
