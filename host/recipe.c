@@ -1516,29 +1516,20 @@ static int merge(bsi_changeset *to, bsi_changeset *from)
 	return 0;
 }
 
-int bsi_recipe_load_buffer(bsi_changeset *cs, const char *name, const char *text, size_t len,
-			   const bsi_root *root, const bsi_recipe_limits *lim)
+static int check_limits(const bsi_recipe_limits *lim)
 {
-	bsi_recipe_limits def;
-	eval_job job = {name, text, len, root, lim};
-	int keep[1], rc;
-	size_t nkeep = 0;
-	json_t *doc = NULL;
-	bsi_changeset *got = NULL;
-
-	if (!lim) {
-		bsi_recipe_limits_default(&def);
-		job.lim = lim = &def;
-	}
 	if (lim->mem_limit < ((size_t)1 << 20) || !(lim->cpu_seconds > 0) || !(lim->wall_seconds > 0))
 		return bsi_error_set(BSI_EUSAGE, "recipe limits: memory must be at least 1 MiB, "
 						 "CPU and wall-clock seconds positive");
-	if (root)
-		keep[nkeep++] = bsi_root_fd(root);
-	rc = bsi_sandbox_run(&doc, eval_child, &job, keep, nkeep, lim, name);
-	print_log(doc);
-	if (rc < 0)
-		goto done;
+	return 0;
+}
+
+/* Read back, re-check and merge into cs what an evaluation returned. */
+static int accept_result(bsi_changeset *cs, const char *name, const json_t *doc)
+{
+	bsi_changeset *got = NULL;
+	int rc;
+
 	rc = bsi_changeset_from_json(&got, json_object_get(doc, "changeset"));
 	if (rc < 0) {
 		rc = bsi_error_set(BSI_ERECIPE, "%s: evaluation returned an unreadable change set: %s",
@@ -1548,9 +1539,54 @@ int bsi_recipe_load_buffer(bsi_changeset *cs, const char *name, const char *text
 	if ((rc = check_result(got, name)) < 0)
 		goto done;
 	rc = merge(cs, got);
-
 done:
 	bsi_changeset_free(got);
+	return rc;
+}
+
+int bsi_recipe_load_buffer(bsi_changeset *cs, const char *name, const char *text, size_t len,
+			   const bsi_root *root, const bsi_recipe_limits *lim)
+{
+	bsi_recipe_limits def;
+	eval_job job = {name, text, len, root, lim};
+	int keep[1], rc;
+	size_t nkeep = 0;
+	json_t *doc = NULL;
+
+	if (!lim) {
+		bsi_recipe_limits_default(&def);
+		job.lim = lim = &def;
+	}
+	if ((rc = check_limits(lim)) < 0)
+		return rc;
+	if (root)
+		keep[nkeep++] = bsi_root_fd(root);
+	rc = bsi_sandbox_run(&doc, eval_child, &job, keep, nkeep, lim, name);
+	print_log(doc);
+	if (rc == 0)
+		rc = accept_result(cs, name, doc);
+	json_decref(doc);
+	return rc;
+}
+
+int bsi_recipe_load_buffer_in_process(bsi_changeset *cs, const char *name, const char *text,
+				      size_t len, const bsi_root *root,
+				      const bsi_recipe_limits *lim)
+{
+	bsi_recipe_limits def;
+	eval_job job = {name, text, len, root, lim};
+	json_t *doc = NULL;
+	int rc;
+
+	if (!lim) {
+		bsi_recipe_limits_default(&def);
+		job.lim = lim = &def;
+	}
+	if ((rc = check_limits(lim)) < 0)
+		return rc;
+	rc = eval_child(&doc, &job);
+	if (rc == 0)
+		rc = accept_result(cs, name, doc);
 	json_decref(doc);
 	return rc;
 }
