@@ -108,7 +108,7 @@ static int apply_one(bsi_device *d, const bsi_improvement *imp, bool asked)
 	rc = bsi_state_improvement_note(d->st, imp);
 	if (rc == 0)
 		rc = bsi_txn_apply(&res, &ctx, imp);
-	if (rc < 0)
+	if (rc != 0) /* not < 0: res is unset whatever the code */
 		return bsi_error_wrap("%s", imp->id);
 	if (res.status == BSI_STATUS_NOT_APPLICABLE) {
 		if (asked)

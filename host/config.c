@@ -111,19 +111,22 @@ int bsi_config_parse_duration(const char *text, long *out)
 	return BSI_OK;
 }
 
-/* Exactly "HH:MM-HH:MM": sscanf alone would also take " 1:00-05:00" and
- * "+1:00-05:00" (%u skips blanks and takes a sign). */
+/* Exactly "HH:MM-HH:MM", digits where digits go (sscanf's %u would also
+ * take " 1:00-05:00" and "+1:00-05:00"). */
 static bool valid_window(const char *s)
 {
-	unsigned h1, m1, h2, m2;
+	int v[4];
 
 	if (strlen(s) != 11 || s[2] != ':' || s[5] != '-' || s[8] != ':')
 		return false;
-	for (int i = 0; i < 11; i++)
-		if (i != 2 && i != 5 && i != 8 && (s[i] < '0' || s[i] > '9'))
+	for (int i = 0; i < 4; i++) {
+		const char *d = s + 3 * i;
+
+		if (d[0] < '0' || d[0] > '9' || d[1] < '0' || d[1] > '9')
 			return false;
-	return sscanf(s, "%2u:%2u-%2u:%2u", &h1, &m1, &h2, &m2) == 4 && h1 < 24 && h2 < 24 &&
-	       m1 < 60 && m2 < 60;
+		v[i] = (d[0] - '0') * 10 + (d[1] - '0');
+	}
+	return v[0] < 24 && v[1] < 60 && v[2] < 24 && v[3] < 60;
 }
 
 static bool valid_severity(const char *s)

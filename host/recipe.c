@@ -1054,6 +1054,7 @@ static void take_list(lua_State *L, const recipe_ctx *c, const imp_view *v, cons
 		raise_at(L, 0, "out of memory");
 	for (lua_Integer i = 1; i <= n; i++) {
 		lua_rawgeti(L, t, i);
+		/* NOLINTNEXTLINE(clang-analyzer-core.NullDereference): raise_at longjmps */
 		(*out)[i - 1] = strdup(lua_tostring(L, -1));
 		lua_pop(L, 1);
 		if (!(*out)[i - 1])
@@ -1119,9 +1120,13 @@ static void check_improvement(lua_State *L, recipe_ctx *c, imp_view *v)
 	imp->status = BSI_STATUS_PENDING;
 	rawfield(L, v->idx, "summary");
 	rawfield(L, v->idx, "severity");
+	/* Strings checked above (the checks longjmp out, which the analyzer
+	 * does not follow). */
+	/* NOLINTBEGIN(clang-analyzer-core.NonNullParamChecker) */
 	imp->id = strdup(v->id);
 	imp->summary = strdup(lua_tostring(L, -2));
 	imp->severity = strdup(lua_tostring(L, -1));
+	/* NOLINTEND(clang-analyzer-core.NonNullParamChecker) */
 	imp->recipe = strdup(c->name);
 	lua_settop(L, top);
 	if (!imp->id || !imp->summary || !imp->severity || !imp->recipe)

@@ -432,6 +432,7 @@ static const char *const cpu_bombs[] = {
 	"for i = 1, 10 do pcall(function() while true do end end) end",
 	"coroutine.wrap(function() while true do end end)()",
 	"while true do coroutine.resume(coroutine.create(function() while true do end end)) end",
+	/* NOLINTNEXTLINE(bugprone-suspicious-missing-comma): one two-line chunk */
 	"local co = coroutine.wrap(function() while true do pcall(coroutine.yield) end end)\n"
 	"while true do pcall(co) end",
 	"xpcall(function() error('x') end, function() while true do end end)",
