@@ -130,7 +130,8 @@ LINT_SRC := $(wildcard host/*.c plugins/*.c tests/*.c tests/fuzz/*.c)
 CPPCHECK ?= cppcheck
 CLANG_TIDY ?= clang-tidy
 
-lint: deps
+lint:
+	@sh tests/deps.sh $(DEB_PKGS) cppcheck clang-tidy
 	$(CPPCHECK) --quiet --error-exitcode=1 --std=c11 --enable=warning,portability,performance \
 		--inline-suppr --library=posix --library=tests/lint/jansson.cfg \
 		--suppressions-list=tests/lint/cppcheck-suppressions.txt \
@@ -146,7 +147,8 @@ $(BUILD)/tidy/%.ok: %.c $(HEADERS) .clang-tidy tests/.clang-tidy
 		grep -v -E '^[0-9]+ warnings? (and [0-9]+ errors? )?generated' >$@.log; \
 		if [ -s $@.log ]; then cat $@.log; exit 1; fi; mv $@.log $@
 
-fuzz-build: deps
+fuzz-build:
+	@sh tests/deps.sh $(DEB_PKGS) clang libclang-rt-dev
 	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=$(FUZZ_CC) CFLAGS="$(FUZZ_CFLAGS)" \
 		$(FUZZ_TARGETS:%=build-fuzz/fuzz/fuzz_%)
 
