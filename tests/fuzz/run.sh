@@ -24,7 +24,7 @@ for t in "$@"; do
 	if nice -n "${FUZZ_NICE:-19}" "$bindir/fuzz_$t" -max_total_time="$seconds" -timeout=10 \
 		-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$out/" \
 		"$out/corpus" "$here/corpus/$t" >"$out/log" 2>&1; then
-		grep -E '^#[0-9]+ *DONE|^stat::number_of_executed_units|^stat::peak_rss_mb' "$out/log"
+		grep -E '^#[0-9]+[[:space:]]+DONE|^stat::number_of_executed_units|^stat::peak_rss_mb' "$out/log"
 	else
 		tail -n 60 "$out/log"
 		echo "fuzz $t FAILED: see $out/log and the crash-*/leak-*/timeout-* file in $out/" >&2
