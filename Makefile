@@ -11,6 +11,8 @@
 #                     tests/allocfail/sweep.sh
 #   make install      PREFIX (default /usr/local) and DESTDIR are honoured
 #   make uninstall    the same variables; keeps a configuration you changed
+#   make fuzz         every libFuzzer target in tests/fuzz, FUZZ_SECONDS each
+#   make lint         cppcheck and clang-tidy, zero findings
 #
 # Sources are found by wildcard: host/*.c is the program (host/main.c holds
 # main), plugins/NAME.c becomes plugins/NAME.so, tests/check_NAME.c is one
@@ -229,7 +231,56 @@ uninstall: $(BUILD)/dist/bsi.conf
 
 FORCE:
 
-clean:
-	rm -rf build build-asan build-valgrind build-allocfail
+# Fuzzing (clang, libFuzzer, ASan+UBSan): tests/fuzz/fuzz_NAME.c becomes
+# build-fuzz/fuzz/fuzz_NAME; each runs FUZZ_SECONDS from its seed corpus
+# tests/fuzz/corpus/NAME (which also holds the regression inputs) and
+# fails on any crash, leak or timeout.  New inputs and artifacts go to
+# tests/fuzz/findings/NAME (ignored by git).
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS := -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all deps check run-tests asan valgrind bench allocfail demo install uninstall clean FORCE
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(HOST_OBJ) $(BUILD)/host/failpoint.o $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $< $(HOST_OBJ) \
+		$(BUILD)/host/failpoint.o $(LIBS)
+
+# Static analysis: cppcheck (tests/lint/ holds its suppressions, each
+# justified, and a library file for jansson's macros) and clang-tidy
+# (.clang-tidy, tests/.clang-tidy), over every C file; any finding fails.
+LINT_SRC := $(wildcard host/*.c plugins/*.c tests/*.c tests/fuzz/*.c)
+CPPCHECK ?= cppcheck
+CLANG_TIDY ?= clang-tidy
+
+lint:
+	@sh tests/deps.sh $(DEB_PKGS) cppcheck clang-tidy
+	$(CPPCHECK) --quiet --error-exitcode=1 --std=c11 --enable=warning,portability,performance \
+		--inline-suppr --library=posix --library=tests/lint/jansson.cfg \
+		--suppressions-list=tests/lint/cppcheck-suppressions.txt \
+		--template='{file}:{line}: {severity}: {message} [{id}]' \
+		-D_GNU_SOURCE -Ihost -Iplugins -Itests -j2 host plugins tests
+	@$(MAKE) --no-print-directory BUILD=build-lint $(LINT_SRC:%.c=build-lint/tidy/%.ok)
+
+# One clang-tidy run per file (make -j2 runs two at once); the stamp
+# makes a re-run check only what changed.
+$(BUILD)/tidy/%.ok: %.c $(HEADERS) .clang-tidy tests/.clang-tidy
+	@mkdir -p $(@D)
+	@$(CLANG_TIDY) --quiet $< -- $(filter-out -Werror,$(ALL_CFLAGS)) -Itests 2>&1 | \
+		grep -v -E '^[0-9]+ warnings? (and [0-9]+ errors? )?generated' >$@.log; \
+		if [ -s $@.log ]; then cat $@.log; exit 1; fi; mv $@.log $@
+
+fuzz-build:
+	@sh tests/deps.sh $(DEB_PKGS) clang libclang-rt-dev
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=$(FUZZ_CC) CFLAGS="$(FUZZ_CFLAGS)" \
+		$(FUZZ_TARGETS:%=build-fuzz/fuzz/fuzz_%)
+
+fuzz: fuzz-build
+	@sh tests/fuzz/run.sh build-fuzz/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+clean:
+	rm -rf build build-asan build-valgrind build-allocfail build-fuzz build-lint
+
+.PHONY: all deps check run-tests asan valgrind bench allocfail demo install uninstall clean FORCE \
+	fuzz fuzz-build lint

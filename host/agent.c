@@ -1,6 +1,7 @@
 /* agent.c - the agent's conditions and sync backoff; see agent.h. */
 #include "agent.h"
 
+#include "config.h"
 #include "error.h"
 
 #include <dirent.h>
@@ -58,13 +59,10 @@ bool bsi_agent_on_ac_power(const char *power_supply_dir)
 
 bool bsi_agent_in_window(const char *window, int minute)
 {
-	unsigned h1, m1, h2, m2;
 	int start, end;
 
-	if (!window || sscanf(window, "%2u:%2u-%2u:%2u", &h1, &m1, &h2, &m2) != 4)
+	if (!window || !bsi_config_parse_window(window, &start, &end))
 		return true;
-	start = (int)(h1 * 60 + m1);
-	end = (int)(h2 * 60 + m2);
 	if (start == end)
 		return true;
 	if (start < end)

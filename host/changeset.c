@@ -211,12 +211,15 @@ static json_t *append(json_t *a, json_t *v)
 	return NULL;
 }
 
+/* A list of strings, each as str_or_null makes it: json_string() alone
+ * returns NULL for bytes that are not UTF-8, and the append then dropped
+ * that entry silently (found by fuzz_changeset_json).  NULL on failure. */
 static json_t *strv_to_json(char *const *v, size_t n)
 {
 	json_t *a = json_array();
 
 	for (size_t i = 0; a && i < n; i++)
-		a = append(a, json_string(v[i]));
+		a = append(a, str_or_null(v[i]));
 	return a;
 }
 

@@ -372,7 +372,7 @@ static void sleep_until(double until)
 		if (stop_signal || reload_signal)
 			break;
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		secs = until - ((double)now.tv_sec + now.tv_nsec / 1e9);
+		secs = until - ((double)now.tv_sec + (double)now.tv_nsec / 1e9);
 		if (secs <= 0)
 			break;
 		left.tv_sec = (time_t)secs;
@@ -388,7 +388,7 @@ static double monotonic(void)
 	struct timespec now;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)now.tv_sec + now.tv_nsec / 1e9;
+	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
 }
 
 /* When the next run starts: interval with jitter (0.9 to 1.1 of it), or

@@ -78,6 +78,15 @@ int bsi_commitsig_parse(bsi_commitsig **out, const char *raw, size_t len)
 		if (n == 0)
 			break; /* the blank line: headers end, the message begins */
 		if (p[0] == ' ') {
+			/* Only a header after tree and parents may continue:
+			 * git stops reading parents at the first other line,
+			 * and a commit must start with "tree ". */
+			if (!parents_done) {
+				rc = bsi_error_set(BSI_ETRUST,
+				                   "malformed commit: continuation line before "
+				                   "or within the tree and parent headers");
+				goto done;
+			}
 			if (in_sig) {
 				memcpy(cs->signature + sn, p + 1, (size_t)(next - p - 1));
 				sn += (size_t)(next - p - 1);

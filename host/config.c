@@ -12,6 +12,10 @@
 
 #define CONFIG_MAX_BYTES (64 * 1024)
 #define CONFIG_MAX_INSTRUCTIONS 1000000
+/* Lua heap a configuration may use: a real one needs well under 100 KiB,
+ * and without a ceiling `local s = "x" for i = 1, 40 do s = s .. s end`
+ * stays within the instruction budget while it asks for a terabyte. */
+#define CONFIG_MAX_MEMORY ((size_t)8 << 20)
 
 typedef enum { T_BOOL, T_STRING, T_DURATION, T_INT, T_NUMBER, T_WINDOW, T_SEVERITY } key_type;
 
@@ -107,13 +111,28 @@ int bsi_config_parse_duration(const char *text, long *out)
 	return BSI_OK;
 }
 
-static bool valid_window(const char *s)
+/* Exactly "HH:MM-HH:MM", digits where digits go (sscanf's %u would also
+ * take " 1:00-05:00" and "+1:00-05:00"). */
+bool bsi_config_parse_window(const char *s, int *out_start, int *out_end)
 {
-	unsigned h1, m1, h2, m2;
-	char tail;
+	int v[4];
 
-	return sscanf(s, "%2u:%2u-%2u:%2u%c", &h1, &m1, &h2, &m2, &tail) == 4 && h1 < 24 &&
-	       h2 < 24 && m1 < 60 && m2 < 60 && strlen(s) == 11;
+	if (strlen(s) != 11 || s[2] != ':' || s[5] != '-' || s[8] != ':')
+		return false;
+	for (int i = 0; i < 4; i++) {
+		const char *d = s + 3 * i;
+
+		if (d[0] < '0' || d[0] > '9' || d[1] < '0' || d[1] > '9')
+			return false;
+		v[i] = (d[0] - '0') * 10 + (d[1] - '0');
+	}
+	if (!(v[0] < 24 && v[1] < 60 && v[2] < 24 && v[3] < 60))
+		return false;
+	if (out_start)
+		*out_start = v[0] * 60 + v[1];
+	if (out_end)
+		*out_end = v[2] * 60 + v[3];
+	return true;
 }
 
 static bool valid_severity(const char *s)
@@ -174,7 +193,7 @@ static int l_config_assign(lua_State *L) /* [-0, +0, e] */
 		if (lua_type(L, 3) != LUA_TSTRING)
 			goto wrong;
 		s = lua_tostring(L, 3);
-		if ((k->type == T_WINDOW && !valid_window(s)) ||
+		if ((k->type == T_WINDOW && !bsi_config_parse_window(s, NULL, NULL)) ||
 		    (k->type == T_SEVERITY && !valid_severity(s)))
 			goto wrong;
 		copy = strdup(s);
@@ -202,6 +221,31 @@ static void count_hook(lua_State *L, lua_Debug *ar)
 	(void)ar;
 	lua_sethook(L, count_hook, LUA_MASKCOUNT, 1); /* stay tripped */
 	luaL_error(L, "configuration takes too long to evaluate");
+}
+
+typedef struct {
+	size_t used;
+} config_heap;
+
+/* lua_Alloc counting live bytes, refusing growth past CONFIG_MAX_MEMORY
+ * (Lua then raises "not enough memory"). */
+static void *config_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	config_heap *h = ud;
+	size_t old = ptr ? osize : 0;
+	void *p;
+
+	if (nsize == 0) {
+		free(ptr);
+		h->used -= old;
+		return NULL;
+	}
+	if (nsize > old && nsize - old > CONFIG_MAX_MEMORY - h->used)
+		return NULL;
+	if ((p = realloc(ptr, nsize)) == NULL)
+		return NULL;
+	h->used = h->used - old + nsize;
+	return p;
 }
 
 static int read_file(const char *path, bool must_exist, char **out, size_t *out_len)
@@ -239,18 +283,22 @@ done:
 	return rc;
 }
 
-int bsi_config_load(bsi_config *cfg, const char *path, bool must_exist)
+/*
+ * Run the configuration text (len bytes, need not be NUL-terminated) over
+ * the values already in cfg; name is the chunk name in messages ("file:3:").
+ * On error cfg holds the assignments made before the failing line.
+ */
+int bsi_config_load_buffer(bsi_config *cfg, const char *text, size_t len, const char *name)
 {
 	lua_State *L = NULL;
-	char *text = NULL, *chunkname = NULL;
-	size_t len = 0;
-	int rc;
+	char *chunkname = NULL;
+	config_heap heap = {0};
+	int rc = BSI_OK;
 
-	rc = read_file(path, must_exist, &text, &len);
-	if (rc < 0 || !text)
-		goto done;
-	L = luaL_newstate();
-	if (!L || asprintf(&chunkname, "@%s", path) < 0) {
+	if (len > CONFIG_MAX_BYTES)
+		return bsi_error_set(BSI_EUSAGE, "%s: larger than 64 KiB", name);
+	L = lua_newstate(config_alloc, &heap);
+	if (!L || asprintf(&chunkname, "@%s", name) < 0) {
 		rc = bsi_error_set(BSI_EFAIL, "out of memory");
 		goto done;
 	}
@@ -283,6 +331,20 @@ done:
 	if (L)
 		lua_close(L);
 	free(chunkname);
+	return rc;
+}
+
+int bsi_config_load(bsi_config *cfg, const char *path, bool must_exist)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	rc = read_file(path, must_exist, &text, &len);
+	if (rc < 0 || !text)
+		goto done;
+	rc = bsi_config_load_buffer(cfg, text, len, path);
+done:
 	free(text);
 	return rc;
 }

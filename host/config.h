@@ -12,6 +12,7 @@
 #define BSI_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef struct {
 	bool auto_install;          /* apply pending improvements unattended */
@@ -37,8 +38,16 @@ int bsi_config_defaults(bsi_config *cfg);
 /* Read path over the defaults already in cfg.  must_exist: the user named
  * the file, so a missing one is an error. */
 int bsi_config_load(bsi_config *cfg, const char *path, bool must_exist);
+/* The same for configuration text already in memory (len bytes, at most
+ * 64 KiB, need not be NUL-terminated); name stands for the file in
+ * messages. */
+int bsi_config_load_buffer(bsi_config *cfg, const char *text, size_t len, const char *name);
 /* Free the strings cfg owns (not cfg itself). */
 void bsi_config_clear(bsi_config *cfg);
+
+/* "HH:MM-HH:MM" exactly: true with the start and end as minutes after
+ * midnight (either out may be NULL). */
+bool bsi_config_parse_window(const char *text, int *out_start, int *out_end);
 
 /* "90s", "15m", "6h", "14d", "2w" or a plain number of seconds. */
 int bsi_config_parse_duration(const char *text, long *out);

@@ -268,7 +268,7 @@ int bsi_device_apply(bsi_txn_result *out, bsi_device *d, const bsi_improvement *
 	rc = bsi_state_improvement_note(d->st, imp);
 	if (rc == 0)
 		rc = bsi_txn_apply(out, &ctx, imp);
-	if (rc < 0)
+	if (rc != 0) /* not < 0: *out is unset whatever the code */
 		return bsi_error_wrap("%s", imp->id);
 	return BSI_OK;
 }

@@ -1,3 +1,4 @@
+#define BSI_ERROR_IMPL /* the definition below, not the analyzer's macro */
 #include "error.h"
 
 #include <stdarg.h>

@@ -23,6 +23,13 @@ enum {
 int bsi_error_set(int code, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+#if defined(__clang_analyzer__) && !defined(BSI_ERROR_IMPL)
+/* The static analyzer (make lint) reads one file at a time and cannot see
+ * that bsi_error_set returns its code; without this it follows paths where
+ * `return bsi_error_set(BSI_ETRUST, ...)` returns 0. */
+#define bsi_error_set(code, ...) (bsi_error_set((code), __VA_ARGS__), (code))
+#endif
+
 /* Prefix the current message with context ("while syncing: <old message>")
  * and return the current code unchanged. */
 int bsi_error_wrap(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

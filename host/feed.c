@@ -150,7 +150,7 @@ int bsi_feed_sync(bsi_feed_sync_result *out, bsi_state *st, const bsi_config *cf
 	if (rc == 0)
 		rc = bsi_auth_verify_range(&list, repo, &anchor, feed->head ? &trusted : NULL, &head,
 					   &cache);
-	if (rc < 0)
+	if (rc != 0) /* not < 0: list is unset whatever the code */
 		goto done;
 	snprintf(out->previous, sizeof(out->previous), "%s", feed->head ? feed->head : "");
 	git_oid_tostr(out->head, sizeof(out->head), &head);

@@ -31,12 +31,12 @@ typedef struct {
 } bsi_procs_file;
 
 typedef struct {
-	pid_t pid;
-	char *command; /* /proc/PID/comm */
-	char *unit;    /* "foo.service", or NULL when the process is in none */
-	bool user_unit; /* a user@UID.service manager or a unit under one */
-	char *label;   /* of the file it maps */
+	char *command;  /* /proc/PID/comm */
+	char *unit;     /* "foo.service", or NULL when the process is in none */
+	char *label;    /* of the file it maps */
 	char *rel;
+	pid_t pid;
+	bool user_unit; /* a user@UID.service manager or a unit under one */
 } bsi_proc;
 
 typedef struct {

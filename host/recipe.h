@@ -75,4 +75,17 @@ int bsi_recipe_check_file(bsi_changeset *cs, const char *path, const bsi_recipe_
 int bsi_recipe_load_buffer(bsi_changeset *cs, const char *name, const char *text, size_t len,
 			   const bsi_root *root, const bsi_recipe_limits *lim);
 
+/*
+ * For fuzzing and tests only: bsi_recipe_load_buffer with the evaluation
+ * the sandbox child would run done in the calling process, without the
+ * fork, the rlimits and the wall-clock kill, so only the in-process
+ * defences (count hook, counting allocator) bound it, and they cannot stop
+ * a C function that never returns (a pathological string.find).  The
+ * result still crosses JSON and is re-checked as the child's is; bsi.log
+ * lines are dropped.  Never use it on a recipe from a feed.
+ */
+int bsi_recipe_load_buffer_in_process(bsi_changeset *cs, const char *name, const char *text,
+				      size_t len, const bsi_root *root,
+				      const bsi_recipe_limits *lim);
+
 #endif

@@ -278,7 +278,7 @@ static int parse_line(bsi_signers *s, tok line, const char *origin, size_t linen
 	if (opts.n && (rc = parse_options(opts, &git_ok, origin, lineno)) < 0)
 		return rc;
 	next_token(&line, &t);
-	if ((rc = decode_key(key, t)) < 0)
+	if (decode_key(key, t) < 0)
 		return bsi_error_wrap("%s:%zu", origin, lineno);
 	return add_key(s, key, git_ok);
 }

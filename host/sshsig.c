@@ -38,6 +38,7 @@ static void printable(char dst[64], span s)
 	size_t i, n = s.len > 48 ? 48 : s.len, j = 0;
 
 	for (i = 0; i < n; i++)
+		/* NOLINTNEXTLINE(bugprone-narrowing-conversions): '?' and a byte < 0x7f fit */
 		dst[j++] = (s.p[i] >= 0x20 && s.p[i] < 0x7f && s.p[i] != '\'') ? (char)s.p[i] : '?';
 	if (n < s.len) {
 		memcpy(dst + j, "...", 3);
@@ -63,9 +64,8 @@ static int read_u32(span *s, const char *field, uint32_t *out)
 static int read_string(span *s, const char *field, span *out)
 {
 	uint32_t n = 0;
-	int rc;
 
-	if ((rc = read_u32(s, field, &n)) < 0)
+	if (read_u32(s, field, &n) < 0)
 		return bsi_error_set(BSI_ETRUST, "SSHSIG: %s is missing (length truncated)", field);
 	if (n > s->len)
 		return bsi_error_set(BSI_ETRUST, "SSHSIG: %s declares %u bytes but only %zu remain",
@@ -96,6 +96,7 @@ static void put_u32(uint8_t *p, uint32_t v)
 void bsi_sshsig_keyblob(uint8_t out[BSI_SSHSIG_KEYBLOB_LEN], const uint8_t key[32])
 {
 	put_u32(out, 11);
+	/* NOLINTNEXTLINE(bugprone-not-null-terminated-result): a binary blob */
 	memcpy(out + 4, ed25519_type, 11);
 	put_u32(out + 15, 32);
 	memcpy(out + 19, key, 32);
@@ -107,6 +108,7 @@ void bsi_sshsig_fingerprint(char out[BSI_SSHSIG_FINGERPRINT_SIZE], const uint8_t
 
 	bsi_sshsig_keyblob(blob, key);
 	crypto_hash_sha256(digest, blob, sizeof(blob));
+	/* NOLINTNEXTLINE(bugprone-not-null-terminated-result): base64 terminates it */
 	memcpy(out, "SHA256:", 7);
 	sodium_bin2base64(out + 7, BSI_SSHSIG_FINGERPRINT_SIZE - 7, digest, sizeof(digest),
 	                  sodium_base64_VARIANT_ORIGINAL_NO_PADDING);

@@ -645,6 +645,7 @@ int bsi_state_improvement_list(bsi_state *st, bsi_state_improvement ***out, size
 	if ((ret = prepare(st, &s, "SELECT " IMP_COLUMNS " FROM improvements ORDER BY id")) != 0)
 		return ret;
 	while ((rc = step(s)) == SQLITE_ROW) {
+		/* NOLINTNEXTLINE(bugprone-sizeof-expression): a list of pointers */
 		if (!(grown = realloc(list, (n + 1) * sizeof(*list)))) {
 			ret = bsi_error_set(BSI_EFAIL, "out of memory");
 			goto done;
@@ -1273,6 +1274,7 @@ static int load_txns(bsi_state *st, sqlite3_stmt *s, bsi_state_txn ***out, size_
 	int ret = 0, rc;
 
 	while ((rc = step(s)) == SQLITE_ROW) {
+		/* NOLINTNEXTLINE(bugprone-sizeof-expression): a list of pointers */
 		if (!(grown = realloc(list, (n + 1) * sizeof(*list))) ||
 		    !(t = calloc(1, sizeof(*t)))) {
 			if (grown)

@@ -384,7 +384,7 @@ static void remove_backups(bsi_state *st, int64_t id)
 		return;
 	}
 	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, ".."))
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
 			unlinkat(dirfd(d), de->d_name, 0);
 	closedir(d);
 	rmdir(path);
@@ -433,7 +433,7 @@ static int stage_step(run *r, step *s)
 
 	snprintf(what, sizeof(what), "staged file for %s", s->path);
 	if (s->payload) {
-		if ((ret = bsi_source_open(r->ctx->source, s->payload, &in.reader, &size)) != 0)
+		if (bsi_source_open(r->ctx->source, s->payload, &in.reader, &size) != 0)
 			return bsi_error_wrap("payload %s for %s", s->payload, s->path);
 		ret = place_copy(&in, s->dirfd, s->stage, &s->orig, "stage", what, digest);
 		bsi_reader_free(in.reader);
@@ -1166,12 +1166,14 @@ static int recover_one(const bsi_txn_ctx *ctx, bsi_state_txn *t)
 	dirfds = malloc((t->nactions + 1) * sizeof(*dirfds));
 	names = malloc((t->nactions + 1) * sizeof(*names));
 	cls = malloc((t->nactions + 1) * sizeof(*cls));
+	/* before any goto done: done closes every dirfds[i] >= 0 (clang-tidy
+	 * found it closing uninitialized values when names or cls was NULL) */
+	for (i = 0; dirfds && i < t->nactions; i++)
+		dirfds[i] = -1;
 	if (!dirfds || !names || !cls) {
 		ret = bsi_error_set(BSI_EFAIL, "out of memory");
 		goto done;
 	}
-	for (i = 0; i < t->nactions; i++)
-		dirfds[i] = -1;
 	/* Where is each target?  Renames only start once the txn is STAGED. */
 	for (i = 0; i < t->nactions; i++) {
 		bsi_state_action *a = &t->actions[i];

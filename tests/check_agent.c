@@ -593,7 +593,7 @@ static double now_s(void)
 	struct timespec t;
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + t.tv_nsec / 1e9;
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
 static bool valgrind(void)
@@ -849,10 +849,11 @@ START_TEST(test_agent_daemon_sighup_keeps_config_when_broken)
 	for (int i = 0; i < 100 * slow; i++) {
 		free(log);
 		log = tu_read(logfile);
-		if (strstr(log, "not reloaded"))
+		if (log && strstr(log, "not reloaded"))
 			break;
 		usleep(50 * 1000);
 	}
+	ck_assert_ptr_nonnull(log);
 	ASSERT_HAS(log, "not reloaded, keeping the old one");
 	ASSERT_HAS(log, "unknown key \"auto_instal\"");
 	free(log);

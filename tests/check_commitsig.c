@@ -173,6 +173,36 @@ START_TEST(test_commitsig_malformed_headers_refused)
 }
 END_TEST
 
+/*
+ * Found by fuzz_commitsig (corpus regress-continuation-before-tree): a
+ * continuation line was skipped wherever it stood, so a commit could start
+ * with one (git and libgit2 refuse a commit that does not start with
+ * "tree "), and one between tree and parent hid the parent from git, which
+ * stops reading parents there, while bsi still counted it.
+ */
+START_TEST(test_commitsig_continuation_of_tree_or_parent_refused)
+{
+	char *sig = sigtool_sign(sk, "x", 1, "git"), *raw;
+	const char *heads[] = {
+		" junk\ntree " TREE "\nparent " P1 "\n",
+		"tree " TREE "\n junk\nparent " P1 "\n",
+		"tree " TREE "\nparent " P1 "\n junk\nparent " P2 "\n",
+		"tree " TREE "\nparent " P1 "\n junk\n",
+	};
+
+	for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
+		char unsigned_raw[512];
+
+		snprintf(unsigned_raw, sizeof(unsigned_raw), "%sauthor " WHO "\ncommitter " WHO
+			 "\n\nmsg\n", heads[i]);
+		raw = sigtool_commit_add_sig(unsigned_raw, strlen(unsigned_raw), sig);
+		expect_refused(raw, "continuation line");
+		free(raw);
+	}
+	free(sig);
+}
+END_TEST
+
 START_TEST(test_commitsig_no_message_no_blank_line)
 {
 	const char *raw = "tree " TREE "\nauthor " WHO "\ncommitter " WHO "\n";
@@ -247,6 +277,7 @@ static Suite *commitsig_suite(void)
 	tcase_add_test(tc, test_commitsig_gpgsig_next_to_sha256_refused);
 	tcase_add_test(tc, test_commitsig_two_gpgsig_refused);
 	tcase_add_test(tc, test_commitsig_malformed_headers_refused);
+	tcase_add_test(tc, test_commitsig_continuation_of_tree_or_parent_refused);
 	tcase_add_test(tc, test_commitsig_no_message_no_blank_line);
 	tcase_add_test(tc, test_commitsig_random_mutations_never_verify_other_content);
 	suite_add_tcase(s, tc);

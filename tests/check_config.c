@@ -108,6 +108,40 @@ START_TEST(test_config_endless_loop_is_stopped)
 }
 END_TEST
 
+/* Found by fuzz_config: sscanf's %u skips blanks and takes a sign. */
+START_TEST(test_config_window_is_exactly_hh_mm)
+{
+	tu_write(path, "maintenance_window = \"02:00-05:00\"\n");
+	ck_assert_int_eq(bsi_config_load(&cfg, path, true), 0);
+	ck_assert_str_eq(cfg.maintenance_window, "02:00-05:00");
+	expect_error("maintenance_window = \" 1:00-05:00\"\n", "maintenance_window must be");
+	expect_error("maintenance_window = \"+1:00-05:00\"\n", "maintenance_window must be");
+	expect_error("maintenance_window = \"01:00- 5:00\"\n", "maintenance_window must be");
+	expect_error("maintenance_window = \"24:00-05:00\"\n", "maintenance_window must be");
+	ck_assert_str_eq(cfg.maintenance_window, "02:00-05:00");
+}
+END_TEST
+
+/* Without a heap ceiling this asks for a terabyte within the instruction
+ * budget (fuzz_config's corpus has it as regress-config-memory). */
+START_TEST(test_config_memory_is_bounded)
+{
+	expect_error("local s = \"x\" for i = 1, 40 do s = s .. s end\n", "not enough memory");
+}
+END_TEST
+
+START_TEST(test_config_load_buffer_names_the_source)
+{
+	const char text[] = "interval = \"15m\"\nauto_install = 1\n";
+
+	ck_assert_int_eq(bsi_config_load_buffer(&cfg, text, sizeof(text) - 1, "conf.d/x"),
+			 BSI_EUSAGE);
+	ck_assert_int_eq(cfg.interval, 15 * 60);
+	ck_assert_msg(strstr(bsi_error_message(), "conf.d/x:2:"), "message \"%s\"",
+		      bsi_error_message());
+}
+END_TEST
+
 START_TEST(test_config_durations)
 {
 	long s;
@@ -136,6 +170,9 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_config_has_no_functions);
 	tcase_add_test(tc, test_config_endless_loop_is_stopped);
 	tcase_add_test(tc, test_config_durations);
+	tcase_add_test(tc, test_config_window_is_exactly_hh_mm);
+	tcase_add_test(tc, test_config_memory_is_bounded);
+	tcase_add_test(tc, test_config_load_buffer_names_the_source);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -465,6 +465,7 @@ static const char *const cpu_bombs[] = {
 	"for i = 1, 10 do pcall(function() while true do end end) end",
 	"coroutine.wrap(function() while true do end end)()",
 	"while true do coroutine.resume(coroutine.create(function() while true do end end)) end",
+	/* NOLINTNEXTLINE(bugprone-suspicious-missing-comma): one two-line chunk */
 	"local co = coroutine.wrap(function() while true do pcall(coroutine.yield) end end)\n"
 	"while true do pcall(co) end",
 	"xpcall(function() error('x') end, function() while true do end end)",
@@ -887,6 +888,67 @@ END_TEST
 /* The reference recipes of the repository pass `recipe check`, and plan
  * against the sample images: every improvement comes back, and `when`
  * sees the device (applicable on "current", not on "old"). */
+/*
+ * The in-process entry point fuzz_recipe uses must judge a recipe as the
+ * sandbox does, or fuzzing it proves nothing: same code, same message,
+ * same change set, against a root and without one.
+ */
+START_TEST(test_recipe_in_process_matches_sandbox)
+{
+	static const char *const texts[] = {
+		EMPTY_RECIPE,
+		"return { component = 'c', improvements = { { id = 'c-1', summary = 's',\n"
+		"  fixes = { 'CVE-2026-0001' }, severity = 'high',\n"
+		"  when = function() return bsi.exists('etc/version') end,\n"
+		"  apply = function(change)\n"
+		"    change:replace('etc/version', { from = 'sha256:' .. string.rep('0', 64),\n"
+		"      to = 'sha256:' .. string.rep('1', 64), payload = 'payloads/v' })\n"
+		"    change:restart('demo.service') end } } }\n",
+		"return { component = 'c', improvements = { { id = 'c-1', bogus = 1 } } }\n",
+		"error('boom')\n",
+		"local s = 'x' while true do s = s .. s end\n",
+		"while true do end\n",
+	};
+
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		for (int with_root = 0; with_root < 2; with_root++) {
+			bsi_changeset *a, *b;
+			bsi_root *root = NULL;
+			char *msg_a, *ja, *jb;
+			json_t *da, *db;
+			int rc_a, rc_b;
+
+			ck_assert_int_eq(bsi_changeset_new(&a), 0);
+			ck_assert_int_eq(bsi_changeset_new(&b), 0);
+			if (with_root)
+				ck_assert_int_eq(bsi_root_open(&root, rootdir), 0);
+			rc_a = bsi_recipe_load_buffer(a, "recipes/t.lua", texts[i], strlen(texts[i]),
+						      root, &limits);
+			msg_a = strdup(bsi_error_message());
+			rc_b = bsi_recipe_load_buffer_in_process(b, "recipes/t.lua", texts[i],
+								 strlen(texts[i]), root, &limits);
+			ck_assert_msg(rc_a == rc_b, "%s: sandbox %d (%s), in process %d (%s)",
+				      texts[i], rc_a, msg_a, rc_b, bsi_error_message());
+			if (rc_a < 0)
+				ck_assert_str_eq(msg_a, bsi_error_message());
+			da = bsi_changeset_to_json(a);
+			db = bsi_changeset_to_json(b);
+			ja = json_dumps(da, JSON_SORT_KEYS | JSON_COMPACT);
+			jb = json_dumps(db, JSON_SORT_KEYS | JSON_COMPACT);
+			ck_assert_str_eq(ja, jb);
+			json_decref(da);
+			json_decref(db);
+			free(ja);
+			free(jb);
+			free(msg_a);
+			bsi_root_free(root);
+			bsi_changeset_free(a);
+			bsi_changeset_free(b);
+		}
+	}
+}
+END_TEST
+
 START_TEST(test_recipe_reference_recipes)
 {
 	char *tree = tu_tmpdir(), *current = tu_tmpdir(), *old = tu_tmpdir();
@@ -972,6 +1034,7 @@ static Suite *recipe_suite(void)
 	tcase_add_test(tc, test_recipe_load_all_ids_unique_across_files);
 	tcase_add_test(tc, test_recipe_load_all_all_or_nothing);
 	tcase_add_test(tc, test_recipe_reference_recipes);
+	tcase_add_test(tc, test_recipe_in_process_matches_sandbox);
 	suite_add_tcase(s, tc);
 	return s;
 }

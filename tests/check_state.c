@@ -562,7 +562,8 @@ START_TEST(test_lock_waits_for_the_holder)
 
 		if (bsi_lock_acquire(&held, dir, -1) != 0)
 			_exit(1);
-		usleep(1500 * 1000); /* longer than a bounded wait of 1 s would last */
+		/* longer than a bounded wait of 1 s would last (usleep takes < 1 s) */
+		nanosleep(&(struct timespec){1, 500 * 1000 * 1000}, NULL);
 		_exit(0);
 	}
 	usleep(150 * 1000);

@@ -31,7 +31,7 @@ static void buf_add(buf *b, const void *p, size_t n)
 		b->p = realloc(b->p, b->cap);
 		need(b->p != NULL, "out of memory");
 	}
-	if (n)
+	if (n) /* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker): cap > 0 => p */
 		memcpy(b->p + b->len, p, n);
 	b->len += n;
 }

@@ -66,9 +66,14 @@ static char *slurp_fd(int fd)
 			continue;
 		len += (size_t)n;
 		if (cap - len < 2) {
+			char *grown;
+
 			cap *= 2;
-			s = realloc(s, cap);
-			ck_assert_ptr_nonnull(s);
+			grown = realloc(s, cap);
+			if (!grown)
+				free(s);
+			ck_assert_ptr_nonnull(grown);
+			s = grown;
 		}
 	}
 	s[len] = '\0';

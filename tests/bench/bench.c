@@ -383,8 +383,9 @@ static void bench_auth(void)
 	char feed[4200], hex[GIT_OID_HEXSZ + 1], intro_hex[GIT_OID_HEXSZ + 1], b1[32], b2[32];
 	char *pub, *text, *cmd, *out, *state;
 	uint8_t pk[32], sk[64];
-	double ours[16], gits[16], api[16], one[16], none[16], scratch[16], ocpu[16], gcpu[16];
-	double nonecpu[16];
+	double ours[16] = {0}, gits[16] = {0}, api[16] = {0}, one[16] = {0}, none[16] = {0},
+	       scratch[16] = {0}, ocpu[16] = {0}, gcpu[16] = {0};
+	double nonecpu[16] = {0};
 	git_repository *r = NULL;
 	git_oid intro, head;
 	int nr = runs, i;
@@ -571,9 +572,9 @@ static double sodium_hash_path(const char *path, unsigned char out[32])
 static void bench_hash(void)
 {
 	const long size = 1024 * MIB;
-	double ours[16], ossl[16], sod[16];
+	double ours[16] = {0}, ossl[16] = {0}, sod[16] = {0};
 	char path[4200], outp[4200], d[BSI_DIGEST_STRLEN + 1];
-	unsigned char sd[32];
+	unsigned char sd[32] = {0};
 	int nr = runs;
 
 	note("hash: writing a 1 GiB file; %d runs each of bsi_digest_fd, openssl dgst, libsodium",
@@ -633,7 +634,7 @@ static void bench_plan(void)
 	const long fsize = MIB; /* 1,000 x 1 MiB = 1 GiB of target files */
 	char dir[4200], feed[4300], image[4300], path[4400], to[NPAYLOADS][BSI_DIGEST_STRLEN + 1];
 	char from[BSI_DIGEST_STRLEN + 1], b1[32], b2[32], *pub, *cmd, *out, *intro;
-	double first[8], second[8];
+	double first[8] = {0}, second[8] = {0};
 	int nr = 3;
 
 	note("plan: %d improvements in %d recipe files over %d MiB of target files", NIMP,
@@ -804,7 +805,7 @@ static void bench_apply(void)
 	const long size = 256 * MIB;
 	char dir[4200], feed[4300], image[4300], path[4400], old[4300], from[BSI_DIGEST_STRLEN + 1];
 	char to[BSI_DIGEST_STRLEN + 1], b1[32], b2[32], *base;
-	double ours[16], theirs[16], ocpu[16], tcpu[16];
+	double ours[16] = {0}, theirs[16] = {0}, ocpu[16] = {0}, tcpu[16] = {0};
 	int nr = runs;
 
 	note("apply: a 256 MiB payload, %d runs each of bsi apply --tree and cp+sync+mv", nr);
