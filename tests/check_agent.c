@@ -989,11 +989,11 @@ END_TEST
 START_TEST(test_agent_restart_old_code_units_once)
 {
 	bsi_proc items[] = {
-		{10, "nginx", "web.service", false, "lib-1", "usr/lib/lib-1.so"},
-		{11, "nginx", "web.service", false, "lib-1", "usr/lib/lib-1.so"},
-		{12, "app", "app.service", true, "lib-1", "usr/lib/lib-1.so"},
-		{13, "sh", NULL, false, "lib-1", "usr/lib/lib-1.so"},
-		{14, "other", "other.service", false, "lib-9", "usr/lib/lib-9.so"},
+		{.pid = 10, .command = "nginx", .unit = "web.service", .user_unit = false, .label = "lib-1", .rel = "usr/lib/lib-1.so"},
+		{.pid = 11, .command = "nginx", .unit = "web.service", .user_unit = false, .label = "lib-1", .rel = "usr/lib/lib-1.so"},
+		{.pid = 12, .command = "app", .unit = "app.service", .user_unit = true, .label = "lib-1", .rel = "usr/lib/lib-1.so"},
+		{.pid = 13, .command = "sh", .unit = NULL, .user_unit = false, .label = "lib-1", .rel = "usr/lib/lib-1.so"},
+		{.pid = 14, .command = "other", .unit = "other.service", .user_unit = false, .label = "lib-9", .rel = "usr/lib/lib-9.so"},
 	};
 	bsi_procs procs = {items, sizeof(items) / sizeof(items[0])};
 	bsi_cli cli = {.root = root, .state_dir = state, .config_path = conf, .wait = -1};
