@@ -5,6 +5,7 @@
  */
 #include "changeset.h"
 #include "error.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <jansson.h>
@@ -98,11 +99,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run_suite(suite());
 }

@@ -162,12 +162,5 @@ static Suite *plugin_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(plugin_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	tu_cleanup();
-	return failed ? 1 : 0;
+	return tu_run_suite(plugin_suite());
 }

@@ -1041,11 +1041,5 @@ static Suite *recipe_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(recipe_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tu_run_suite(recipe_suite());
 }

@@ -214,11 +214,5 @@ static Suite *sandbox_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(sandbox_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tu_run_suite(sandbox_suite());
 }

@@ -292,11 +292,5 @@ static Suite *signers_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(signers_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return tu_run_suite(signers_suite());
 }

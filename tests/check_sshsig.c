@@ -495,11 +495,5 @@ static Suite *sshsig_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(sshsig_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return tu_run_suite(sshsig_suite());
 }

@@ -1346,12 +1346,5 @@ static Suite *txn_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(txn_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	tu_cleanup();
-	return failed ? 1 : 0;
+	return tu_run_suite(txn_suite());
 }

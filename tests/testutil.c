@@ -16,6 +16,18 @@
 static char *made[256];
 static size_t nmade;
 
+int tu_run_suite(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	tu_cleanup();
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
 char *tu_tmpdir(void)
 {
 	const char *base = getenv("TMPDIR");

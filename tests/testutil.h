@@ -9,6 +9,7 @@
 #ifndef BSI_TESTUTIL_H
 #define BSI_TESTUTIL_H
 
+#include <check.h>
 #include <stddef.h>
 
 typedef struct {
@@ -16,6 +17,11 @@ typedef struct {
 	char *out;  /* captured stdout (NUL-terminated) */
 	char *err;  /* captured stderr */
 } tu_result;
+
+/* Run a suite (Check's fork mode unless CK_FORK says otherwise), free it,
+ * remove the temporary directories, and return the process exit status:
+ * what each suite's main() returns. */
+int tu_run_suite(Suite *s);
 
 /* A fresh temporary directory (removed by tu_cleanup()). */
 char *tu_tmpdir(void);
