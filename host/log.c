@@ -37,6 +37,7 @@ void bsi_log_close(void)
 bool bsi_log_to_syslog(void) { return use_syslog; }
 
 /* priority: a syslog priority; shown: the least verbosity that shows it. */
+__attribute__((format(printf, 4, 0)))
 static void vlog(int priority, int shown, const char *tag, const char *fmt, va_list ap)
 {
 	char line[2048];
