@@ -10,19 +10,9 @@
 
 #include <stdio.h>
 
-static bsi_recipe_limits limits_of(const bsi_cli *cli)
-{
-	bsi_recipe_limits lim = {
-		.mem_limit = (size_t)cli->cfg.recipe_memory_mib << 20,
-		.cpu_seconds = cli->cfg.recipe_cpu_seconds,
-		.wall_seconds = cli->cfg.recipe_wall_seconds,
-	};
-	return lim;
-}
-
 int bsi_cmd_recipe_check(bsi_cli *cli)
 {
-	bsi_recipe_limits lim = limits_of(cli);
+	bsi_recipe_limits lim = bsi_device_recipe_limits(cli);
 	int rc = BSI_OK;
 
 	for (int i = 0; i < cli->argc; i++) {

@@ -13,7 +13,7 @@
 #include <limits.h>
 #include <sys/stat.h>
 
-static bsi_recipe_limits limits_of(const bsi_cli *cli)
+bsi_recipe_limits bsi_device_recipe_limits(const bsi_cli *cli)
 {
 	bsi_recipe_limits lim = {
 		.mem_limit = (size_t)cli->cfg.recipe_memory_mib << 20,
@@ -70,7 +70,7 @@ static int overlay_state(bsi_changeset *cs, bsi_state *st)
 int bsi_device_plan(bsi_changeset **out, const bsi_cli *cli, const bsi_source *src,
 		    const bsi_root *root, bsi_state *st)
 {
-	bsi_recipe_limits lim = limits_of(cli);
+	bsi_recipe_limits lim = bsi_device_recipe_limits(cli);
 	bsi_changeset *cs = NULL;
 	int rc;
 

@@ -17,6 +17,7 @@
 #include "fsroot.h"
 #include "lock.h"
 #include "plugin.h"
+#include "recipe.h"
 #include "procs.h"
 #include "source.h"
 #include "state.h"
@@ -48,6 +49,10 @@ int bsi_device_open(bsi_device *d, bsi_cli *cli, int flags);
  * source yet (d->cs stays NULL). */
 int bsi_device_load_plan(bsi_device *d, bool optional);
 void bsi_device_close(bsi_device *d);
+
+/* The recipe limits the configuration sets (recipe_memory_mib,
+ * recipe_cpu_seconds, recipe_wall_seconds). */
+bsi_recipe_limits bsi_device_recipe_limits(const bsi_cli *cli);
 
 /* The transaction context over d's parts. */
 bsi_txn_ctx bsi_device_txn_ctx(const bsi_device *d);
