@@ -16,6 +16,12 @@
  * and without a ceiling `local s = "x" for i = 1, 40 do s = s .. s end`
  * stays within the instruction budget while it asks for a terabyte. */
 #define CONFIG_MAX_MEMORY ((size_t)8 << 20)
+/* Bytes a configuration may allocate in total, freed or not: the ceiling
+ * above bounds what is live, this bounds the copying.  Without it
+ * `local s = "x" for i = 1, 90000 do s = s .. #s end` stays under both
+ * other limits while it copies 18 GB (4 s of CPU); a real configuration
+ * allocates under 100 KiB in total. */
+#define CONFIG_MAX_ALLOCATED ((size_t)64 << 20)
 
 typedef enum { T_BOOL, T_STRING, T_DURATION, T_INT, T_NUMBER, T_WINDOW, T_SEVERITY } key_type;
 
@@ -224,11 +230,14 @@ static void count_hook(lua_State *L, lua_Debug *ar)
 }
 
 typedef struct {
-	size_t used;
+	size_t used;      /* live bytes */
+	size_t allocated; /* bytes of every growth so far */
+	bool over;        /* a growth was refused for a limit, not by malloc */
 } config_heap;
 
-/* lua_Alloc counting live bytes, refusing growth past CONFIG_MAX_MEMORY
- * (Lua then raises "not enough memory"). */
+/* lua_Alloc counting live and allocated bytes, refusing growth past
+ * CONFIG_MAX_MEMORY or CONFIG_MAX_ALLOCATED (Lua then raises "not enough
+ * memory"). */
 static void *config_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
 	config_heap *h = ud;
@@ -240,11 +249,16 @@ static void *config_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 		h->used -= old;
 		return NULL;
 	}
-	if (nsize > old && nsize - old > CONFIG_MAX_MEMORY - h->used)
+	if (nsize > old && (nsize - old > CONFIG_MAX_MEMORY - h->used ||
+			    nsize > CONFIG_MAX_ALLOCATED - h->allocated)) {
+		h->over = true;
 		return NULL;
+	}
 	if ((p = realloc(ptr, nsize)) == NULL)
 		return NULL;
 	h->used = h->used - old + nsize;
+	if (nsize > old)
+		h->allocated += nsize;
 	return p;
 }
 
@@ -293,7 +307,7 @@ int bsi_config_load_buffer(bsi_config *cfg, const char *text, size_t len, const 
 	lua_State *L = NULL;
 	char *chunkname = NULL;
 	config_heap heap = {0};
-	int rc = BSI_OK;
+	int rc = BSI_OK, status;
 
 	if (len > CONFIG_MAX_BYTES)
 		return bsi_error_set(BSI_EUSAGE, "%s: larger than 64 KiB", name);
@@ -321,7 +335,19 @@ int bsi_config_load_buffer(bsi_config *cfg, const char *text, size_t len, const 
 		goto done;
 	}
 	lua_sethook(L, count_hook, LUA_MASKCOUNT, CONFIG_MAX_INSTRUCTIONS);
-	if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+	status = lua_pcall(L, 0, 0, 0);
+	if (status == LUA_ERRMEM && !heap.over) {
+		rc = bsi_error_set(BSI_EFAIL, "out of memory");
+		goto done;
+	}
+	if (status == LUA_ERRMEM) {
+		rc = bsi_error_set(BSI_EUSAGE,
+				   "%s: uses too much memory (a configuration may hold %zu MiB "
+				   "and allocate %zu MiB in all)",
+				   name, CONFIG_MAX_MEMORY >> 20, CONFIG_MAX_ALLOCATED >> 20);
+		goto done;
+	}
+	if (status != LUA_OK) {
 		const char *msg = lua_tostring(L, -1);
 
 		rc = bsi_error_set(BSI_EUSAGE, "%s", msg ? msg : "error in configuration");
