@@ -38,7 +38,9 @@ int bsi_fault(const char *name)
 
 	if (!hit("BSI_FAULT", name, &count))
 		return 0;
-	return len > 7 && strcmp(name + len - 7, ".enospc") == 0 ? ENOSPC : EIO;
+	if (len > 7 && strcmp(name + len - 7, ".enospc") == 0)
+		return ENOSPC;
+	return len > 6 && strcmp(name + len - 6, ".exdev") == 0 ? EXDEV : EIO;
 }
 
 #else

@@ -6,8 +6,9 @@
  *
  * BSI_FAILPOINT=NAME[:N]   bsi_failpoint("NAME") kills the process with
  *                          SIGKILL on its Nth hit (default 1st).
- * BSI_FAULT=NAME[:N]       bsi_fault("NAME") returns an errno value (EIO, or
- *                          ENOSPC when NAME ends in ".enospc") on its Nth hit,
+ * BSI_FAULT=NAME[:N]       bsi_fault("NAME") returns an errno value (EIO;
+ *                          ENOSPC when NAME ends in ".enospc", EXDEV when it
+ *                          ends in ".exdev") on its Nth hit,
  *                          which the caller treats as if the syscall had
  *                          failed with it.
  */

@@ -59,8 +59,9 @@ static const command commands[] = {
 	 "               (for a test device image)"},
 	{"rollback", bsi_cmd_rollback, O_WAIT, 1, 1, "rollback ID",
 	 "Put back the files improvement ID replaced, byte for byte with their\n"
-	 "owner and mode, and restart the same services.  It is then never\n"
-	 "applied automatically again; bsi apply ID applies it on purpose."},
+	 "owner, mode and extended attributes, and restart the same services.\n"
+	 "It is then never applied automatically again; bsi apply ID applies it\n"
+	 "on purpose."},
 	{"hold", bsi_cmd_hold, O_WAIT, 1, 1, "hold ID",
 	 "Never apply improvement ID automatically (bsi apply ID still can)."},
 	{"release", bsi_cmd_release, O_WAIT, 1, 1, "release ID", "Undo bsi hold ID."},

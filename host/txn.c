@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #define COPY_BLOCK (256 * 1024)
@@ -91,6 +92,17 @@ static int do_rename(int dirfd, const char *from, const char *to)
 	return renameat(dirfd, from, dirfd, to) == 0 ? 0 : errno;
 }
 
+/* linkat, or an injected EXDEV (txn.link.exdev) instead of it: the copy a
+ * backup on another file system than the target gets. */
+static int do_link(int olddirfd, const char *old, int newdirfd, const char *new)
+{
+	if (bsi_fault("txn.link.exdev")) {
+		errno = EXDEV;
+		return -1;
+	}
+	return linkat(olddirfd, old, newdirfd, new, 0);
+}
+
 static void failpoint(const char *kind, const char *what)
 {
 	char name[96];
@@ -153,13 +165,116 @@ static int input_read(input *in, void *buf, size_t cap, size_t *out_n)
 }
 
 /*
+ * The names of fd's extended attributes, a run of NUL-terminated strings
+ * (*out_len bytes, *out NULL when there are none or the file system keeps
+ * none).
+ */
+static int list_xattrs(int fd, const char *what, char **out, size_t *out_len)
+{
+	char *names = NULL;
+	ssize_t n;
+
+	*out = NULL;
+	*out_len = 0;
+	for (;;) {
+		n = flistxattr(fd, NULL, 0);
+		if (n < 0 && (errno == ENOTSUP || errno == ENOSYS))
+			return 0;
+		if (n < 0)
+			return bsi_error_set(BSI_EFAIL, "list extended attributes of %s: %s", what,
+					     strerror(errno));
+		if (n == 0)
+			return 0;
+		if (!(names = malloc((size_t)n)))
+			return bsi_error_set(BSI_EFAIL, "out of memory");
+		n = flistxattr(fd, names, (size_t)n);
+		if (n >= 0)
+			break;
+		free(names);
+		names = NULL;
+		if (errno != ERANGE) /* ERANGE: one was added meanwhile */
+			return bsi_error_set(BSI_EFAIL, "list extended attributes of %s: %s", what,
+					     strerror(errno));
+	}
+	*out = names;
+	*out_len = (size_t)n;
+	return 0;
+}
+
+static bool has_name(const char *names, size_t len, const char *name)
+{
+	for (size_t off = 0; off < len; off += strlen(names + off) + 1)
+		if (strcmp(names + off, name) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Make to_fd's extended attributes those of from_fd: the SELinux label
+ * (security.selinux), file capabilities (security.capability), POSIX ACLs
+ * (system.posix_acl_*), user.* and trusted.* ones; any the new file got
+ * on its own (a default ACL of the directory) go.  After fchown, which
+ * clears security.capability.
+ */
+static int copy_xattrs(int from_fd, int to_fd, const char *from, const char *what)
+{
+	char *names = NULL, *have = NULL, *value = NULL;
+	size_t len = 0, have_len = 0, off;
+	ssize_t n;
+	int ret;
+
+	if ((ret = list_xattrs(from_fd, from, &names, &len)) != 0 ||
+	    (ret = list_xattrs(to_fd, what, &have, &have_len)) != 0)
+		goto done;
+	for (off = 0; off < have_len; off += strlen(have + off) + 1)
+		if (!has_name(names, len, have + off) && fremovexattr(to_fd, have + off) != 0 &&
+		    errno != ENODATA) {
+			ret = bsi_error_set(BSI_EFAIL, "remove extended attribute %s of %s: %s",
+					    have + off, what, strerror(errno));
+			goto done;
+		}
+	for (off = 0; off < len; off += strlen(names + off) + 1) {
+		const char *name = names + off;
+
+		free(value);
+		value = NULL;
+		n = fgetxattr(from_fd, name, NULL, 0);
+		if (n >= 0 && !(value = malloc(n > 0 ? (size_t)n : 1))) {
+			ret = bsi_error_set(BSI_EFAIL, "out of memory");
+			goto done;
+		}
+		if (n > 0)
+			n = fgetxattr(from_fd, name, value, (size_t)n);
+		if (n < 0 && errno == ENODATA) /* removed meanwhile */
+			continue;
+		if (n < 0) {
+			ret = bsi_error_set(BSI_EFAIL, "read extended attribute %s of %s: %s", name,
+					    from, strerror(errno));
+			goto done;
+		}
+		if (fsetxattr(to_fd, name, value, (size_t)n, 0) != 0) {
+			ret = bsi_error_set(BSI_EFAIL, "copy extended attribute %s of %s to %s: %s",
+					    name, from, what, strerror(errno));
+			goto done;
+		}
+	}
+done:
+	free(value);
+	free(names);
+	free(have);
+	return ret;
+}
+
+/*
  * Create (dirfd, name) with O_EXCL, copy `in` into it while hashing, give it
- * owner/group/mode of `like`, fsync it.  The digest goes to out_digest.
+ * owner/group/mode of `like` and the extended attributes of the open file
+ * like_fd (named like_what), fsync it.  The digest goes to out_digest.
  * On failure the partial file is removed.  `what` names it for messages;
  * faults are injected at <site>.write and <site>.fsync.
  */
 static int place_copy(input *in, int dirfd, const char *name, const struct stat *like,
-		      const char *site, const char *what, char out_digest[BSI_DIGEST_STRLEN + 1])
+		      int like_fd, const char *like_what, const char *site, const char *what,
+		      char out_digest[BSI_DIGEST_STRLEN + 1])
 {
 	char fault_site[64];
 	bsi_digest_ctx *dg = NULL;
@@ -207,6 +322,8 @@ static int place_copy(input *in, int dirfd, const char *name, const struct stat 
 		ret = bsi_error_set(BSI_EFAIL, "set owner and mode of %s: %s", what, strerror(errno));
 		goto done;
 	}
+	if ((ret = copy_xattrs(like_fd, fd, like_what, what)) != 0)
+		goto done;
 	snprintf(fault_site, sizeof(fault_site), "%s.fsync", site);
 	if ((ret = fsync_fd(fd, fault_site, what)) != 0)
 		goto done;
@@ -244,7 +361,7 @@ static int install_copy_of(bsi_state *st, const char *src, int dirfd, const char
 	bool placed = false;
 	int fd = -1, ret = 0;
 
-	if (linkat(AT_FDCWD, src, dirfd, name, 0) != 0) {
+	if (do_link(AT_FDCWD, src, dirfd, name) != 0) {
 		if (errno != EXDEV && errno != EPERM && errno != EMLINK)
 			return bsi_error_set(BSI_EFAIL, "link %s to %s: %s", src, what,
 					     strerror(errno));
@@ -253,7 +370,7 @@ static int install_copy_of(bsi_state *st, const char *src, int dirfd, const char
 			ret = bsi_error_set(BSI_EFAIL, "open %s: %s", src, strerror(errno));
 			goto done;
 		}
-		if ((ret = place_copy(&in, dirfd, name, &sb, site, what, digest)) != 0)
+		if ((ret = place_copy(&in, dirfd, name, &sb, in.fd, src, site, what, digest)) != 0)
 			goto done;
 		placed = true;
 	} else {
@@ -433,10 +550,30 @@ static int stage_step(run *r, step *s)
 
 	snprintf(what, sizeof(what), "staged file for %s", s->path);
 	if (s->payload) {
-		if (bsi_source_open(r->ctx->source, s->payload, &in.reader, &size) != 0)
+		struct stat sb;
+		int orig_fd;
+
+		/* the original whose digest was checked gives its attributes */
+		orig_fd = openat(s->dirfd, s->name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (orig_fd < 0 || fstat(orig_fd, &sb) != 0) {
+			ret = bsi_error_set(BSI_EFAIL, "open %s: %s", s->path, strerror(errno));
+			if (orig_fd >= 0)
+				close(orig_fd);
+			return ret;
+		}
+		if (sb.st_dev != s->orig.st_dev || sb.st_ino != s->orig.st_ino) {
+			close(orig_fd);
+			return bsi_error_set(BSI_EFAIL, "%s changed while its replacement was staged",
+					     s->path);
+		}
+		if (bsi_source_open(r->ctx->source, s->payload, &in.reader, &size) != 0) {
+			close(orig_fd);
 			return bsi_error_wrap("payload %s for %s", s->payload, s->path);
-		ret = place_copy(&in, s->dirfd, s->stage, &s->orig, "stage", what, digest);
+		}
+		ret = place_copy(&in, s->dirfd, s->stage, &s->orig, orig_fd, s->path, "stage", what,
+				 digest);
 		bsi_reader_free(in.reader);
+		close(orig_fd);
 		if (ret != 0)
 			return ret;
 		s->staged = true;
@@ -463,7 +600,7 @@ static int backup_step(run *r, step *s)
 	int ret;
 
 	snprintf(what, sizeof(what), "backup of %s", s->path);
-	if (linkat(s->dirfd, s->name, r->backup_dirfd, s->backup, 0) == 0) {
+	if (do_link(s->dirfd, s->name, r->backup_dirfd, s->backup) == 0) {
 		s->backed = true;
 		/* The link must name the very inode whose digest we checked. */
 		if (fstatat(r->backup_dirfd, s->backup, &sb, AT_SYMLINK_NOFOLLOW) != 0)
@@ -479,7 +616,8 @@ static int backup_step(run *r, step *s)
 	in.fd = openat(s->dirfd, s->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (in.fd < 0)
 		return bsi_error_set(BSI_EFAIL, "open %s: %s", s->path, strerror(errno));
-	ret = place_copy(&in, r->backup_dirfd, s->backup, &s->orig, "backup", what, digest);
+	ret = place_copy(&in, r->backup_dirfd, s->backup, &s->orig, in.fd, s->path, "backup", what,
+			 digest);
 	close(in.fd);
 	if (ret != 0)
 		return ret;

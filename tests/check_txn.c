@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -367,6 +368,100 @@ START_TEST(test_txn_apply_replaces_files_keeps_owner_and_mode)
 	session_close(&s);
 	ck_assert_int_eq(status_of(&e, NULL), BSI_STATUS_APPLIED);
 	bsi_changeset_free(cs);
+	env_free(&e);
+}
+END_TEST
+
+/* A file capability (what lets a replaced ping open raw sockets) as the
+ * kernel stores it: VFS_CAP_REVISION_2 with the effective flag,
+ * CAP_NET_RAW (13) permitted. */
+static const unsigned char cap_net_raw[20] = {0x01, 0x00, 0x00, 0x02, 0x00, 0x20};
+
+/* Give every file of e an xattr user.bsi-test ("file N"), and file 1 a
+ * capability when root; the old fingerprint then includes them.  False
+ * when the file system of the test directory keeps no user xattrs. */
+static bool set_xattrs(env *e)
+{
+	char p[4400], v[16];
+
+	for (size_t i = 0; i < NFILES; i++) {
+		snprintf(p, sizeof(p), "%s/%s", e->root, paths[i]);
+		snprintf(v, sizeof(v), "file %zu", i);
+		if (setxattr(p, "user.bsi-test", v, strlen(v), 0) != 0) {
+			ck_assert_msg(errno == ENOTSUP, "setxattr %s: %s", p, strerror(errno));
+			return false;
+		}
+	}
+	if (geteuid() == 0) {
+		snprintf(p, sizeof(p), "%s/%s", e->root, paths[1]);
+		ck_assert_msg(setxattr(p, "security.capability", cap_net_raw, sizeof(cap_net_raw),
+				       0) == 0,
+			      "setxattr security.capability: %s", strerror(errno));
+	}
+	free(e->old_fp);
+	e->old_fp = tu_tree_fingerprint(e->root);
+	ck_assert_ptr_nonnull(strstr(e->old_fp, " user.bsi-test 66696c652030\n"));
+	return true;
+}
+
+/*
+ * Extended attributes (SELinux labels, file capabilities, ACLs) belong to
+ * the file as much as its mode: the new version of each file gets the
+ * original's, and a rollback brings the originals back with theirs.  With
+ * BSI_FAULT=txn.link.exdev the first backup and the first restore are
+ * copies (what a state directory on another file system gets), not links.
+ */
+START_TEST(test_txn_apply_and_rollback_keep_extended_attributes)
+{
+	const char *fault = _i ? "BSI_FAULT=txn.link.exdev" : NULL;
+	char p[4400], v[64];
+	unsigned char cap[64];
+	tu_result r;
+	char *args;
+	env e;
+
+	env_setup(&e);
+	if (!set_xattrs(&e)) {
+		env_free(&e);
+		return; /* no user xattrs here: nothing to preserve */
+	}
+	args = apply_args(&e);
+	ck_assert_msg(drive(&r, fault, args) == 0, "apply: %s", r.err);
+	tu_result_free(&r);
+	free(args);
+	for (size_t i = 0; i < NFILES; i++) {
+		char want[16];
+		ssize_t n;
+
+		snprintf(p, sizeof(p), "%s/%s", e.root, paths[i]);
+		snprintf(want, sizeof(want), "file %zu", i);
+		n = getxattr(p, "user.bsi-test", v, sizeof(v));
+		ck_assert_msg(n == (ssize_t)strlen(want) && memcmp(v, want, (size_t)n) == 0,
+			      "%s lost its user.bsi-test attribute", paths[i]);
+	}
+	if (geteuid() == 0) {
+		snprintf(p, sizeof(p), "%s/%s", e.root, paths[1]);
+		ck_assert_int_eq(getxattr(p, "security.capability", cap, sizeof(cap)),
+				 (ssize_t)sizeof(cap_net_raw));
+		ck_assert_mem_eq(cap, cap_net_raw, sizeof(cap_net_raw));
+		/* and set-user-ID survives beside it */
+		{
+			struct stat sb;
+
+			ck_assert_int_eq(stat(p, &sb), 0);
+			ck_assert_int_eq(sb.st_mode & 07777, modes[1]);
+		}
+	}
+	args = rollback_args(&e);
+	ck_assert_msg(drive(&r, fault, args) == 0, "rollback: %s", r.err);
+	tu_result_free(&r);
+	free(args);
+	{
+		char *fp = tu_tree_fingerprint(e.root);
+
+		ck_assert_str_eq(fp, e.old_fp);
+		free(fp);
+	}
 	env_free(&e);
 }
 END_TEST
@@ -1315,6 +1410,7 @@ static Suite *txn_suite(void)
 	tcase_add_unchecked_fixture(tc, build_driver, NULL);
 	tcase_add_checked_fixture(tc, NULL, tu_cleanup);
 	tcase_add_test(tc, test_txn_apply_replaces_files_keeps_owner_and_mode);
+	tcase_add_loop_test(tc, test_txn_apply_and_rollback_keep_extended_attributes, 0, 2);
 	tcase_add_test(tc, test_txn_apply_partly_patched_device_replaces_the_rest);
 	tcase_add_test(tc, test_txn_not_applicable_touches_nothing);
 	tcase_add_test(tc, test_txn_payload_with_wrong_digest_is_refused);

@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -241,9 +243,49 @@ char *tu_read(const char *path)
 	return s;
 }
 
+/* Lines "xattr PATH NAME HEXVALUE" for the entry being walked, collected
+ * by xattr_line() into one buffer for tu_tree_fingerprint(). */
+static char **xattr_lines;
+static size_t xattr_nlines;
+static size_t xattr_skip; /* length of the walked directory's path + 1 */
+
+static int xattr_line(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+	char names[65536], value[65536], *line;
+	ssize_t len, n;
+
+	(void)sb;
+	(void)type;
+	(void)ftw;
+	len = llistxattr(path, names, sizeof(names));
+	for (ssize_t off = 0; len > 0 && off < len; off += (ssize_t)strlen(names + off) + 1) {
+		size_t used;
+
+		n = lgetxattr(path, names + off, value, sizeof(value));
+		ck_assert_msg(n >= 0, "read xattr %s of %s: %s", names + off, path, strerror(errno));
+		line = malloc(strlen(path) + strlen(names + off) + 2 * (size_t)n + 16);
+		ck_assert_ptr_nonnull(line);
+		used = (size_t)sprintf(line, "xattr ./%s %s ",
+				       strlen(path) > xattr_skip ? path + xattr_skip : "",
+				       names + off);
+		for (ssize_t i = 0; i < n; i++)
+			used += (size_t)sprintf(line + used, "%02x", (unsigned char)value[i]);
+		xattr_lines = realloc(xattr_lines, (xattr_nlines + 1) * sizeof(*xattr_lines));
+		ck_assert_ptr_nonnull(xattr_lines);
+		xattr_lines[xattr_nlines++] = line;
+	}
+	return 0;
+}
+
+static int cmp_lines(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 char *tu_tree_fingerprint(const char *dir)
 {
 	tu_result r;
+	size_t len, i;
 	char *fp;
 
 	tu_sh(&r,
@@ -251,8 +293,25 @@ char *tu_tree_fingerprint(const char *dir)
 	      "find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum",
 	      dir);
 	ck_assert_msg(r.status == 0, "fingerprint of %s failed: %s", dir, r.err);
-	fp = r.out;
 	free(r.err);
+	/* and every extended attribute: SELinux labels, capabilities, ACLs */
+	xattr_skip = strlen(dir) + 1;
+	ck_assert_int_eq(nftw(dir, xattr_line, 16, FTW_PHYS), 0);
+	qsort(xattr_lines, xattr_nlines, sizeof(*xattr_lines), cmp_lines);
+	len = strlen(r.out);
+	for (i = 0; i < xattr_nlines; i++)
+		len += strlen(xattr_lines[i]) + 1;
+	fp = malloc(len + 1);
+	ck_assert_ptr_nonnull(fp);
+	len = (size_t)sprintf(fp, "%s", r.out);
+	for (i = 0; i < xattr_nlines; i++) {
+		len += (size_t)sprintf(fp + len, "%s\n", xattr_lines[i]);
+		free(xattr_lines[i]);
+	}
+	free(xattr_lines);
+	xattr_lines = NULL;
+	xattr_nlines = 0;
+	free(r.out);
 	return fp;
 }
 

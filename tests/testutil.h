@@ -50,7 +50,7 @@ void tu_write(const char *path, const char *content);
 char *tu_read(const char *path);
 
 /* A fingerprint of a directory tree: every entry's path, type, mode, owner,
- * size, link target and content digest.  Equal fingerprints mean the trees
+ * size, link target, content digest and extended attributes.  Equal fingerprints mean the trees
  * are byte-identical.  Caller frees. */
 char *tu_tree_fingerprint(const char *dir);
 
