@@ -297,7 +297,8 @@ char *tu_tree_fingerprint(const char *dir)
 	/* and every extended attribute: SELinux labels, capabilities, ACLs */
 	xattr_skip = strlen(dir) + 1;
 	ck_assert_int_eq(nftw(dir, xattr_line, 16, FTW_PHYS), 0);
-	qsort(xattr_lines, xattr_nlines, sizeof(*xattr_lines), cmp_lines);
+	if (xattr_nlines) /* qsort(NULL, 0, ...) is undefined */
+		qsort(xattr_lines, xattr_nlines, sizeof(*xattr_lines), cmp_lines);
 	len = strlen(r.out);
 	for (i = 0; i < xattr_nlines; i++)
 		len += strlen(xattr_lines[i]) + 1;
