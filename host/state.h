@@ -193,8 +193,13 @@ int bsi_state_meta_set(bsi_state *st, const char *key, const char *value);
  * uses the cache: pass (bsi_state_plan_hasher, st). */
 int bsi_state_plan_hasher(void *st, const bsi_root *root, const char *rel,
 			  char out[BSI_DIGEST_STRLEN + 1], bool *out_exists);
-/* Same, for a descriptor already open (regular file); reads from offset 0. */
+/* Same, for a descriptor already open (regular file); reads from offset 0.
+ * A new cache entry is written without an fsync of its own (it is only a
+ * cache); everything else in the state is written at synchronous=FULL. */
 int bsi_state_hash_fd(bsi_state *st, int fd, char out_digest[BSI_DIGEST_STRLEN + 1]);
+
+/* The connection's PRAGMA synchronous (2 is FULL), for tests. */
+int bsi_state_synchronous(bsi_state *st);
 
 /* ---- transactions (used by txn.c) ------------------------------------ */
 

@@ -437,7 +437,10 @@ START_TEST(test_state_hash_cache_skips_unchanged_files)
 		st = open_ok(sdir);
 	}
 	bsi_digest_buf("version 1\n", 10, want);
+	ck_assert_int_eq(bsi_state_synchronous(st), 2);
 	ck_assert_int_eq(bsi_state_hash_file(st, root, "etc/f", digest), 0);
+	/* the entry was written relaxed; the connection is FULL again */
+	ck_assert_int_eq(bsi_state_synchronous(st), 2);
 	ck_assert_str_eq(digest, want);
 	/* The cache answers for an unchanged file: plant a fake digest and see it. */
 	sql(db, "UPDATE hash_cache SET digest = "
