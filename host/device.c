@@ -71,6 +71,7 @@ int bsi_device_plan(bsi_changeset **out, const bsi_cli *cli, const bsi_source *s
 		    const bsi_root *root, bsi_state *st)
 {
 	bsi_recipe_limits lim = bsi_device_recipe_limits(cli);
+	bsi_plan_payload_cache cache = {bsi_state_payload_get, bsi_state_payload_put, st};
 	bsi_changeset *cs = NULL;
 	int rc;
 
@@ -81,12 +82,12 @@ int bsi_device_plan(bsi_changeset **out, const bsi_cli *cli, const bsi_source *s
 	/* A preview checks every payload; a device, only those it may stage
 	 * (plan.h says why). */
 	if (rc == 0 && !st)
-		rc = bsi_plan_check_payloads(cs, src, false);
+		rc = bsi_plan_check_payloads(cs, src, false, NULL);
 	if (rc == 0)
 		rc = st ? bsi_plan_assess(cs, root, bsi_state_plan_hasher, st)
 			: bsi_plan_assess(cs, root, bsi_plan_hash_file, NULL);
 	if (rc == 0 && st)
-		rc = bsi_plan_check_payloads(cs, src, true);
+		rc = bsi_plan_check_payloads(cs, src, true, &cache);
 	if (rc == 0 && st)
 		rc = overlay_state(cs, st);
 	if (rc == 0)

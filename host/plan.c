@@ -34,14 +34,23 @@ int bsi_plan_hash_file(void *ctx, const bsi_root *root, const char *rel,
 }
 
 static int payload_digest(const bsi_source *src, const char *path,
-			  char out[BSI_DIGEST_STRLEN + 1])
+			  const bsi_plan_payload_cache *cache, char out[BSI_DIGEST_STRLEN + 1])
 {
 	static unsigned char buf[PAYLOAD_BLOCK];
+	char blob[GIT_OID_HEXSZ + 1] = "";
 	bsi_digest_ctx *ctx = NULL;
 	bsi_reader *r = NULL;
 	size_t size, n;
 	int rc;
 
+	if (cache && (rc = bsi_source_blob_id(src, path, blob)) < 0)
+		return rc;
+	if (blob[0]) {
+		if ((rc = cache->get(cache->ctx, blob, out)) < 0)
+			return rc;
+		if (out[0])
+			return BSI_OK;
+	}
 	rc = bsi_source_open(src, path, &r, &size);
 	if (rc == 0)
 		rc = bsi_digest_new(&ctx);
@@ -51,10 +60,13 @@ static int payload_digest(const bsi_source *src, const char *path,
 		rc = bsi_digest_final(ctx, out);
 	bsi_digest_free(ctx);
 	bsi_reader_free(r);
+	if (rc == 0 && blob[0])
+		rc = cache->put(cache->ctx, blob, out);
 	return rc;
 }
 
-int bsi_plan_check_payloads(const bsi_changeset *cs, const bsi_source *src, bool pending_only)
+int bsi_plan_check_payloads(const bsi_changeset *cs, const bsi_source *src, bool pending_only,
+			    const bsi_plan_payload_cache *cache)
 {
 	for (size_t i = 0; i < cs->count; i++) {
 		const bsi_improvement *imp = &cs->items[i];
@@ -71,7 +83,7 @@ int bsi_plan_check_payloads(const bsi_changeset *cs, const bsi_source *src, bool
 			/* keeps the reason's code: a payload missing from the
 			 * signed feed is refused (3); one that cannot be read
 			 * here, for memory or I/O, is an operational failure */
-			rc = payload_digest(src, a->payload, got);
+			rc = payload_digest(src, a->payload, cache, got);
 			if (rc < 0)
 				return bsi_error_wrap("%s:%d: improvement \"%s\": payload %s",
 						      imp->recipe, a->line, imp->id, a->payload);

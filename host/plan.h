@@ -30,6 +30,14 @@ typedef int (*bsi_plan_hasher)(void *ctx, const bsi_root *root, const char *rel,
 int bsi_plan_hash_file(void *ctx, const bsi_root *root, const char *rel,
 		       char out[BSI_DIGEST_STRLEN + 1], bool *out_exists);
 
+/* What a device remembers of payload digests by git blob id (the state's
+ * payload cache, state.h): get leaves out "" for a blob it does not know. */
+typedef struct {
+	int (*get)(void *ctx, const char *blob, char out[BSI_DIGEST_STRLEN + 1]);
+	int (*put)(void *ctx, const char *blob, const char *digest);
+	void *ctx;
+} bsi_plan_payload_cache;
+
 /*
  * Check that every payload's SHA-256 is its `to` digest (BSI_ETRUST when
  * not).  pending_only limits this to the improvements bsi_plan_assess()
@@ -40,8 +48,12 @@ int bsi_plan_hash_file(void *ctx, const bsi_root *root, const char *rel,
  * staging step hashes what it copies in any case (txn.h), so no payload is
  * ever written unverified.  A preview (`plan --tree`, no state) checks
  * every payload, so the team sees a bad one whatever its test image holds.
+ * With a cache (NULL: none), a payload of a commit source is hashed once
+ * per blob: an improvement a device leaves pending (auto-install off, on
+ * battery) is not re-read and re-hashed on every agent run.
  */
-int bsi_plan_check_payloads(const bsi_changeset *cs, const bsi_source *src, bool pending_only);
+int bsi_plan_check_payloads(const bsi_changeset *cs, const bsi_source *src, bool pending_only,
+			    const bsi_plan_payload_cache *cache);
 int bsi_plan_assess(bsi_changeset *cs, const bsi_root *root, bsi_plan_hasher hash, void *ctx);
 
 #endif

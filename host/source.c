@@ -311,6 +311,28 @@ done:
 	return rc;
 }
 
+int bsi_source_blob_id(const bsi_source *src, const char *path, char out[GIT_OID_HEXSZ + 1])
+{
+	git_tree_entry *entry = NULL;
+	git_filemode_t mode;
+	int rc;
+
+	out[0] = '\0';
+	if (src->dir || check_feed_path(src, path) < 0)
+		return BSI_OK;
+	rc = git_tree_entry_bypath(&entry, src->tree, path);
+	if (rc == GIT_ENOTFOUND)
+		return BSI_OK;
+	if (rc < 0)
+		return bsi_error_set(BSI_EFAIL, "feed commit %s: cannot read %s: %s", src->label, path,
+				     git_error_last() ? git_error_last()->message : "?");
+	mode = git_tree_entry_filemode(entry);
+	if (mode == GIT_FILEMODE_BLOB || mode == GIT_FILEMODE_BLOB_EXECUTABLE)
+		git_oid_tostr(out, GIT_OID_HEXSZ + 1, git_tree_entry_id(entry));
+	git_tree_entry_free(entry);
+	return BSI_OK;
+}
+
 int bsi_reader_read(bsi_reader *r, void *buf, size_t cap, size_t *out_n)
 {
 	*out_n = 0;

@@ -39,6 +39,11 @@ int bsi_source_read(const bsi_source *src, const char *path, size_t max, char **
 /* Open `path` for streaming; *out_size gets its size in bytes. */
 int bsi_source_open(const bsi_source *src, const char *path, bsi_reader **out,
 		    size_t *out_size);
+/* The git blob id (40 hex) of `path` in a commit source, so what is known
+ * about its bytes can be remembered by id; "" for a directory source or a
+ * path that is no blob (bsi_source_open then says why). */
+int bsi_source_blob_id(const bsi_source *src, const char *path, char out[GIT_OID_HEXSZ + 1]);
+
 /* Read up to cap bytes; *out_n == 0 at the end. */
 int bsi_reader_read(bsi_reader *r, void *buf, size_t cap, size_t *out_n);
 void bsi_reader_free(bsi_reader *r);

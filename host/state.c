@@ -81,6 +81,8 @@ static const char *const migrations[] = {
 	"  BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;",
 	/* 1 -> 2: the target root this state belongs to (bsi_state_bind_root) */
 	"CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+	/* 2 -> 3: SHA-256 of feed payloads by git blob id (bsi_state_payload_get) */
+	"CREATE TABLE payload_cache (blob TEXT PRIMARY KEY, digest TEXT NOT NULL);",
 };
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
@@ -228,6 +230,26 @@ static int run(bsi_state *st, sqlite3_stmt *s, const char *what)
 	if (rc != SQLITE_DONE)
 		ret = db_error(st, what);
 	finish(st, s);
+	return ret;
+}
+
+/*
+ * run(), for an entry of a cache: it need not survive a power cut (what it
+ * says is computed again), so it is written without an fsync of its own.
+ * synchronous=NORMAL keeps a WAL database consistent, and the next FULL
+ * commit makes the entry durable too.  A first plan over 1,000 files
+ * waited for 1,000 fdatasyncs.  Inside a transaction, the transaction's
+ * commit decides.
+ */
+static int run_cache_write(bsi_state *st, sqlite3_stmt *s, const char *what)
+{
+	int ret;
+
+	if (sqlite3_get_autocommit(st->db) && exec(st, "PRAGMA synchronous=NORMAL") == 0)
+		st->relaxed = true;
+	ret = run(st, s, what);
+	if (st->relaxed && exec(st, "PRAGMA synchronous=FULL") == 0)
+		st->relaxed = false; /* else durable() retries before the next write */
 	return ret;
 }
 
@@ -1088,16 +1110,41 @@ int bsi_state_hash_fd(bsi_state *st, int fd, char out_digest[BSI_DIGEST_STRLEN +
 	sqlite3_bind_int64(s, 4, ns(sb.st_mtim));
 	sqlite3_bind_int64(s, 5, ns(sb.st_ctim));
 	bind_text(s, 6, out_digest);
-	/* An entry need not survive a power cut (the file is hashed again), so
-	 * it is written without an fsync of its own: synchronous=NORMAL keeps a
-	 * WAL database consistent, and the next FULL commit makes it durable
-	 * too.  A first plan over 1,000 files waited for 1,000 fdatasyncs. */
-	if (sqlite3_get_autocommit(st->db) && exec(st, "PRAGMA synchronous=NORMAL") == 0)
-		st->relaxed = true;
-	ret = run(st, s, "update hash cache");
-	if (st->relaxed && exec(st, "PRAGMA synchronous=FULL") == 0)
-		st->relaxed = false; /* else durable() retries before the next write */
+	return run_cache_write(st, s, "update hash cache");
+}
+
+int bsi_state_payload_get(void *ctx, const char *blob, char out[BSI_DIGEST_STRLEN + 1])
+{
+	bsi_state *st = ctx;
+	sqlite3_stmt *s = NULL;
+	int ret, rc;
+
+	out[0] = '\0';
+	if ((ret = prepare(st, &s, "SELECT digest FROM payload_cache WHERE blob = ?1")) != 0)
+		return ret;
+	bind_text(s, 1, blob);
+	rc = step(s);
+	if (rc == SQLITE_ROW && sqlite3_column_text(s, 0) &&
+	    bsi_digest_valid((const char *)sqlite3_column_text(s, 0)))
+		snprintf(out, BSI_DIGEST_STRLEN + 1, "%s", (const char *)sqlite3_column_text(s, 0));
+	else if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		ret = db_error(st, "read payload cache");
+	finish(st, s);
 	return ret;
+}
+
+int bsi_state_payload_put(void *ctx, const char *blob, const char *digest)
+{
+	bsi_state *st = ctx;
+	sqlite3_stmt *s = NULL;
+	int ret;
+
+	if ((ret = prepare(st, &s, "INSERT OR REPLACE INTO payload_cache (blob, digest) "
+				   "VALUES (?1, ?2)")) != 0)
+		return ret;
+	bind_text(s, 1, blob);
+	bind_text(s, 2, digest);
+	return run_cache_write(st, s, "update payload cache");
 }
 
 int bsi_state_hash_file(bsi_state *st, const bsi_root *root, const char *rel,

@@ -7,6 +7,7 @@
 
 #include <check.h>
 #include <jansson.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,6 +197,84 @@ START_TEST(test_feed_cli_payload_mismatch_refused)
 	tu_result_free(&r);
 	ck_assert_int_eq(tu_bsi(&r, "%s apply", g), 3);
 	ASSERT_HAS(r.err, "but the recipe pins sha256:a6ec9c9ccd50");
+	tu_result_free(&r);
+	after = tu_tree_fingerprint(image);
+	ck_assert_str_eq(before, after);
+	free(before);
+	free(after);
+}
+END_TEST
+
+/* Run one SQL statement on the device's state database. */
+static void state_sql(const char *stmt)
+{
+	char db[4200], *msg = NULL;
+	sqlite3 *h;
+
+	snprintf(db, sizeof(db), "%s/state.db", state);
+	ck_assert_int_eq(sqlite3_open(db, &h), SQLITE_OK);
+	ck_assert_msg(sqlite3_exec(h, stmt, NULL, NULL, &msg) == SQLITE_OK, "%s: %s", stmt, msg);
+	sqlite3_close(h);
+}
+
+/*
+ * A pending improvement's payload is hashed once per git blob, not on
+ * every plan while it waits (the payload cache).  What the cache says
+ * never reaches the device unchecked: here the cache is made to vouch
+ * for a payload that does not match its pin, the plan believes it, and
+ * the apply still refuses it when staging hashes the bytes it copies.
+ */
+START_TEST(test_feed_cli_payload_cache_cannot_let_a_bad_payload_in)
+{
+	const char *pin = "sha256:a6ec9c9ccd50"; /* corelibs-26.0.1-libc's `to` */
+	char blob[64], want[512], stmt[512], *before, *after;
+	tu_result r;
+
+	tu_must("echo oops >> '%s/payloads/corelibs/libSystem-26.0.1'", feed);
+	tu_feed_commit(feed, key, "a bad payload, signed");
+	tu_sh(&r, "git -C '%s' rev-parse HEAD:payloads/corelibs/libSystem-26.0.1", feed);
+	ck_assert_int_eq(r.status, 0);
+	snprintf(blob, sizeof(blob), "%.40s", r.out);
+	tu_result_free(&r);
+	enroll(feed);
+	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 0);
+	tu_result_free(&r);
+	before = tu_tree_fingerprint(image);
+
+	/* The plan hashes it, refuses it, and remembers the blob's digest. */
+	ck_assert_int_eq(tu_bsi(&r, "%s plan", g), 3);
+	ASSERT_HAS(r.err, "payloads/corelibs/libSystem-26.0.1 has sha256:");
+	tu_result_free(&r);
+	tu_sh(&r, "sha256sum '%s/payloads/corelibs/libSystem-26.0.1'", feed);
+	snprintf(want, sizeof(want), "SELECT 1 FROM payload_cache WHERE blob = '%s' AND "
+				     "digest = 'sha256:%.64s'", blob, r.out);
+	tu_result_free(&r);
+	{
+		char db[4200];
+		sqlite3 *h;
+		sqlite3_stmt *q;
+
+		snprintf(db, sizeof(db), "%s/state.db", state);
+		ck_assert_int_eq(sqlite3_open(db, &h), SQLITE_OK);
+		ck_assert_int_eq(sqlite3_prepare_v2(h, want, -1, &q, NULL), SQLITE_OK);
+		ck_assert_msg(sqlite3_step(q) == SQLITE_ROW, "the plan did not remember %s", blob);
+		sqlite3_finalize(q);
+		sqlite3_close(h);
+	}
+
+	/* Poison the cache with the pinned digest: the plan now trusts it... */
+	tu_sh(&r, "grep -o '%s[0-9a-f]*' '%s/recipes/corelibs.lua' | head -1", pin, feed);
+	ck_assert_msg(strncmp(r.out, pin, strlen(pin)) == 0, "pin not found: %s", r.out);
+	snprintf(stmt, sizeof(stmt), "UPDATE payload_cache SET digest = '%.71s' WHERE blob = '%s'",
+		 r.out, blob);
+	tu_result_free(&r);
+	state_sql(stmt);
+	ck_assert_int_eq(tu_bsi(&r, "%s plan", g), 0);
+	tu_result_free(&r);
+	/* ...but staging hashes what it copies, and refuses it: nothing changed. */
+	ck_assert_int_eq(tu_bsi(&r, "%s apply corelibs-26.0.1-libc", g), 3);
+	ASSERT_HAS(r.err, "payload payloads/corelibs/libSystem-26.0.1 for ");
+	ASSERT_HAS(r.err, "refusing it");
 	tu_result_free(&r);
 	after = tu_tree_fingerprint(image);
 	ck_assert_str_eq(before, after);
@@ -431,6 +510,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_feed_cli_enroll_refuses_bad_anchor);
 	tcase_add_test(tc, test_feed_cli_refused_sync_changes_nothing);
 	tcase_add_test(tc, test_feed_cli_payload_mismatch_refused);
+	tcase_add_test(tc, test_feed_cli_payload_cache_cannot_let_a_bad_payload_in);
 	tcase_add_test(tc, test_feed_cli_status_flags_stale_feed);
 	tcase_add_test(tc, test_feed_cli_apply_rollback_verify);
 	tcase_add_test(tc, test_feed_cli_hold_and_release);

@@ -192,8 +192,21 @@ START_TEST(test_state_migrates_an_older_schema)
 	ck_assert_int_eq(bsi_state_history_add(st, "apply", "kept", NULL, NULL, NULL), 0);
 	bsi_state_free(st);
 	/* Make it a version 1 database, as the first release wrote it. */
-	sql(db, "DROP TABLE meta; PRAGMA user_version = 1", 1);
+	sql(db, "DROP TABLE meta; DROP TABLE payload_cache; PRAGMA user_version = 1", 1);
 	st = open_ok(dir);
+	/* Version 3's payload cache works. */
+	{
+		const char *blob = "0123456789abcdef0123456789abcdef01234567";
+		char d[BSI_DIGEST_STRLEN + 1], want[BSI_DIGEST_STRLEN + 1];
+
+		bsi_digest_buf("x", 1, want);
+		ck_assert_int_eq(bsi_state_payload_get(st, blob, d), 0);
+		ck_assert_str_eq(d, "");
+		ck_assert_msg(bsi_state_payload_put(st, blob, want) == 0, "%s", bsi_error_message());
+		ck_assert_int_eq(bsi_state_payload_get(st, blob, d), 0);
+		ck_assert_str_eq(d, want);
+		ck_assert_int_eq(bsi_state_synchronous(st), 2);
+	}
 	/* Version 2's table works, and version 1's data is still there. */
 	snprintf(rootdir, sizeof(rootdir), "%s/root", dir);
 	snprintf(other, sizeof(other), "%s/other", dir);
