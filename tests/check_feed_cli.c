@@ -8,6 +8,7 @@
 #include <check.h>
 #include <jansson.h>
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,11 +180,10 @@ START_TEST(test_feed_cli_refused_sync_changes_nothing)
 }
 END_TEST
 
-/* A signed commit whose payload does not match its recipe's pin: the sync
- * is authentic, but plan and apply refuse it (exit 3), the device intact. */
-START_TEST(test_feed_cli_payload_mismatch_refused)
+/* The team signs a commit whose libc payload is not what its recipe pins;
+ * the device enrolls and syncs it (authentic, so the sync succeeds). */
+static void sync_a_signed_bad_payload(void)
 {
-	char *before, *after;
 	tu_result r;
 
 	tu_must("echo oops >> '%s/payloads/corelibs/libSystem-26.0.1'", feed);
@@ -191,6 +191,16 @@ START_TEST(test_feed_cli_payload_mismatch_refused)
 	enroll(feed);
 	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 0);
 	tu_result_free(&r);
+}
+
+/* A signed commit whose payload does not match its recipe's pin: the sync
+ * is authentic, but plan and apply refuse it (exit 3), the device intact. */
+START_TEST(test_feed_cli_payload_mismatch_refused)
+{
+	char *before, *after;
+	tu_result r;
+
+	sync_a_signed_bad_payload();
 	before = tu_tree_fingerprint(image);
 	ck_assert_int_eq(tu_bsi(&r, "%s plan", g), 3);
 	ASSERT_HAS(r.err, "payloads/corelibs/libSystem-26.0.1 has sha256:");
@@ -205,16 +215,24 @@ START_TEST(test_feed_cli_payload_mismatch_refused)
 }
 END_TEST
 
-/* Run one SQL statement on the device's state database. */
-static void state_sql(const char *stmt)
+/* Run one SQL statement on the device's state database; true when it
+ * yields a row. */
+static bool state_sql(const char *stmt)
 {
-	char db[4200], *msg = NULL;
+	char db[4200];
 	sqlite3 *h;
+	sqlite3_stmt *q;
+	int rc;
 
 	snprintf(db, sizeof(db), "%s/state.db", state);
 	ck_assert_int_eq(sqlite3_open(db, &h), SQLITE_OK);
-	ck_assert_msg(sqlite3_exec(h, stmt, NULL, NULL, &msg) == SQLITE_OK, "%s: %s", stmt, msg);
+	ck_assert_msg(sqlite3_prepare_v2(h, stmt, -1, &q, NULL) == SQLITE_OK, "%s: %s", stmt,
+		      sqlite3_errmsg(h));
+	rc = sqlite3_step(q);
+	ck_assert_msg(rc == SQLITE_ROW || rc == SQLITE_DONE, "%s: %s", stmt, sqlite3_errmsg(h));
+	sqlite3_finalize(q);
 	sqlite3_close(h);
+	return rc == SQLITE_ROW;
 }
 
 /*
@@ -230,14 +248,10 @@ START_TEST(test_feed_cli_payload_cache_cannot_let_a_bad_payload_in)
 	char blob[64], want[512], stmt[512], *before, *after;
 	tu_result r;
 
-	tu_must("echo oops >> '%s/payloads/corelibs/libSystem-26.0.1'", feed);
-	tu_feed_commit(feed, key, "a bad payload, signed");
+	sync_a_signed_bad_payload();
 	tu_sh(&r, "git -C '%s' rev-parse HEAD:payloads/corelibs/libSystem-26.0.1", feed);
 	ck_assert_int_eq(r.status, 0);
 	snprintf(blob, sizeof(blob), "%.40s", r.out);
-	tu_result_free(&r);
-	enroll(feed);
-	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 0);
 	tu_result_free(&r);
 	before = tu_tree_fingerprint(image);
 
@@ -249,18 +263,7 @@ START_TEST(test_feed_cli_payload_cache_cannot_let_a_bad_payload_in)
 	snprintf(want, sizeof(want), "SELECT 1 FROM payload_cache WHERE blob = '%s' AND "
 				     "digest = 'sha256:%.64s'", blob, r.out);
 	tu_result_free(&r);
-	{
-		char db[4200];
-		sqlite3 *h;
-		sqlite3_stmt *q;
-
-		snprintf(db, sizeof(db), "%s/state.db", state);
-		ck_assert_int_eq(sqlite3_open(db, &h), SQLITE_OK);
-		ck_assert_int_eq(sqlite3_prepare_v2(h, want, -1, &q, NULL), SQLITE_OK);
-		ck_assert_msg(sqlite3_step(q) == SQLITE_ROW, "the plan did not remember %s", blob);
-		sqlite3_finalize(q);
-		sqlite3_close(h);
-	}
+	ck_assert_msg(state_sql(want), "the plan did not remember %s", blob);
 
 	/* Poison the cache with the pinned digest: the plan now trusts it... */
 	tu_sh(&r, "grep -o '%s[0-9a-f]*' '%s/recipes/corelibs.lua' | head -1", pin, feed);
