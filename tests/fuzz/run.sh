@@ -17,9 +17,10 @@ set -u
 # that grows a Lua string by a few bytes a step through the whole memory
 # ceiling (the recipe and configuration limits allow that) took
 # fuzz_recipe to 2.0 GiB RSS over 20 runs and fuzz_config past the
-# 2 GiB limit.  64 MiB of quarantine: 0.9 GiB for the same runs, and
-# use-after-free is still caught for the frees of the last 64 MiB.
-ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=64"
+# 2 GiB limit.  32 MiB of quarantine: 0.55 GiB for the same runs (64 MiB:
+# 0.9 GiB, and fuzz_recipe at 1.0 GiB after 20 s in CI); a use-after-free
+# is still caught for the frees of the last 32 MiB.
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=32"
 export ASAN_OPTIONS
 bindir=$1
 seconds=$2
