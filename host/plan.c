@@ -43,14 +43,12 @@ static int payload_digest(const bsi_source *src, const char *path,
 	size_t size, n;
 	int rc;
 
-	if (cache && (rc = bsi_source_blob_id(src, path, blob)) < 0)
-		return rc;
-	if (blob[0]) {
-		if ((rc = cache->get(cache->ctx, blob, out)) < 0)
-			return rc;
-		if (out[0])
-			return BSI_OK;
-	}
+	/* The cache only saves work: one that cannot be read or written (busy,
+	 * a full disk) means hashing, never a failed plan. */
+	if (cache && bsi_source_blob_id(src, path, blob) < 0)
+		blob[0] = '\0'; /* bsi_source_open below says what is wrong */
+	if (blob[0] && cache->get(cache->ctx, blob, out) == 0 && out[0])
+		return BSI_OK;
 	rc = bsi_source_open(src, path, &r, &size);
 	if (rc == 0)
 		rc = bsi_digest_new(&ctx);
@@ -61,7 +59,7 @@ static int payload_digest(const bsi_source *src, const char *path,
 	bsi_digest_free(ctx);
 	bsi_reader_free(r);
 	if (rc == 0 && blob[0])
-		rc = cache->put(cache->ctx, blob, out);
+		(void)cache->put(cache->ctx, blob, out);
 	return rc;
 }
 

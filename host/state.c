@@ -81,9 +81,19 @@ static const char *const migrations[] = {
 	"  BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;",
 	/* 1 -> 2: the target root this state belongs to (bsi_state_bind_root) */
 	"CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
-	/* 2 -> 3: SHA-256 of feed payloads by git blob id (bsi_state_payload_get) */
-	"CREATE TABLE payload_cache (blob TEXT PRIMARY KEY, digest TEXT NOT NULL);",
 };
+
+/*
+ * Tables that only cache what can be computed again live outside the
+ * versioned schema: created at open when missing, ignored by a bsi that
+ * does not know them.  So adding one does not lock an older bsi out of the
+ * state (an older bsi refuses a newer schema version, and bsi may itself
+ * be rolled back to one).  If one cannot be created, its cache just misses.
+ */
+static const char caches[] =
+	/* SHA-256 of feed payloads by git blob id (bsi_state_payload_get) */
+	"CREATE TABLE IF NOT EXISTS payload_cache ("
+	"  blob TEXT PRIMARY KEY, digest TEXT NOT NULL);";
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(NMIGRATIONS == BSI_STATE_SCHEMA_VERSION, "one migration per schema version");
@@ -450,6 +460,7 @@ int bsi_state_open(bsi_state **out, const char *dir)
 	}
 	if (version < BSI_STATE_SCHEMA_VERSION && (ret = migrate(st, version)) != 0)
 		goto done;
+	(void)exec(st, caches);
 	*out = st;
 	st = NULL;
 	ret = 0;
@@ -1071,27 +1082,29 @@ int bsi_state_hash_fd(bsi_state *st, int fd, char out_digest[BSI_DIGEST_STRLEN +
 		return bsi_error_set(BSI_EFAIL, "fstat: %s", strerror(errno));
 	if (!S_ISREG(sb.st_mode))
 		return bsi_error_set(BSI_ERECIPE, "not a regular file");
-	if ((ret = prepare(st, &s,
-			   "SELECT digest FROM hash_cache WHERE dev = ?1 AND ino = ?2 AND "
-			   "size = ?3 AND mtime_ns = ?4 AND ctime_ns = ?5")) != 0)
-		return ret;
-	sqlite3_bind_int64(s, 1, (sqlite3_int64)sb.st_dev);
-	sqlite3_bind_int64(s, 2, (sqlite3_int64)sb.st_ino);
-	sqlite3_bind_int64(s, 3, (sqlite3_int64)sb.st_size);
-	sqlite3_bind_int64(s, 4, ns(sb.st_mtim));
-	sqlite3_bind_int64(s, 5, ns(sb.st_ctim));
-	rc = step(s);
-	if (rc == SQLITE_ROW && sqlite3_column_text(s, 0) &&
-	    bsi_digest_valid((const char *)sqlite3_column_text(s, 0))) {
-		snprintf(out_digest, BSI_DIGEST_STRLEN + 1, "%s",
-			 (const char *)sqlite3_column_text(s, 0));
+	/* A cache that cannot be read or written (busy past the timeout, a
+	 * full disk, out of memory) is no reason to fail: the file is hashed. */
+	if (prepare(st, &s,
+		    "SELECT digest FROM hash_cache WHERE dev = ?1 AND ino = ?2 AND "
+		    "size = ?3 AND mtime_ns = ?4 AND ctime_ns = ?5") == 0) {
+		sqlite3_bind_int64(s, 1, (sqlite3_int64)sb.st_dev);
+		sqlite3_bind_int64(s, 2, (sqlite3_int64)sb.st_ino);
+		sqlite3_bind_int64(s, 3, (sqlite3_int64)sb.st_size);
+		sqlite3_bind_int64(s, 4, ns(sb.st_mtim));
+		sqlite3_bind_int64(s, 5, ns(sb.st_ctim));
+		rc = step(s);
+		if (rc == SQLITE_ROW && sqlite3_column_text(s, 0) &&
+		    bsi_digest_valid((const char *)sqlite3_column_text(s, 0))) {
+			snprintf(out_digest, BSI_DIGEST_STRLEN + 1, "%s",
+				 (const char *)sqlite3_column_text(s, 0));
+			finish(st, s);
+			return 0;
+		}
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			db_error(st, "read hash cache"); /* clears step()'s flags */
 		finish(st, s);
-		return 0;
+		s = NULL;
 	}
-	finish(st, s);
-	s = NULL;
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_error(st, "read hash cache");
 	if (lseek(fd, 0, SEEK_SET) < 0)
 		return bsi_error_set(BSI_EFAIL, "seek: %s", strerror(errno));
 	if ((ret = bsi_digest_fd(fd, out_digest)) != 0)
@@ -1100,17 +1113,18 @@ int bsi_state_hash_fd(bsi_state *st, int fd, char out_digest[BSI_DIGEST_STRLEN +
 	if (fstat(fd, &after) != 0 || after.st_size != sb.st_size ||
 	    ns(after.st_mtim) != ns(sb.st_mtim) || ns(after.st_ctim) != ns(sb.st_ctim))
 		return 0;
-	if ((ret = prepare(st, &s,
-			   "INSERT OR REPLACE INTO hash_cache (dev, ino, size, mtime_ns, ctime_ns, "
-			   "digest) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")) != 0)
-		return ret;
+	if (prepare(st, &s,
+		    "INSERT OR REPLACE INTO hash_cache (dev, ino, size, mtime_ns, ctime_ns, "
+		    "digest) VALUES (?1, ?2, ?3, ?4, ?5, ?6)") != 0)
+		return 0;
 	sqlite3_bind_int64(s, 1, (sqlite3_int64)sb.st_dev);
 	sqlite3_bind_int64(s, 2, (sqlite3_int64)sb.st_ino);
 	sqlite3_bind_int64(s, 3, (sqlite3_int64)sb.st_size);
 	sqlite3_bind_int64(s, 4, ns(sb.st_mtim));
 	sqlite3_bind_int64(s, 5, ns(sb.st_ctim));
 	bind_text(s, 6, out_digest);
-	return run_cache_write(st, s, "update hash cache");
+	run_cache_write(st, s, "update hash cache");
+	return 0;
 }
 
 int bsi_state_payload_get(void *ctx, const char *blob, char out[BSI_DIGEST_STRLEN + 1])

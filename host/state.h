@@ -34,7 +34,7 @@
 typedef struct bsi_state bsi_state;
 
 /* The schema version this program writes (PRAGMA user_version). */
-#define BSI_STATE_SCHEMA_VERSION 3
+#define BSI_STATE_SCHEMA_VERSION 2
 
 /*
  * Open (creating the directory and the database when absent) the state in
@@ -195,14 +195,17 @@ int bsi_state_plan_hasher(void *st, const bsi_root *root, const char *rel,
 			  char out[BSI_DIGEST_STRLEN + 1], bool *out_exists);
 /* Same, for a descriptor already open (regular file); reads from offset 0.
  * A new cache entry is written without an fsync of its own (it is only a
- * cache); everything else in the state is written at synchronous=FULL. */
+ * cache); everything else in the state is written at synchronous=FULL.  A
+ * cache that cannot be read or written never fails the call: the file is
+ * hashed. */
 int bsi_state_hash_fd(bsi_state *st, int fd, char out_digest[BSI_DIGEST_STRLEN + 1]);
 
 /*
  * The payload cache: the SHA-256 of a feed payload by its git blob id, so a
  * device's plan hashes a pending improvement's payload once, not on every
  * run while it waits (a blob id names its bytes for good).  get leaves out
- * "" when the blob is unknown.  In the shape of plan.h's
+ * "" when the blob is unknown.  The table is created at open, outside the
+ * versioned schema (state.c says why).  In the shape of plan.h's
  * bsi_plan_payload_cache, with the state as ctx.
  */
 int bsi_state_payload_get(void *st, const char *blob, char out[BSI_DIGEST_STRLEN + 1]);

@@ -210,51 +210,96 @@ static bool has_name(const char *names, size_t len, const char *name)
 }
 
 /*
- * Make to_fd's extended attributes those of from_fd: the SELinux label
- * (security.selinux), file capabilities (security.capability), POSIX ACLs
- * (system.posix_acl_*), user.* and trusted.* ones; any the new file got
- * on its own (a default ACL of the directory) go.  After fchown, which
- * clears security.capability.
+ * The extended attributes a replaced file keeps: what it may do and who may
+ * touch it, not what it holds.  security.ima and security.evm describe the
+ * old bytes (the kernel computes them for the new ones; a copied signature
+ * would make IMA refuse the new file), and other LSM labels (Smack,
+ * AppArmor) need CAP_MAC_ADMIN; neither is carried over.
+ */
+static bool kept_xattr(const char *name)
+{
+	return strcmp(name, "security.capability") == 0 ||
+	       strcmp(name, "security.selinux") == 0 ||
+	       strcmp(name, "system.posix_acl_access") == 0 || strncmp(name, "user.", 5) == 0 ||
+	       strncmp(name, "trusted.", 8) == 0;
+}
+
+/* Why setting `name` may be refused, for the message. */
+static const char *xattr_needs(const char *name)
+{
+	if (strcmp(name, "security.capability") == 0)
+		return " (setting file capabilities needs CAP_SETFCAP)";
+	if (strcmp(name, "security.selinux") == 0)
+		return " (the SELinux policy must let bsi relabel the file)";
+	if (strncmp(name, "trusted.", 8) == 0)
+		return " (trusted.* attributes need CAP_SYS_ADMIN)";
+	return "";
+}
+
+/* The value of fd's attribute `name` (*out NULL when it is gone). */
+static int read_xattr(int fd, const char *name, const char *what, char **out, size_t *out_len)
+{
+	*out = NULL;
+	*out_len = 0;
+	for (;;) {
+		ssize_t n = fgetxattr(fd, name, NULL, 0);
+		char *value = NULL;
+
+		if (n >= 0 && !(value = malloc(n > 0 ? (size_t)n : 1)))
+			return bsi_error_set(BSI_EFAIL, "out of memory");
+		if (n > 0 && (n = fgetxattr(fd, name, value, (size_t)n)) < 0)
+			free(value);
+		if (n >= 0) {
+			*out = value;
+			*out_len = (size_t)n;
+			return 0;
+		}
+		if (errno == ENODATA) /* removed meanwhile */
+			return 0;
+		if (errno != ERANGE) /* ERANGE: it grew meanwhile */
+			return bsi_error_set(BSI_EFAIL, "read extended attribute %s of %s: %s",
+					     name, what, strerror(errno));
+	}
+}
+
+/*
+ * Give to_fd the kept extended attributes of from_fd (kept_xattr()): the
+ * SELinux label, file capabilities, the POSIX access ACL, user.* ones, and
+ * trusted.* ones when bsi may see them (CAP_SYS_ADMIN; the agent's unit
+ * does not grant it).  An access ACL the new file inherited from its
+ * directory's default ACL goes when the original had none.  After fchown,
+ * which clears security.capability.
  */
 static int copy_xattrs(int from_fd, int to_fd, const char *from, const char *what)
 {
+	const char *acl = "system.posix_acl_access";
 	char *names = NULL, *have = NULL, *value = NULL;
-	size_t len = 0, have_len = 0, off;
-	ssize_t n;
+	size_t len = 0, have_len = 0, n, off;
 	int ret;
 
 	if ((ret = list_xattrs(from_fd, from, &names, &len)) != 0 ||
 	    (ret = list_xattrs(to_fd, what, &have, &have_len)) != 0)
 		goto done;
-	for (off = 0; off < have_len; off += strlen(have + off) + 1)
-		if (!has_name(names, len, have + off) && fremovexattr(to_fd, have + off) != 0 &&
-		    errno != ENODATA) {
-			ret = bsi_error_set(BSI_EFAIL, "remove extended attribute %s of %s: %s",
-					    have + off, what, strerror(errno));
-			goto done;
-		}
+	if (has_name(have, have_len, acl) && !has_name(names, len, acl) &&
+	    fremovexattr(to_fd, acl) != 0 && errno != ENODATA) {
+		ret = bsi_error_set(BSI_EFAIL, "remove the inherited ACL of %s: %s", what,
+				    strerror(errno));
+		goto done;
+	}
 	for (off = 0; off < len; off += strlen(names + off) + 1) {
 		const char *name = names + off;
 
-		free(value);
-		value = NULL;
-		n = fgetxattr(from_fd, name, NULL, 0);
-		if (n >= 0 && !(value = malloc(n > 0 ? (size_t)n : 1))) {
-			ret = bsi_error_set(BSI_EFAIL, "out of memory");
-			goto done;
-		}
-		if (n > 0)
-			n = fgetxattr(from_fd, name, value, (size_t)n);
-		if (n < 0 && errno == ENODATA) /* removed meanwhile */
+		if (!kept_xattr(name))
 			continue;
-		if (n < 0) {
-			ret = bsi_error_set(BSI_EFAIL, "read extended attribute %s of %s: %s", name,
-					    from, strerror(errno));
+		free(value);
+		if ((ret = read_xattr(from_fd, name, from, &value, &n)) != 0)
 			goto done;
-		}
-		if (fsetxattr(to_fd, name, value, (size_t)n, 0) != 0) {
-			ret = bsi_error_set(BSI_EFAIL, "copy extended attribute %s of %s to %s: %s",
-					    name, from, what, strerror(errno));
+		if (value && fsetxattr(to_fd, name, value, n, 0) != 0) {
+			int e = errno;
+
+			ret = bsi_error_set(BSI_EFAIL, "copy extended attribute %s of %s to %s: %s%s",
+					    name, from, what, strerror(e),
+					    e == EPERM || e == EACCES ? xattr_needs(name) : "");
 			goto done;
 		}
 	}

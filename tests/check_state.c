@@ -194,7 +194,7 @@ START_TEST(test_state_migrates_an_older_schema)
 	/* Make it a version 1 database, as the first release wrote it. */
 	sql(db, "DROP TABLE meta; DROP TABLE payload_cache; PRAGMA user_version = 1", 1);
 	st = open_ok(dir);
-	/* Version 3's payload cache works. */
+	/* The payload cache, outside the versioned schema, is there too. */
 	{
 		const char *blob = "0123456789abcdef0123456789abcdef01234567";
 		char d[BSI_DIGEST_STRLEN + 1], want[BSI_DIGEST_STRLEN + 1];
@@ -483,6 +483,14 @@ START_TEST(test_state_hash_cache_skips_unchanged_files)
 		ck_assert(exists);
 		ck_assert_str_eq(digest, want);
 	}
+	/* A cache that cannot be read or written is no reason to fail: the
+	 * file is hashed, and the state is written durably as before. */
+	sql(db, "DROP TABLE hash_cache", 1);
+	ck_assert_msg(bsi_state_hash_file(st, root, "etc/f", digest) == 0, "%s",
+		      bsi_error_message());
+	ck_assert_str_eq(digest, want);
+	ck_assert_int_eq(bsi_state_synchronous(st), 2);
+	ck_assert_int_eq(bsi_state_history_add(st, "apply", "after", NULL, NULL, NULL), 0);
 	bsi_root_free(root);
 	bsi_state_free(st);
 }

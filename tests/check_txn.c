@@ -377,6 +377,10 @@ END_TEST
  * CAP_NET_RAW (13) permitted. */
 static const unsigned char cap_net_raw[20] = {0x01, 0x00, 0x00, 0x02, 0x00, 0x20};
 
+/* An IMA digest (IMA_XATTR_DIGEST_NG, SHA-256) of some old content. */
+static const unsigned char ima_sha256[34] = {0x04, 0x04, 0xab};
+static bool have_ima; /* set_xattrs() could give file 2 one */
+
 /* Give every file of e an xattr user.bsi-test ("file N"), and file 1 a
  * capability when root; the old fingerprint then includes them.  False
  * when the file system of the test directory keeps no user xattrs. */
@@ -397,6 +401,9 @@ static bool set_xattrs(env *e)
 		ck_assert_msg(setxattr(p, "security.capability", cap_net_raw, sizeof(cap_net_raw),
 				       0) == 0,
 			      "setxattr security.capability: %s", strerror(errno));
+		/* an IMA hash of the old bytes: it must not follow them */
+		snprintf(p, sizeof(p), "%s/%s", e->root, paths[2]);
+		have_ima = setxattr(p, "security.ima", ima_sha256, sizeof(ima_sha256), 0) == 0;
 	}
 	free(e->old_fp);
 	e->old_fp = tu_tree_fingerprint(e->root);
@@ -407,7 +414,8 @@ static bool set_xattrs(env *e)
 /*
  * Extended attributes (SELinux labels, file capabilities, ACLs) belong to
  * the file as much as its mode: the new version of each file gets the
- * original's, and a rollback brings the originals back with theirs.  With
+ * original's, but not an IMA hash of the old bytes; a rollback brings the
+ * originals back with all of theirs.  With
  * BSI_FAULT=txn.link.exdev the first backup and the first restore are
  * copies (what a state directory on another file system gets), not links.
  */
@@ -451,6 +459,11 @@ START_TEST(test_txn_apply_and_rollback_keep_extended_attributes)
 			ck_assert_int_eq(stat(p, &sb), 0);
 			ck_assert_int_eq(sb.st_mode & 07777, modes[1]);
 		}
+	}
+	if (have_ima) {
+		snprintf(p, sizeof(p), "%s/%s", e.root, paths[2]);
+		ck_assert_msg(getxattr(p, "security.ima", cap, sizeof(cap)) < 0 && errno == ENODATA,
+			      "the old file's IMA hash was copied onto the new one");
 	}
 	args = rollback_args(&e);
 	ck_assert_msg(drive(&r, fault, args) == 0, "rollback: %s", r.err);

@@ -251,7 +251,7 @@ static size_t xattr_skip; /* length of the walked directory's path + 1 */
 
 static int xattr_line(const char *path, const struct stat *sb, int type, struct FTW *ftw)
 {
-	char names[65536], value[65536], *line;
+	char names[65536], value[65536], *line, **grown;
 	ssize_t len, n;
 
 	(void)sb;
@@ -270,8 +270,9 @@ static int xattr_line(const char *path, const struct stat *sb, int type, struct 
 				       names + off);
 		for (ssize_t i = 0; i < n; i++)
 			used += (size_t)sprintf(line + used, "%02x", (unsigned char)value[i]);
-		xattr_lines = realloc(xattr_lines, (xattr_nlines + 1) * sizeof(*xattr_lines));
-		ck_assert_ptr_nonnull(xattr_lines);
+		grown = realloc(xattr_lines, (xattr_nlines + 1) * sizeof(*xattr_lines));
+		ck_assert_ptr_nonnull(grown);
+		xattr_lines = grown;
 		xattr_lines[xattr_nlines++] = line;
 	}
 	return 0;
