@@ -286,6 +286,27 @@ START_TEST(test_feed_cli_payload_cache_cannot_let_a_bad_payload_in)
 }
 END_TEST
 
+/* A payload cache that cannot be used (here: a table of the wrong shape,
+ * as a damaged or foreign state might hold) costs hashing, not the plan or
+ * the apply. */
+START_TEST(test_feed_cli_broken_payload_cache_is_only_slower)
+{
+	tu_result r;
+
+	enroll(feed);
+	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 0);
+	tu_result_free(&r);
+	state_sql("DROP TABLE payload_cache");
+	state_sql("CREATE TABLE payload_cache (x)");
+	ck_assert_msg(tu_bsi(&r, "%s plan", g) == 0, "plan: %s", r.err);
+	ASSERT_HAS(r.out, "corelibs-26.0.1-tls");
+	tu_result_free(&r);
+	ck_assert_msg(tu_bsi(&r, "%s apply", g) == 0, "apply: %s", r.err);
+	ASSERT_HAS(r.out, "applied corelibs-26.0.1-tls");
+	tu_result_free(&r);
+}
+END_TEST
+
 /* An old head is flagged: freeze attacks become visible. */
 START_TEST(test_feed_cli_status_flags_stale_feed)
 {
@@ -514,6 +535,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_feed_cli_refused_sync_changes_nothing);
 	tcase_add_test(tc, test_feed_cli_payload_mismatch_refused);
 	tcase_add_test(tc, test_feed_cli_payload_cache_cannot_let_a_bad_payload_in);
+	tcase_add_test(tc, test_feed_cli_broken_payload_cache_is_only_slower);
 	tcase_add_test(tc, test_feed_cli_status_flags_stale_feed);
 	tcase_add_test(tc, test_feed_cli_apply_rollback_verify);
 	tcase_add_test(tc, test_feed_cli_hold_and_release);
