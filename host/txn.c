@@ -1213,6 +1213,33 @@ static int record_empty_rollback(const bsi_txn_ctx *ctx, const char *id)
 	return bsi_state_commit(ctx->state);
 }
 
+/*
+ * Start of rollback and verify: bind the state to this root and load the
+ * recorded improvement id (unknown: BSI_EUSAGE); out starts with its
+ * status.
+ */
+static int load_recorded(bsi_txn_result *out, const bsi_txn_ctx *ctx, const char *id,
+			 bsi_state_improvement **cur)
+{
+	int ret;
+
+	result_init(out, BSI_STATUS_PENDING);
+	if ((ret = bsi_state_bind_root(ctx->state, ctx->root)) != 0 ||
+	    (ret = bsi_state_improvement_get(ctx->state, id, cur)) != 0)
+		return ret;
+	if (!*cur)
+		return bsi_error_set(BSI_EUSAGE, "unknown improvement %s", id);
+	out->status = (*cur)->status;
+	return 0;
+}
+
+/* Whether files of cur's are on record as replaced. */
+static bool has_files(const bsi_state_improvement *cur)
+{
+	return cur->status == BSI_STATUS_APPLIED || cur->status == BSI_STATUS_TAMPERED ||
+	       cur->status == BSI_STATUS_OBSOLETE;
+}
+
 int bsi_txn_rollback(bsi_txn_result *out, const bsi_txn_ctx *ctx, const char *id)
 {
 	char digest[BSI_DIGEST_STRLEN + 1];
@@ -1225,17 +1252,9 @@ int bsi_txn_rollback(bsi_txn_result *out, const bsi_txn_ctx *ctx, const char *id
 	bool missing, restart;
 	int ret;
 
-	result_init(out, BSI_STATUS_PENDING);
-	if ((ret = bsi_state_bind_root(ctx->state, ctx->root)) != 0 ||
-	    (ret = bsi_state_improvement_get(ctx->state, id, &cur)) != 0)
+	if ((ret = load_recorded(out, ctx, id, &cur)) != 0)
 		goto done;
-	if (!cur) {
-		ret = bsi_error_set(BSI_EUSAGE, "unknown improvement %s", id);
-		goto done;
-	}
-	out->status = cur->status;
-	if (cur->status != BSI_STATUS_APPLIED && cur->status != BSI_STATUS_TAMPERED &&
-	    cur->status != BSI_STATUS_OBSOLETE) {
+	if (!has_files(cur)) {
 		ret = bsi_error_set(BSI_EUSAGE, "%s is %s, not applied: nothing to roll back", id,
 				    bsi_status_name(cur->status));
 		goto done;
@@ -1533,17 +1552,7 @@ int bsi_txn_verify(bsi_txn_result *out, const bsi_txn_ctx *ctx, const char *id,
 	size_t i;
 	int ret;
 
-	result_init(out, BSI_STATUS_PENDING);
-	if ((ret = bsi_state_bind_root(ctx->state, ctx->root)) != 0 ||
-	    (ret = bsi_state_improvement_get(ctx->state, id, &cur)) != 0)
-		goto done;
-	if (!cur) {
-		ret = bsi_error_set(BSI_EUSAGE, "unknown improvement %s", id);
-		goto done;
-	}
-	out->status = cur->status;
-	if (cur->status != BSI_STATUS_APPLIED && cur->status != BSI_STATUS_OBSOLETE &&
-	    cur->status != BSI_STATUS_TAMPERED)
+	if ((ret = load_recorded(out, ctx, id, &cur)) != 0 || !has_files(cur))
 		goto done;
 	if (!(notes = json_loads(cur->notes ? cur->notes : "", 0, NULL))) {
 		ret = bsi_error_set(BSI_EFAIL, "state: notes of %s are not JSON", id);
