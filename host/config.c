@@ -232,7 +232,7 @@ static void count_hook(lua_State *L, lua_Debug *ar)
 typedef struct {
 	size_t used;      /* live bytes */
 	size_t allocated; /* bytes of every growth so far */
-	bool over;        /* the latest growth was refused for a limit, not by malloc */
+	bool over;        /* the latest failed growth was refused for a limit */
 } config_heap;
 
 /* lua_Alloc counting live and allocated bytes, refusing growth past
@@ -249,14 +249,18 @@ static void *config_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 		h->used -= old;
 		return NULL;
 	}
-	/* what made the latest allocation fail: Lua retries one after a full
-	 * collection, and only the last failure is reported */
-	h->over = nsize > old && (nsize - old > CONFIG_MAX_MEMORY - h->used ||
-				  nsize > CONFIG_MAX_ALLOCATED - h->allocated);
-	if (h->over)
+	/* `over` tells what made the latest *failed* allocation fail (Lua
+	 * retries one after a full collection, and frees and shrinks after
+	 * the error); a success leaves it alone */
+	if (nsize > old && (nsize - old > CONFIG_MAX_MEMORY - h->used ||
+			    nsize > CONFIG_MAX_ALLOCATED - h->allocated)) {
+		h->over = true;
 		return NULL;
-	if ((p = realloc(ptr, nsize)) == NULL)
+	}
+	if ((p = realloc(ptr, nsize)) == NULL) {
+		h->over = false;
 		return NULL;
+	}
 	h->used = h->used - old + nsize;
 	if (nsize > old)
 		h->allocated += nsize;

@@ -227,6 +227,9 @@ static bool kept_xattr(const char *name)
 /* Why setting `name` may be refused, for the message. */
 static const char *xattr_needs(const char *name)
 {
+	if (strncmp(name, "security.", 9) == 0 && strcmp(name, "security.capability") != 0 &&
+	    strcmp(name, "security.selinux") != 0)
+		return " (this security attribute needs CAP_SYS_ADMIN or CAP_MAC_ADMIN)";
 	if (strcmp(name, "security.capability") == 0)
 		return " (setting file capabilities needs CAP_SETFCAP)";
 	if (strcmp(name, "security.selinux") == 0)
@@ -263,14 +266,17 @@ static int read_xattr(int fd, const char *name, const char *what, char **out, si
 }
 
 /*
- * Give to_fd the kept extended attributes of from_fd (kept_xattr()): the
- * SELinux label, file capabilities, the POSIX access ACL, user.* ones, and
+ * Give to_fd the extended attributes of from_fd that bsi can see: for a
+ * copy of the same bytes (a backup, a restore) all of them, IMA/EVM hashes
+ * included; for new bytes only the kept ones (kept_xattr()): the SELinux
+ * label, file capabilities, the POSIX access ACL, user.* ones, and
  * trusted.* ones when bsi may see them (CAP_SYS_ADMIN; the agent's unit
  * does not grant it).  An access ACL the new file inherited from its
  * directory's default ACL goes when the original had none.  After fchown,
  * which clears security.capability.
  */
-static int copy_xattrs(int from_fd, int to_fd, const char *from, const char *what)
+static int copy_xattrs(int from_fd, int to_fd, bool same_bytes, const char *from,
+		       const char *what)
 {
 	const char *acl = "system.posix_acl_access";
 	char *names = NULL, *have = NULL, *value = NULL;
@@ -289,7 +295,7 @@ static int copy_xattrs(int from_fd, int to_fd, const char *from, const char *wha
 	for (off = 0; off < len; off += strlen(names + off) + 1) {
 		const char *name = names + off;
 
-		if (!kept_xattr(name))
+		if (!same_bytes && !kept_xattr(name))
 			continue;
 		free(value);
 		if ((ret = read_xattr(from_fd, name, from, &value, &n)) != 0)
@@ -313,13 +319,14 @@ done:
 /*
  * Create (dirfd, name) with O_EXCL, copy `in` into it while hashing, give it
  * owner/group/mode of `like` and the extended attributes of the open file
- * like_fd (named like_what), fsync it.  The digest goes to out_digest.
+ * like_fd (named like_what; all of them when `in` holds the same bytes as
+ * like_fd, see copy_xattrs()), fsync it.  The digest goes to out_digest.
  * On failure the partial file is removed.  `what` names it for messages;
  * faults are injected at <site>.write and <site>.fsync.
  */
 static int place_copy(input *in, int dirfd, const char *name, const struct stat *like,
-		      int like_fd, const char *like_what, const char *site, const char *what,
-		      char out_digest[BSI_DIGEST_STRLEN + 1])
+		      int like_fd, bool same_bytes, const char *like_what, const char *site,
+		      const char *what, char out_digest[BSI_DIGEST_STRLEN + 1])
 {
 	char fault_site[64];
 	bsi_digest_ctx *dg = NULL;
@@ -367,7 +374,7 @@ static int place_copy(input *in, int dirfd, const char *name, const struct stat 
 		ret = bsi_error_set(BSI_EFAIL, "set owner and mode of %s: %s", what, strerror(errno));
 		goto done;
 	}
-	if ((ret = copy_xattrs(like_fd, fd, like_what, what)) != 0)
+	if ((ret = copy_xattrs(like_fd, fd, same_bytes, like_what, what)) != 0)
 		goto done;
 	snprintf(fault_site, sizeof(fault_site), "%s.fsync", site);
 	if ((ret = fsync_fd(fd, fault_site, what)) != 0)
@@ -415,7 +422,8 @@ static int install_copy_of(bsi_state *st, const char *src, int dirfd, const char
 			ret = bsi_error_set(BSI_EFAIL, "open %s: %s", src, strerror(errno));
 			goto done;
 		}
-		if ((ret = place_copy(&in, dirfd, name, &sb, in.fd, src, site, what, digest)) != 0)
+		if ((ret = place_copy(&in, dirfd, name, &sb, in.fd, true, src, site, what,
+				      digest)) != 0)
 			goto done;
 		placed = true;
 	} else {
@@ -615,8 +623,8 @@ static int stage_step(run *r, step *s)
 			close(orig_fd);
 			return bsi_error_wrap("payload %s for %s", s->payload, s->path);
 		}
-		ret = place_copy(&in, s->dirfd, s->stage, &s->orig, orig_fd, s->path, "stage", what,
-				 digest);
+		ret = place_copy(&in, s->dirfd, s->stage, &s->orig, orig_fd, false, s->path, "stage",
+				 what, digest);
 		bsi_reader_free(in.reader);
 		close(orig_fd);
 		if (ret != 0)
@@ -661,8 +669,8 @@ static int backup_step(run *r, step *s)
 	in.fd = openat(s->dirfd, s->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (in.fd < 0)
 		return bsi_error_set(BSI_EFAIL, "open %s: %s", s->path, strerror(errno));
-	ret = place_copy(&in, r->backup_dirfd, s->backup, &s->orig, in.fd, s->path, "backup", what,
-			 digest);
+	ret = place_copy(&in, r->backup_dirfd, s->backup, &s->orig, in.fd, true, s->path, "backup",
+			 what, digest);
 	close(in.fd);
 	if (ret != 0)
 		return ret;

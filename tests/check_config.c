@@ -143,6 +143,23 @@ START_TEST(test_config_allocation_is_bounded)
 }
 END_TEST
 
+/* Deep recursion with wide frames: the stack growth is refused by the
+ * budget, then Lua shrinks the stack while it unwinds (a successful
+ * allocation after the failed one).  Still the budget's refusal, exit 2,
+ * not "out of memory". */
+START_TEST(test_config_stack_over_budget_is_a_usage_error)
+{
+	char text[4096];
+	size_t n = 0;
+
+	n += (size_t)snprintf(text + n, sizeof(text) - n, "local function f()\n local a0");
+	for (int i = 1; i < 190; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, ", a%d", i);
+	snprintf(text + n, sizeof(text) - n, " = 1\n return 1 + f()\nend\nf()\n");
+	expect_error(text, "bsi.conf: uses too much memory");
+}
+END_TEST
+
 START_TEST(test_config_load_buffer_names_the_source)
 {
 	const char text[] = "interval = \"15m\"\nauto_install = 1\n";
@@ -186,6 +203,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_config_window_is_exactly_hh_mm);
 	tcase_add_test(tc, test_config_memory_is_bounded);
 	tcase_add_test(tc, test_config_allocation_is_bounded);
+	tcase_add_test(tc, test_config_stack_over_budget_is_a_usage_error);
 	tcase_add_test(tc, test_config_load_buffer_names_the_source);
 	suite_add_tcase(s, tc);
 	return s;

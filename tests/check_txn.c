@@ -415,13 +415,16 @@ static bool set_xattrs(env *e)
  * Extended attributes (SELinux labels, file capabilities, ACLs) belong to
  * the file as much as its mode: the new version of each file gets the
  * original's, but not an IMA hash of the old bytes; a rollback brings the
- * originals back with all of theirs.  With
- * BSI_FAULT=txn.link.exdev the first backup and the first restore are
- * copies (what a state directory on another file system gets), not links.
+ * originals back with all of theirs.  With BSI_FAULT=txn.link.exdev the
+ * first backup and the first restore are copies (what a state directory
+ * on another file system gets), not links; with txn.link.exdev:3 the
+ * third (file 2, the one with the IMA hash), which the copy must keep.
  */
 START_TEST(test_txn_apply_and_rollback_keep_extended_attributes)
 {
-	const char *fault = _i ? "BSI_FAULT=txn.link.exdev" : NULL;
+	static const char *const faults[] = {NULL, "BSI_FAULT=txn.link.exdev",
+					     "BSI_FAULT=txn.link.exdev:3"};
+	const char *fault = faults[_i];
 	char p[4400], v[64];
 	unsigned char cap[64];
 	tu_result r;
@@ -1423,7 +1426,7 @@ static Suite *txn_suite(void)
 	tcase_add_unchecked_fixture(tc, build_driver, NULL);
 	tcase_add_checked_fixture(tc, NULL, tu_cleanup);
 	tcase_add_test(tc, test_txn_apply_replaces_files_keeps_owner_and_mode);
-	tcase_add_loop_test(tc, test_txn_apply_and_rollback_keep_extended_attributes, 0, 2);
+	tcase_add_loop_test(tc, test_txn_apply_and_rollback_keep_extended_attributes, 0, 3);
 	tcase_add_test(tc, test_txn_apply_partly_patched_device_replaces_the_rest);
 	tcase_add_test(tc, test_txn_not_applicable_touches_nothing);
 	tcase_add_test(tc, test_txn_payload_with_wrong_digest_is_refused);
