@@ -1071,6 +1071,17 @@ fail:
 
 static int64_t ns(struct timespec t) { return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec; }
 
+/* A hash-cache entry's key, parameters 1 to 5: device, inode, size, mtime
+ * and ctime (ns). */
+static void bind_file_key(sqlite3_stmt *s, const struct stat *sb)
+{
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)sb->st_dev);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)sb->st_ino);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)sb->st_size);
+	sqlite3_bind_int64(s, 4, ns(sb->st_mtim));
+	sqlite3_bind_int64(s, 5, ns(sb->st_ctim));
+}
+
 int bsi_state_hash_fd(bsi_state *st, int fd, char out_digest[BSI_DIGEST_STRLEN + 1])
 {
 	sqlite3_stmt *s = NULL;
@@ -1087,11 +1098,7 @@ int bsi_state_hash_fd(bsi_state *st, int fd, char out_digest[BSI_DIGEST_STRLEN +
 	if (prepare(st, &s,
 		    "SELECT digest FROM hash_cache WHERE dev = ?1 AND ino = ?2 AND "
 		    "size = ?3 AND mtime_ns = ?4 AND ctime_ns = ?5") == 0) {
-		sqlite3_bind_int64(s, 1, (sqlite3_int64)sb.st_dev);
-		sqlite3_bind_int64(s, 2, (sqlite3_int64)sb.st_ino);
-		sqlite3_bind_int64(s, 3, (sqlite3_int64)sb.st_size);
-		sqlite3_bind_int64(s, 4, ns(sb.st_mtim));
-		sqlite3_bind_int64(s, 5, ns(sb.st_ctim));
+		bind_file_key(s, &sb);
 		rc = step(s);
 		if (rc == SQLITE_ROW && sqlite3_column_text(s, 0) &&
 		    bsi_digest_valid((const char *)sqlite3_column_text(s, 0))) {
@@ -1117,11 +1124,7 @@ int bsi_state_hash_fd(bsi_state *st, int fd, char out_digest[BSI_DIGEST_STRLEN +
 		    "INSERT OR REPLACE INTO hash_cache (dev, ino, size, mtime_ns, ctime_ns, "
 		    "digest) VALUES (?1, ?2, ?3, ?4, ?5, ?6)") != 0)
 		return 0;
-	sqlite3_bind_int64(s, 1, (sqlite3_int64)sb.st_dev);
-	sqlite3_bind_int64(s, 2, (sqlite3_int64)sb.st_ino);
-	sqlite3_bind_int64(s, 3, (sqlite3_int64)sb.st_size);
-	sqlite3_bind_int64(s, 4, ns(sb.st_mtim));
-	sqlite3_bind_int64(s, 5, ns(sb.st_ctim));
+	bind_file_key(s, &sb);
 	bind_text(s, 6, out_digest);
 	run_cache_write(st, s, "update hash cache");
 	return 0;

@@ -165,39 +165,52 @@ static int input_read(input *in, void *buf, size_t cap, size_t *out_n)
 }
 
 /*
- * The names of fd's extended attributes, a run of NUL-terminated strings
- * (*out_len bytes, *out NULL when there are none or the file system keeps
- * none).
+ * The whole value of fd's attribute `name`, or with name NULL the list of
+ * its attribute names (a run of NUL-terminated strings), in a new buffer:
+ * *out NULL when there is nothing (the attribute is gone; no names, or a
+ * file system that keeps none).  Asks for the size, then reads, again when it
+ * grew in between (ERANGE).  0, or an errno value.
  */
-static int list_xattrs(int fd, const char *what, char **out, size_t *out_len)
+static int xattr_fetch(int fd, const char *name, char **out, size_t *out_len)
 {
-	char *names = NULL;
-	ssize_t n;
-
 	*out = NULL;
 	*out_len = 0;
 	for (;;) {
-		n = flistxattr(fd, NULL, 0);
-		if (n < 0 && (errno == ENOTSUP || errno == ENOSYS))
+		ssize_t n = name ? fgetxattr(fd, name, NULL, 0) : flistxattr(fd, NULL, 0);
+		char *buf = NULL;
+		int e;
+
+		if (n == 0 && !name)
 			return 0;
-		if (n < 0)
-			return bsi_error_set(BSI_EFAIL, "list extended attributes of %s: %s", what,
-					     strerror(errno));
-		if (n == 0)
+		if (n >= 0 && !(buf = malloc(n > 0 ? (size_t)n : 1)))
+			return ENOMEM;
+		if (n > 0 && (n = name ? fgetxattr(fd, name, buf, (size_t)n)
+				       : flistxattr(fd, buf, (size_t)n)) < 0)
+			free(buf);
+		if (n >= 0) {
+			*out = buf;
+			*out_len = (size_t)n;
 			return 0;
-		if (!(names = malloc((size_t)n)))
-			return bsi_error_set(BSI_EFAIL, "out of memory");
-		n = flistxattr(fd, names, (size_t)n);
-		if (n >= 0)
-			break;
-		free(names);
-		names = NULL;
-		if (errno != ERANGE) /* ERANGE: one was added meanwhile */
-			return bsi_error_set(BSI_EFAIL, "list extended attributes of %s: %s", what,
-					     strerror(errno));
+		}
+		e = errno;
+		/* the attribute is gone; a file system without xattrs has no names */
+		if (e == ENODATA || (!name && (e == ENOTSUP || e == ENOSYS)))
+			return 0;
+		if (e != ERANGE)
+			return e;
 	}
-	*out = names;
-	*out_len = (size_t)n;
+}
+
+/* The names of fd's extended attributes (xattr_fetch()). */
+static int list_xattrs(int fd, const char *what, char **out, size_t *out_len)
+{
+	int e = xattr_fetch(fd, NULL, out, out_len);
+
+	if (e == ENOMEM)
+		return bsi_error_set(BSI_EFAIL, "out of memory");
+	if (e)
+		return bsi_error_set(BSI_EFAIL, "list extended attributes of %s: %s", what,
+				     strerror(e));
 	return 0;
 }
 
@@ -242,27 +255,14 @@ static const char *xattr_needs(const char *name)
 /* The value of fd's attribute `name` (*out NULL when it is gone). */
 static int read_xattr(int fd, const char *name, const char *what, char **out, size_t *out_len)
 {
-	*out = NULL;
-	*out_len = 0;
-	for (;;) {
-		ssize_t n = fgetxattr(fd, name, NULL, 0);
-		char *value = NULL;
+	int e = xattr_fetch(fd, name, out, out_len);
 
-		if (n >= 0 && !(value = malloc(n > 0 ? (size_t)n : 1)))
-			return bsi_error_set(BSI_EFAIL, "out of memory");
-		if (n > 0 && (n = fgetxattr(fd, name, value, (size_t)n)) < 0)
-			free(value);
-		if (n >= 0) {
-			*out = value;
-			*out_len = (size_t)n;
-			return 0;
-		}
-		if (errno == ENODATA) /* removed meanwhile */
-			return 0;
-		if (errno != ERANGE) /* ERANGE: it grew meanwhile */
-			return bsi_error_set(BSI_EFAIL, "read extended attribute %s of %s: %s",
-					     name, what, strerror(errno));
-	}
+	if (e == ENOMEM)
+		return bsi_error_set(BSI_EFAIL, "out of memory");
+	if (e)
+		return bsi_error_set(BSI_EFAIL, "read extended attribute %s of %s: %s", name, what,
+				     strerror(e));
+	return 0;
 }
 
 /*
