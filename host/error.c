@@ -1,6 +1,8 @@
 #define BSI_ERROR_IMPL /* the definition below, not the analyzer's macro */
 #include "error.h"
 
+#include "text.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +17,9 @@ int bsi_error_set(int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(message, sizeof(message), fmt, ap);
 	va_end(ap);
+	/* messages carry text from outside (server replies, file names):
+	 * whatever prints or stores them gets it clean (text.h) */
+	bsi_text_clean(message, sizeof(message), message, strlen(message));
 	last_code = code;
 	return code;
 }
@@ -31,6 +36,7 @@ int bsi_error_wrap(const char *fmt, ...)
 	va_end(ap);
 	if (n >= 0 && (size_t)n < sizeof(message))
 		snprintf(message + n, sizeof(message) - (size_t)n, ": %.*s", (int)(sizeof(message) - (size_t)n - 3), old);
+	bsi_text_clean(message, sizeof(message), message, strlen(message));
 	return last_code;
 }
 
@@ -58,3 +64,4 @@ int bsi_error_exit_status(int code)
 		return 1;
 	return -code;
 }
+

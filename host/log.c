@@ -1,6 +1,8 @@
 /* log.c - event lines to syslog or stderr; see log.h. */
 #include "log.h"
 
+#include "text.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,10 +48,9 @@ static void vlog(int priority, int shown, const char *tag, const char *fmt, va_l
 		return;
 	vsnprintf(line, sizeof(line), fmt, ap);
 	/* one event, one line: a newline in a message (a server's error
-	 * text) must not forge a second event */
-	for (char *p = line; *p; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
+	 * text) must not forge a second event, nor an escape sequence
+	 * rewrite the terminal (text.h) */
+	bsi_text_clean(line, sizeof(line), line, strlen(line));
 	if (use_syslog) {
 		syslog(priority, "%s%s", tag, line);
 		return;

@@ -2,6 +2,7 @@
 #include "procs.h"
 
 #include "error.h"
+#include "text.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -125,8 +126,11 @@ static int add(bsi_procs *procs, pid_t pid, const char *proc_dir, const char *pi
 	memset(p, 0, sizeof(*p));
 	p->pid = pid;
 	comm = read_small(proc_dir, pidname, "comm");
-	if (comm)
+	if (comm) {
+		/* any process names itself: shown, it must not drive the terminal */
 		comm[strcspn(comm, "\n")] = '\0';
+		bsi_text_clean(comm, strlen(comm) + 1, comm, strlen(comm));
+	}
 	p->command = comm ? comm : strdup("?");
 	cgroup = read_small(proc_dir, pidname, "cgroup");
 	rc = bsi_procs_unit_of_cgroup(&p->unit, &p->user_unit, cgroup ? cgroup : "");
