@@ -2,6 +2,7 @@
 #include "agent.h"
 
 #include "config.h"
+#include "digest.h"
 #include "error.h"
 
 #include <dirent.h>
@@ -98,6 +99,96 @@ bool bsi_agent_deferral(char *out, size_t len, const bsi_config *cfg, const bsi_
 	else
 		return false;
 	return true;
+}
+
+/* ---- errors, logged once ---------------------------------------------- */
+
+#define KEY_LOGGED "agent.logged_errors"
+
+/* The digest that stands for one error: who (an id or a file) and why. */
+static int error_print(char out[BSI_DIGEST_STRLEN + 1], const char *who, const char *why)
+{
+	char *text = NULL;
+	int rc;
+
+	if (asprintf(&text, "%s\n%s", who, why ? why : "") < 0)
+		return bsi_error_set(BSI_EFAIL, "out of memory");
+	rc = bsi_digest_buf(text, strlen(text), out);
+	free(text);
+	return rc;
+}
+
+int bsi_agent_errors_news(bool **out_new, bool **out_new_file, bsi_state *st,
+			  const bsi_changeset *cs, const char *commit)
+{
+	char *stored = NULL, *dumped = NULL, print[BSI_DIGEST_STRLEN + 1];
+	json_t *old = NULL, *seen = NULL, *now = json_array();
+	bool *news = calloc(cs->count + 1, sizeof(bool));
+	bool *news_file = calloc(cs->nerrors + 1, sizeof(bool));
+	const char *old_commit;
+	int rc;
+
+	*out_new = NULL;
+	*out_new_file = NULL;
+	if (!now || !news || !news_file) {
+		rc = bsi_error_set(BSI_EFAIL, "out of memory");
+		goto done;
+	}
+	if ((rc = bsi_state_meta_get(st, KEY_LOGGED, &stored)) < 0)
+		goto done;
+	old = stored ? json_loads(stored, 0, NULL) : NULL;
+	old_commit = json_string_value(json_object_get(old, "commit"));
+	/* a new feed commit makes every error news again */
+	if (old_commit && commit && strcmp(old_commit, commit) == 0)
+		seen = json_object_get(old, "errors");
+	for (size_t i = 0; rc == 0 && i < cs->count + cs->nerrors; i++) {
+		bool known = false, file = i >= cs->count;
+		const char *who, *why;
+		json_t *v;
+		size_t k;
+
+		if (file) {
+			who = cs->errors[i - cs->count].file;
+			why = cs->errors[i - cs->count].reason;
+		} else if (cs->items[i].status == BSI_STATUS_ERROR) {
+			who = cs->items[i].id;
+			why = cs->items[i].reason;
+		} else {
+			continue;
+		}
+		if ((rc = error_print(print, who, why)) < 0)
+			break;
+		json_array_foreach(seen, k, v)
+			known |= strcmp(json_string_value(v) ? json_string_value(v) : "", print) == 0;
+		if (file)
+			news_file[i - cs->count] = !known;
+		else
+			news[i] = !known;
+		if (json_array_append_new(now, json_string(print)) < 0)
+			rc = bsi_error_set(BSI_EFAIL, "out of memory");
+	}
+	/* written only when it changes: an agent run with nothing new writes nothing */
+	if (rc == 0 && (stored ? !seen || !json_equal(seen, now) : json_array_size(now) > 0)) {
+		json_t *doc = json_pack("{s:s?, s:O}", "commit", commit, "errors", now);
+
+		dumped = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+		json_decref(doc);
+		rc = dumped ? bsi_state_meta_set(st, KEY_LOGGED, json_array_size(now) ? dumped : NULL)
+			    : bsi_error_set(BSI_EFAIL, "out of memory");
+	}
+	if (rc == 0) {
+		*out_new = news;
+		*out_new_file = news_file;
+		news = news_file = NULL;
+	}
+done:
+	free(news);
+	free(news_file);
+	free(stored);
+	free(dumped);
+	json_decref(old);
+	json_decref(now);
+	return rc;
 }
 
 /* ---- backoff --------------------------------------------------------- */

@@ -57,6 +57,20 @@ typedef struct {
 bool bsi_agent_deferral(char *out, size_t len, const bsi_config *cfg, const bsi_agent_now *now,
 			const bsi_improvement *imp);
 
+/* ---- errors, logged once ---------------------------------------------- */
+
+/*
+ * Which errors of the plan cs (at feed commit, NULL for a tree) are news:
+ * new[i] for improvement i in error, new_file[k] for whole-file error k,
+ * true when the agent has not logged that error at that commit yet.  The
+ * errors seen now are remembered in the state's meta table (one row, as
+ * digests: bounded by the feed's budgets, not by time), so a broken fix
+ * that waits for weeks is logged once per feed commit, not on every run.
+ * The caller owns both arrays (NULL when there is nothing).
+ */
+int bsi_agent_errors_news(bool **out_new, bool **out_new_file, bsi_state *st,
+			  const bsi_changeset *cs, const char *commit);
+
 /* ---- sync backoff ---------------------------------------------------- */
 
 typedef struct {

@@ -3,6 +3,7 @@
 #include "error.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,14 @@ static const char *const status_names[] = {
 	[BSI_STATUS_ROLLED_BACK] = "rolled-back",
 	[BSI_STATUS_OBSOLETE] = "obsolete",
 	[BSI_STATUS_TAMPERED] = "tampered",
+	[BSI_STATUS_ERROR] = "error",
+};
+
+/* Open addressing over item indexes + 1 (0: empty); at most half full. */
+struct bsi_changeset_index {
+	size_t *slots;
+	size_t mask;    /* slots - 1, a power of two minus one */
+	size_t indexed; /* items [0, indexed) are in the table */
 };
 
 const char *bsi_status_name(bsi_status s)
@@ -70,6 +79,13 @@ static void improvement_clear(bsi_improvement *imp)
 	free(imp->actions);
 }
 
+static void index_free(bsi_changeset_index *ix)
+{
+	if (ix)
+		free(ix->slots);
+	free(ix);
+}
+
 void bsi_changeset_free(bsi_changeset *cs)
 {
 	if (!cs)
@@ -77,19 +93,70 @@ void bsi_changeset_free(bsi_changeset *cs)
 	for (size_t i = 0; i < cs->count; i++)
 		improvement_clear(&cs->items[i]);
 	free(cs->items);
+	for (size_t i = 0; i < cs->nerrors; i++) {
+		free(cs->errors[i].file);
+		free(cs->errors[i].reason);
+	}
+	free(cs->errors);
+	index_free(cs->index);
 	free(cs);
+}
+
+/* Room for one more of n elements of size each at *v with capacity *cap:
+ * doubling, so appending n elements costs O(n). */
+static int grow(void **v, size_t *cap, size_t n, size_t size)
+{
+	size_t want = *cap ? *cap * 2 : 8;
+	void *p;
+
+	if (n < *cap)
+		return BSI_OK;
+	if (want > SIZE_MAX / size / 2 || !(p = realloc(*v, want * size)))
+		return bsi_error_set(BSI_EFAIL, "out of memory");
+	*v = p;
+	*cap = want;
+	return BSI_OK;
 }
 
 int bsi_changeset_add(bsi_changeset *cs, bsi_improvement **out)
 {
-	bsi_improvement *items = realloc(cs->items, (cs->count + 1) * sizeof(*items));
+	void *items = cs->items;
+	int rc;
 
 	*out = NULL;
-	if (!items)
-		return bsi_error_set(BSI_EFAIL, "out of memory");
+	/* a change set built by hand (cap 0) may hold items already */
+	if (cs->cap < cs->count)
+		cs->cap = cs->count;
+	if ((rc = grow(&items, &cs->cap, cs->count, sizeof(*cs->items))) < 0)
+		return rc;
 	cs->items = items;
-	memset(&items[cs->count], 0, sizeof(items[0]));
-	*out = &items[cs->count++];
+	memset(&cs->items[cs->count], 0, sizeof(cs->items[0]));
+	*out = &cs->items[cs->count++];
+	return BSI_OK;
+}
+
+int bsi_changeset_add_error(bsi_changeset *cs, const char *file, int line, int code,
+			    const char *reason)
+{
+	bsi_file_error *e;
+	size_t cap = cs->nerrors; /* exact size: few, and appended rarely */
+	void *v = cs->errors;
+	int rc = grow(&v, &cap, cs->nerrors, sizeof(*e));
+
+	if (rc < 0)
+		return rc;
+	cs->errors = v;
+	e = &cs->errors[cs->nerrors];
+	e->file = strdup(file ? file : "");
+	e->reason = strdup(reason ? reason : "");
+	e->line = line;
+	e->code = code;
+	if (!e->file || !e->reason) {
+		free(e->file);
+		free(e->reason);
+		return bsi_error_set(BSI_EFAIL, "out of memory");
+	}
+	cs->nerrors++;
 	return BSI_OK;
 }
 
@@ -108,13 +175,17 @@ static char *dup_or_null(const char *s, int *ok)
 
 static int add_action(bsi_improvement *imp, const bsi_action *a)
 {
-	bsi_action *acts = realloc(imp->actions, (imp->nactions + 1) * sizeof(*acts));
-	bsi_action *n;
+	bsi_action *acts, *n;
 	int ok = 1;
 
-	if (!acts)
-		return bsi_error_set(BSI_EFAIL, "out of memory");
-	imp->actions = acts;
+	/* doubling at powers of two: the capacity is implied by nactions */
+	if ((imp->nactions & (imp->nactions - 1)) == 0) {
+		acts = realloc(imp->actions, (imp->nactions ? imp->nactions * 2 : 1) * sizeof(*acts));
+		if (!acts)
+			return bsi_error_set(BSI_EFAIL, "out of memory");
+		imp->actions = acts;
+	}
+	acts = imp->actions;
 	n = &acts[imp->nactions];
 	memset(n, 0, sizeof(*n));
 	n->op = a->op;
@@ -160,9 +231,110 @@ int bsi_improvement_set_reason(bsi_improvement *imp, const char *fmt, ...)
 	return BSI_OK;
 }
 
-bsi_improvement *bsi_changeset_find(const bsi_changeset *cs, const char *id)
+int bsi_improvement_set_error(bsi_improvement *imp, int code, int line, const char *fmt, ...)
 {
-	for (size_t i = 0; i < cs->count; i++)
+	va_list ap;
+	char *s = NULL;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return bsi_error_set(BSI_EFAIL, "out of memory");
+	free(imp->reason);
+	imp->reason = s;
+	imp->status = BSI_STATUS_ERROR;
+	imp->error_code = code < 0 ? code : BSI_EFAIL;
+	imp->error_line = line;
+	imp->when_false = false;
+	return BSI_OK;
+}
+
+int bsi_changeset_worst_error(const bsi_changeset *cs, bool (*only)(void *ctx, const char *id),
+			      void *ctx)
+{
+	int worst = BSI_OK;
+
+	for (size_t i = 0; !only && i < cs->nerrors; i++)
+		worst = bsi_error_worse(worst, cs->errors[i].code);
+	for (size_t i = 0; i < cs->count; i++) {
+		const bsi_improvement *imp = &cs->items[i];
+
+		if (imp->status == BSI_STATUS_ERROR && (!only || only(ctx, imp->id)))
+			worst = bsi_error_worse(worst, imp->error_code);
+	}
+	return worst;
+}
+
+static size_t id_hash(const char *s)
+{
+	size_t h = 1469598103934665603u; /* FNV-1a */
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211u;
+	return h;
+}
+
+/* Put item i into the table (which has room). */
+static void index_put(bsi_changeset_index *ix, const bsi_changeset *cs, size_t i)
+{
+	size_t h = id_hash(cs->items[i].id) & ix->mask;
+
+	while (ix->slots[h])
+		h = (h + 1) & ix->mask;
+	ix->slots[h] = i + 1;
+}
+
+/* Bring the index up to the items appended since; false when it cannot
+ * (out of memory: the caller searches linearly).  Indexing stops at an item
+ * without an id yet (added, not filled in), to be taken up next time. */
+static bool index_update(bsi_changeset *cs)
+{
+	bsi_changeset_index *ix = cs->index;
+
+	if (!ix && !(ix = cs->index = calloc(1, sizeof(*ix))))
+		return false;
+	if (ix->indexed > cs->count) { /* items were taken away: start over */
+		free(ix->slots);
+		memset(ix, 0, sizeof(*ix));
+	}
+	if (!ix->slots || (cs->count + 1) * 2 > ix->mask + 1) {
+		size_t n = 64;
+		size_t *slots;
+
+		while (n < (cs->count + 1) * 2)
+			n *= 2;
+		if (!(slots = calloc(n, sizeof(*slots))))
+			return false;
+		free(ix->slots);
+		ix->slots = slots;
+		ix->mask = n - 1;
+		for (size_t i = 0; i < ix->indexed; i++)
+			index_put(ix, cs, i);
+	}
+	while (ix->indexed < cs->count && cs->items[ix->indexed].id)
+		index_put(ix, cs, ix->indexed++);
+	return true;
+}
+
+bsi_improvement *bsi_changeset_find(const bsi_changeset *ccs, const char *id)
+{
+	bsi_changeset *cs = (bsi_changeset *)ccs; /* the index is a cache */
+	size_t from = 0;
+
+	if (cs->count >= 16 && index_update(cs)) {
+		bsi_changeset_index *ix = cs->index;
+
+		for (size_t h = id_hash(id) & ix->mask; ix->slots[h]; h = (h + 1) & ix->mask) {
+			bsi_improvement *imp = &cs->items[ix->slots[h] - 1];
+
+			if (imp->id && strcmp(imp->id, id) == 0)
+				return imp;
+		}
+		from = ix->indexed;
+	}
+	for (size_t i = from; i < cs->count; i++)
 		if (cs->items[i].id && strcmp(cs->items[i].id, id) == 0)
 			return &cs->items[i];
 	return NULL;
@@ -250,18 +422,38 @@ json_t *bsi_changeset_to_json(const bsi_changeset *cs)
 
 		for (size_t j = 0; acts && j < imp->nactions; j++)
 			acts = append(acts, action_to_json(&imp->actions[j]));
-		list = append(
-			list, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:i, s:s, s:o, s:b, s:o}",
-					"id", str_or_null(imp->id), "component",
-					str_or_null(imp->component), "summary",
-					str_or_null(imp->summary), "severity",
-					str_or_null(imp->severity), "fixes",
-					strv_to_json(imp->fixes, imp->nfixes), "supersedes",
-					strv_to_json(imp->supersedes, imp->nsupersedes),
-					"recipe", str_or_null(imp->recipe), "line", imp->line,
-					"status", bsi_status_name(imp->status), "reason",
-					str_or_null(imp->reason), "when_false", imp->when_false,
-					"actions", acts));
+		json_t *j = json_pack(
+			"{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:i, s:s, s:o, s:b, s:o}", "id",
+			str_or_null(imp->id), "component", str_or_null(imp->component), "summary",
+			str_or_null(imp->summary), "severity", str_or_null(imp->severity), "fixes",
+			strv_to_json(imp->fixes, imp->nfixes), "supersedes",
+			strv_to_json(imp->supersedes, imp->nsupersedes), "recipe",
+			str_or_null(imp->recipe), "line", imp->line, "status",
+			bsi_status_name(imp->status), "reason", str_or_null(imp->reason),
+			"when_false", imp->when_false, "actions", acts);
+
+		if (j && imp->status == BSI_STATUS_ERROR &&
+		    (json_object_set_new(j, "code",
+					 json_integer(bsi_error_exit_status(imp->error_code))) < 0 ||
+		     json_object_set_new(j, "error_line", json_integer(imp->error_line)) < 0)) {
+			json_decref(j);
+			j = NULL;
+		}
+		list = append(list, j);
+	}
+	if (list && cs->nerrors > 0) {
+		json_t *errors = json_array();
+
+		for (size_t i = 0; errors && i < cs->nerrors; i++) {
+			const bsi_file_error *e = &cs->errors[i];
+
+			errors = append(errors, json_pack("{s:o, s:i, s:i, s:o}", "file",
+							  str_or_null(e->file), "line", e->line,
+							  "code", bsi_error_exit_status(e->code),
+							  "reason", str_or_null(e->reason)));
+		}
+		return errors ? json_pack("{s:o, s:o}", "improvements", list, "errors", errors)
+			      : (json_decref(list), NULL);
 	}
 	return list ? json_pack("{s:o}", "improvements", list) : NULL;
 }
@@ -387,11 +579,28 @@ int bsi_changeset_from_json(bsi_changeset **out, const json_t *doc)
 		imp->when_false = json_is_true(json_object_get(j, "when_false"));
 		line = json_object_get(j, "line");
 		imp->line = json_is_integer(line) ? (int)json_integer_value(line) : 0;
+		if (imp->status == BSI_STATUS_ERROR) {
+			json_int_t code = json_integer_value(json_object_get(j, "code"));
+
+			imp->error_code = code >= 1 && code <= 5 ? -(int)code : BSI_EFAIL;
+			imp->error_line =
+				(int)json_integer_value(json_object_get(j, "error_line"));
+		}
 		acts = json_object_get(j, "actions");
 		if (rc == 0 && acts && !json_is_array(acts))
 			rc = bsi_error_set(BSI_ERECIPE, "change set: \"actions\" is not a list");
 		for (size_t k = 0; rc == 0 && k < json_array_size(acts); k++)
 			rc = action_from_json(imp, json_array_get(acts, k));
+	}
+	list = json_object_get(doc, "errors");
+	for (size_t i = 0; rc == 0 && i < json_array_size(list); i++) {
+		const json_t *e = json_array_get(list, i);
+		json_int_t code = json_integer_value(json_object_get(e, "code"));
+
+		rc = bsi_changeset_add_error(cs, json_string_value(json_object_get(e, "file")),
+					     (int)json_integer_value(json_object_get(e, "line")),
+					     code >= 1 && code <= 5 ? -(int)code : BSI_EFAIL,
+					     json_string_value(json_object_get(e, "reason")));
 	}
 	if (rc == 0)
 		*out = cs;

@@ -40,6 +40,7 @@ typedef enum {
 	BSI_STATUS_ROLLED_BACK,
 	BSI_STATUS_OBSOLETE,
 	BSI_STATUS_TAMPERED,
+	BSI_STATUS_ERROR, /* its payload, `when`, target or actions are broken */
 } bsi_status;
 
 typedef struct {
@@ -56,13 +57,32 @@ typedef struct {
 	bsi_status status;
 	char *reason;     /* why not-applicable (or other status detail); may be NULL */
 	bool when_false;  /* not-applicable because its `when` said so on this device */
+	int error_code;   /* status error: the BSI_E* code its error exits with */
+	int error_line;   /* status error: the recipe line at fault (0: none known) */
 	bsi_action *actions;
 	size_t nactions;
 } bsi_improvement;
 
+/* A recipe file that failed as a whole (syntax, a budget, a runtime error
+ * at its top level), or a feed-wide limit: none of its improvements are
+ * in the change set. */
+typedef struct {
+	char *file;   /* path in the feed tree */
+	int line;     /* 0 when none is known */
+	int code;     /* BSI_E* */
+	char *reason; /* the whole message, starting "file:line:" */
+} bsi_file_error;
+
+typedef struct bsi_changeset_index bsi_changeset_index;
+
 typedef struct {
 	bsi_improvement *items;
 	size_t count;
+	bsi_file_error *errors;
+	size_t nerrors;
+	/* private: allocated slots, and the id index bsi_changeset_find keeps */
+	size_t cap;
+	bsi_changeset_index *index;
 } bsi_changeset;
 
 int bsi_changeset_new(bsi_changeset **out);
@@ -78,6 +98,25 @@ int bsi_improvement_add_restart(bsi_improvement *imp, const char *service, int l
 /* Replace imp->reason with a copy of the formatted text. */
 int bsi_improvement_set_reason(bsi_improvement *imp, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Mark imp as in error: status error, code (BSI_E*), the recipe line at
+ * fault (0: the improvement's own) and the formatted reason. */
+int bsi_improvement_set_error(bsi_improvement *imp, int code, int line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Record a whole-file failure (strings copied). */
+int bsi_changeset_add_error(bsi_changeset *cs, const char *file, int line, int code,
+			    const char *reason);
+/*
+ * The exit code of the worst error in cs: a trust refusal (payload digest,
+ * BSI_ETRUST) before a recipe error (BSI_ERECIPE) before an operational one
+ * (BSI_EFAIL); 0 when there is none.  Counts every improvement and every
+ * whole-file error; with only non-NULL, just the improvements only(id) says
+ * yes to.
+ */
+int bsi_changeset_worst_error(const bsi_changeset *cs, bool (*only)(void *ctx, const char *id),
+			      void *ctx);
+/* The improvement with id, or NULL: hashed, so looking up every id of a
+ * large feed stays linear.  Items appended since the last call are
+ * indexed on the next. */
 bsi_improvement *bsi_changeset_find(const bsi_changeset *cs, const char *id);
 
 const char *bsi_status_name(bsi_status s);      /* "pending", "not-applicable", ... */
@@ -85,8 +124,9 @@ int bsi_status_parse(const char *name, bsi_status *out);
 
 /* The full change set as JSON (new reference): {"improvements": [...]},
  * each improvement with id, component, summary, severity, fixes, supersedes,
- * recipe, line, status, reason, when_false, actions [{op, path, from, to, payload} |
- * {op, service}]. */
+ * recipe, line, status, reason, when_false, error_code and error_line (status
+ * error), actions [{op, path, from, to, payload} | {op, service}]; and
+ * "errors": [{file, line, code, reason}] when there are whole-file errors. */
 json_t *bsi_changeset_to_json(const bsi_changeset *cs);
 /* The inverse; refuses (BSI_EFAIL) anything not of that shape. */
 int bsi_changeset_from_json(bsi_changeset **out, const json_t *doc);

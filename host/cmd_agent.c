@@ -69,6 +69,7 @@ typedef struct {
 	int sync_rc;      /* the sync's error, 0 when it synced */
 	char sync_msg[1024]; /* and its message */
 	int first_error;  /* the first failure of the run */
+	int feed_error;   /* the worst error in the plan itself (changeset.h) */
 	size_t applied, deferred, failed;
 } run_report;
 
@@ -149,6 +150,34 @@ static int sync_step(bsi_device *d)
 	}
 	bsi_agent_backoff_clear_struct(&b);
 	return rc;
+}
+
+/* Log each error of the plan the first time this agent sees it at this
+ * feed commit (agent.h), with the improvement's id (or the recipe file)
+ * and the commit.  Errors are reported, never fatal: the healthy
+ * improvements apply regardless. */
+static void log_errors(bsi_device *d)
+{
+	const char *commit = bsi_source_commit(d->src);
+	bool *news = NULL, *news_file = NULL;
+
+	if (bsi_agent_errors_news(&news, &news_file, d->st, d->cs, commit) < 0) {
+		bsi_log_warn("cannot tell which errors were logged before: %s", bsi_error_message());
+		bsi_error_clear();
+	}
+	for (size_t i = 0; i < d->cs->count; i++) {
+		const bsi_improvement *imp = &d->cs->items[i];
+
+		if (imp->status == BSI_STATUS_ERROR && (!news || news[i]))
+			bsi_log_error("%s (feed commit %s): not applied: %s", imp->id,
+				      commit ? commit : "-", imp->reason);
+	}
+	for (size_t i = 0; i < d->cs->nerrors; i++)
+		if (!news_file || news_file[i])
+			bsi_log_error("recipe file %s (feed commit %s): %s", d->cs->errors[i].file,
+				      commit ? commit : "-", d->cs->errors[i].reason);
+	free(news);
+	free(news_file);
 }
 
 /* Record imp as pending with the reason; a history entry when the reason
@@ -287,17 +316,18 @@ static int run_once(bsi_cli *cli)
 		      cli->cfg.require_ac_power ? " (required)" : "",
 		      cli->cfg.maintenance_window ? cli->cfg.maintenance_window : "none", tm.tm_hour,
 		      tm.tm_min, cli->cfg.min_severity ? cli->cfg.min_severity : "none");
+	log_errors(&d);
+	rep.feed_error = bsi_changeset_worst_error(d.cs, NULL, NULL);
 	for (size_t i = 0; i < d.cs->count; i++) {
 		const bsi_improvement *imp = &d.cs->items[i];
 		char reason[512];
 
 		if (stop_signal)
 			goto stopped;
-		/* what bsi apply would take: pending, or applied with a restart owed */
+		/* what bsi apply would take: pending, or applied with a restart
+		 * owed; never one in error (log_errors said why) */
 		if (!(imp->status == BSI_STATUS_PENDING ||
 		      (imp->status == BSI_STATUS_APPLIED && imp->reason))) {
-			if ((rc = bsi_state_improvement_note(d.st, imp)) < 0)
-				goto done;
 			if (imp->status == BSI_STATUS_HELD || imp->status == BSI_STATUS_ROLLED_BACK)
 				bsi_log_info("skipping %s (feed commit %s): %s", imp->id,
 					     bsi_source_commit(d.src), imp->reason ? imp->reason : "");
@@ -329,10 +359,11 @@ done:
 		return rc;
 	if (rep.sync_rc < 0)
 		return bsi_error_set(rep.sync_rc, "%s", rep.sync_msg);
-	if (rep.first_error < 0)
-		return bsi_error_set(rep.first_error, "%zu improvement%s could not be applied (see "
-						      "the log)",
-				     rep.failed, rep.failed == 1 ? "" : "s");
+	if (rep.first_error < 0 || rep.feed_error < 0)
+		return bsi_error_set(bsi_error_worse(rep.first_error, rep.feed_error),
+				     "%zu improvement%s could not be applied%s (see the log)",
+				     rep.failed, rep.failed == 1 ? "" : "s",
+				     rep.feed_error < 0 ? ", and the feed has errors" : "");
 	return BSI_OK;
 }
 

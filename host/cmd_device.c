@@ -68,10 +68,7 @@ int bsi_cmd_device_plan(bsi_cli *cli)
 	rc = bsi_device_open(&d, cli, BSI_DEVICE_PLAN);
 	if (rc < 0)
 		return rc;
-	if (cli->json)
-		rc = bsi_output_json(stdout, bsi_output_plan_json(d.cs));
-	else if (cli->verbosity >= 0)
-		bsi_output_plan(stdout, d.cs);
+	rc = bsi_output_show_plan(cli, d.cs);
 	bsi_device_close(&d);
 	return rc;
 }
@@ -136,11 +133,27 @@ static int apply_one(bsi_device *d, const bsi_improvement *imp, bool asked)
 	return res.changed ? handle_old_code(d, imp) : BSI_OK;
 }
 
+static bool is_asked(void *ctx, const char *id)
+{
+	const bsi_cli *cli = ctx;
+
+	for (int k = 0; k < cli->argc; k++)
+		if (strcmp(cli->argv[k], id) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Apply what is due (or the improvements named), one transaction each.  An
+ * improvement in error is never applied; the others are, and the exit code
+ * is then the worst error among them: of the feed's errors (whole recipe
+ * files included) without ids, of the ones asked for with ids.
+ */
 int bsi_cmd_apply(bsi_cli *cli)
 {
-	size_t applied = 0;
+	size_t applied = 0, broken = 0;
 	bsi_device d;
-	int rc, first = BSI_OK;
+	int rc, worst = BSI_OK;
 
 	rc = bsi_device_open(&d, cli, BSI_DEVICE_LOCK | BSI_DEVICE_PLAN | BSI_DEVICE_PLUGIN);
 	if (rc < 0)
@@ -151,38 +164,43 @@ int bsi_cmd_apply(bsi_cli *cli)
 			goto done;
 		}
 	}
+	for (size_t i = 0; cli->argc == 0 && i < d.cs->nerrors && cli->verbosity >= 0; i++)
+		fprintf(stderr, "bsi: %s\n", d.cs->errors[i].reason);
 	for (size_t i = 0; i < d.cs->count; i++) {
 		const bsi_improvement *imp = &d.cs->items[i];
-		bool asked = false;
+		bool asked = cli->argc > 0 && is_asked(cli, imp->id);
 
-		for (int k = 0; k < cli->argc; k++)
-			asked |= strcmp(cli->argv[k], imp->id) == 0;
+		if (imp->status == BSI_STATUS_ERROR) {
+			if (cli->argc == 0 || asked) {
+				fprintf(stderr, "bsi: %s: not applied: %s\n", imp->id, imp->reason);
+				broken++;
+			}
+			continue;
+		}
 		/* by default: what is pending (not held, not rolled back), and
 		 * what is applied with a restart still owed */
 		if (cli->argc > 0 ? !asked
 				  : !(imp->status == BSI_STATUS_PENDING ||
-				      (imp->status == BSI_STATUS_APPLIED && imp->reason))) {
-			rc = bsi_state_improvement_note(d.st, imp);
-			if (rc < 0)
-				goto done;
+				      (imp->status == BSI_STATUS_APPLIED && imp->reason)))
 			continue;
-		}
 		rc = apply_one(&d, imp, asked);
 		if (rc < 0) {
 			fprintf(stderr, "bsi: %s\n", bsi_error_message());
-			if (first == 0)
-				first = rc;
-			if (rc != BSI_EFAIL || asked)
-				continue;
+			worst = bsi_error_worse(worst, rc);
+			broken++;
 		} else if (imp->status == BSI_STATUS_PENDING || asked) {
 			applied++;
 		}
 	}
-	if (applied == 0 && first == 0 && cli->verbosity >= 0 && cli->argc == 0)
+	if (applied == 0 && broken == 0 && cli->verbosity >= 0 && cli->argc == 0)
 		printf("nothing to apply\n");
-	rc = first;
+	worst = bsi_error_worse(worst, bsi_changeset_worst_error(d.cs, cli->argc ? is_asked : NULL,
+								 cli));
+	rc = worst;
 	if (rc < 0)
-		bsi_error_set(rc, "some improvements were not applied (see above)");
+		bsi_error_set(rc, "%zu applied; %s not applied (see above)", applied,
+			      cli->argc == 0 && d.cs->nerrors > 0 ? "errors in the feed were"
+								  : "some improvements were");
 done:
 	bsi_device_close(&d);
 	return rc;
@@ -219,6 +237,7 @@ static int hold_or_release(bsi_cli *cli, bool held)
 	rc = bsi_device_open(&d, cli, BSI_DEVICE_LOCK | BSI_DEVICE_TRY_PLAN);
 	if (rc < 0)
 		return rc;
+	bsi_device_warn_plan(&d);
 	/* an improvement the device has not recorded yet, but the feed has */
 	if (d.cs && bsi_changeset_find(d.cs, cli->argv[0]))
 		rc = bsi_state_improvement_note(d.st, bsi_changeset_find(d.cs, cli->argv[0]));

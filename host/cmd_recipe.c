@@ -26,10 +26,21 @@ int bsi_cmd_recipe_check(bsi_cli *cli)
 			fprintf(stderr, "bsi: %s\n", bsi_error_message());
 			if (rc == 0)
 				rc = one;
-		} else if (cli->verbosity >= 0) {
+			bsi_changeset_free(cs);
+			continue;
+		}
+		/* an improvement whose entry or apply failed is reported alone */
+		for (size_t k = 0; k < cs->count; k++) {
+			if (cs->items[k].status != BSI_STATUS_ERROR)
+				continue;
+			fprintf(stderr, "bsi: %s\n", cs->items[k].reason);
+			if (rc == 0)
+				rc = cs->items[k].error_code;
+			one = cs->items[k].error_code;
+		}
+		if (one == 0 && cli->verbosity >= 0)
 			printf("%s: ok, %zu improvement%s\n", cli->argv[i], cs->count,
 			       cs->count == 1 ? "" : "s");
-		}
 		bsi_changeset_free(cs);
 	}
 	if (rc < 0)
@@ -53,13 +64,9 @@ int bsi_cmd_plan(bsi_cli *cli)
 		bsi_error_wrap("target root");
 	if (rc == 0)
 		rc = bsi_device_plan(&cs, cli, src, root, NULL);
-	if (rc < 0)
-		goto done;
-	if (cli->json)
-		rc = bsi_output_json(stdout, bsi_output_plan_json(cs));
-	else if (cli->verbosity >= 0)
-		bsi_output_plan(stdout, cs);
-done:
+	if (rc == 0)
+		rc = bsi_output_show_plan(cli, cs);
+
 	bsi_changeset_free(cs);
 	bsi_root_free(root);
 	bsi_source_free(src);

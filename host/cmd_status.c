@@ -77,23 +77,16 @@ static void print_feed(const bsi_state_feed *feed, const bsi_config *cfg, int64_
  * the feed no longer has it) with what the device recorded about it. */
 static json_t *improvement_json(const bsi_improvement *imp, const bsi_state_improvement *known)
 {
-	json_t *j;
+	json_t *all, *j;
 
 	if (!imp)
 		return bsi_state_improvement_to_json(known);
-	j = json_pack("{s:s, s:s, s:s?, s:s?, s:s, s:s?}", "id", imp->id, "component",
-		      imp->component, "summary", imp->summary, "severity", imp->severity, "status",
-		      bsi_status_name(imp->status), "reason", imp->reason);
-	if (!j)
+	all = bsi_changeset_to_json(&(bsi_changeset){.items = (bsi_improvement *)imp, .count = 1});
+	j = json_incref(json_array_get(json_object_get(all, "improvements"), 0));
+	json_decref(all);
+	if (!j || bsi_output_error_fields(j) < 0) {
+		json_decref(j);
 		return NULL;
-	{
-		json_t *all = bsi_changeset_to_json(&(bsi_changeset){(bsi_improvement *)imp, 1});
-		json_t *full = json_array_get(json_object_get(all, "improvements"), 0);
-
-		json_object_set(j, "fixes", json_object_get(full, "fixes"));
-		json_object_set(j, "supersedes", json_object_get(full, "supersedes"));
-		json_object_set(j, "actions", json_object_get(full, "actions"));
-		json_decref(all);
 	}
 	json_object_set_new(j, "held", json_boolean(known && known->held));
 	json_object_set_new(j, "restart_pending", json_boolean(known && known->restart_pending));
@@ -169,12 +162,45 @@ static json_t *backoff_json(bsi_state *st)
 	return j;
 }
 
+/* The errors that are no one improvement's: recipe files that failed as a
+ * whole, and a feed head that could not be planned at all. */
+static json_t *errors_json(const bsi_device *d)
+{
+	json_t *list = json_array();
+
+	for (size_t i = 0; list && d->cs && i < d->cs->nerrors; i++) {
+		const bsi_file_error *e = &d->cs->errors[i];
+
+		json_array_append_new(list, json_pack("{s:s, s:i, s:i, s:s}", "file", e->file, "line",
+						      e->line, "code",
+						      bsi_error_exit_status(e->code), "reason",
+						      e->reason));
+	}
+	if (list && d->plan_rc < 0)
+		json_array_append_new(list, json_pack("{s:n, s:i, s:i, s:s}", "file", "line", 0,
+						      "code", bsi_error_exit_status(d->plan_rc),
+						      "reason", d->plan_error));
+	return list;
+}
+
+static void print_errors(const json_t *errors)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(errors, i, v)
+		printf("error: %s%s\n",
+		       json_is_null(json_object_get(v, "file")) ? "the feed head cannot be planned: "
+								  : "",
+		       json_string_value(json_object_get(v, "reason")));
+}
+
 int bsi_cmd_status(bsi_cli *cli)
 {
 	bsi_state_improvement **known = NULL;
 	bsi_state_feed *feed = NULL;
 	int64_t now = (int64_t)time(NULL);
-	json_t *list = NULL, *sync = NULL;
+	json_t *list = NULL, *sync = NULL, *errors = NULL;
 	bsi_procs *procs = NULL;
 	size_t nknown = 0;
 	bsi_device d;
@@ -206,13 +232,14 @@ int bsi_cmd_status(bsi_cli *cli)
 			json_array_append_new(list, improvement_json(NULL, known[j]));
 	for (size_t i = 0; i < json_array_size(list); i++)
 		add_old_code(json_array_get(list, i), procs);
+	errors = errors_json(&d);
 	if (cli->json) {
 		json_t *fj = feed_json(feed, &cli->cfg, now);
 
 		if (json_is_object(fj))
 			json_object_set(fj, "sync_backoff", sync);
-		rc = bsi_output_json(stdout, json_pack("{s:o, s:o}", "feed", fj, "improvements",
-						       list));
+		rc = bsi_output_json(stdout, json_pack("{s:o, s:o, s:O}", "feed", fj, "improvements",
+						       list, "errors", errors));
 		list = NULL;
 		goto done;
 	}
@@ -228,6 +255,7 @@ int bsi_cmd_status(bsi_cli *cli)
 		       json_integer_value(json_object_get(sync, "failures")) == 1 ? "" : "s",
 		       json_string_value(json_object_get(sync, "last_error")) ?: "?", when);
 	}
+	print_errors(errors);
 	printf("improvements: %zu\n", json_array_size(list));
 	for (size_t i = 0; i < json_array_size(list); i++) {
 		json_t *j = json_array_get(list, i);
@@ -242,6 +270,7 @@ int bsi_cmd_status(bsi_cli *cli)
 		print_old_code(j, "                  ");
 	}
 done:
+	json_decref(errors);
 	json_decref(sync);
 	bsi_procs_free(procs);
 	json_decref(list);
@@ -263,7 +292,11 @@ static void print_show(json_t *j, json_t *history)
 	       json_string_value(json_object_get(j, "status")));
 	printf("    %s\n", json_string_value(json_object_get(j, "summary")) ?: "");
 	if (json_string_value(json_object_get(j, "reason")))
-		printf("    reason:     %s\n", json_string_value(json_object_get(j, "reason")));
+		printf("    %-11s %s\n",
+		       strcmp(json_string_value(json_object_get(j, "status")), "error") == 0
+			       ? "error:"
+			       : "reason:",
+		       json_string_value(json_object_get(j, "reason")));
 	printf("    fixes:     ");
 	json_array_foreach(json_object_get(j, "fixes"), i, v) printf(" %s", json_string_value(v));
 	printf("\n");
@@ -317,6 +350,7 @@ int bsi_cmd_show(bsi_cli *cli)
 	rc = bsi_device_open(&d, cli, BSI_DEVICE_TRY_PLAN);
 	if (rc < 0)
 		return rc;
+	bsi_device_warn_plan(&d);
 	imp = d.cs ? bsi_changeset_find(d.cs, cli->argv[0]) : NULL;
 	rc = bsi_state_improvement_get(d.st, cli->argv[0], &known);
 	if (rc == 0 && !imp && !known)
@@ -391,6 +425,7 @@ int bsi_cmd_verify(bsi_cli *cli)
 		json_decref(list);
 		return rc;
 	}
+	bsi_device_warn_plan(&d);
 	ctx = bsi_device_txn_ctx(&d);
 	rc = bsi_state_improvement_list(d.st, &known, &nknown);
 	for (size_t i = 0; rc == 0 && i < nknown; i++) {

@@ -43,6 +43,10 @@ static const key_spec keys[] = {
 	KEY(recipe_cpu_seconds, T_NUMBER),
 	KEY(recipe_memory_mib, T_INT),
 	KEY(recipe_wall_seconds, T_NUMBER),
+	KEY(feed_max_recipes, T_INT),
+	KEY(feed_max_improvements, T_INT),
+	KEY(feed_max_actions, T_INT),
+	KEY(feed_eval_seconds, T_DURATION),
 	KEY(fetch_max_mib, T_INT),
 	KEY(fetch_timeout, T_DURATION),
 	KEY(maintenance_window, T_WINDOW),
@@ -71,6 +75,10 @@ int bsi_config_defaults(bsi_config *cfg)
 	cfg->recipe_cpu_seconds = 2.0;
 	cfg->recipe_memory_mib = 64;
 	cfg->recipe_wall_seconds = 10.0;
+	cfg->feed_max_recipes = 500;
+	cfg->feed_max_improvements = 5000;
+	cfg->feed_max_actions = 20000;
+	cfg->feed_eval_seconds = 120;
 	cfg->fetch_max_mib = 1024;
 	cfg->fetch_timeout = 60;
 	cfg->service_manager = strdup("systemd");

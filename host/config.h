@@ -25,6 +25,10 @@ typedef struct {
 	double recipe_cpu_seconds;  /* per recipe file */
 	long recipe_memory_mib;     /* per recipe file */
 	double recipe_wall_seconds; /* per recipe file, backstop */
+	long feed_max_recipes;      /* recipe files evaluated, in name order */
+	long feed_max_improvements; /* improvements in the whole feed */
+	long feed_max_actions;      /* actions in the whole feed */
+	long feed_eval_seconds;     /* wall clock for evaluating the whole feed */
 	long fetch_max_mib;         /* most a sync may download */
 	long fetch_timeout;         /* seconds a server may stall a sync */
 	char *maintenance_window;   /* "HH:MM-HH:MM" or NULL */

@@ -13,6 +13,17 @@
 #include <limits.h>
 #include <sys/stat.h>
 
+bsi_recipe_feed_limits bsi_device_feed_limits(const bsi_cli *cli)
+{
+	bsi_recipe_feed_limits lim = {
+		.max_files = (size_t)cli->cfg.feed_max_recipes,
+		.max_improvements = (size_t)cli->cfg.feed_max_improvements,
+		.max_actions = (size_t)cli->cfg.feed_max_actions,
+		.max_seconds = (double)cli->cfg.feed_eval_seconds,
+	};
+	return lim;
+}
+
 bsi_recipe_limits bsi_device_recipe_limits(const bsi_cli *cli)
 {
 	bsi_recipe_limits lim = {
@@ -71,23 +82,24 @@ int bsi_device_plan(bsi_changeset **out, const bsi_cli *cli, const bsi_source *s
 		    const bsi_root *root, bsi_state *st)
 {
 	bsi_recipe_limits lim = bsi_device_recipe_limits(cli);
+	bsi_recipe_feed_limits feed = bsi_device_feed_limits(cli);
 	bsi_plan_payload_cache cache = {bsi_state_payload_get, bsi_state_payload_put, st};
 	bsi_changeset *cs = NULL;
 	int rc;
 
 	*out = NULL;
+	/* each step records what fails in one improvement or file as that
+	 * one's error and carries on with the rest (changeset.h) */
 	rc = bsi_changeset_new(&cs);
 	if (rc == 0)
-		rc = bsi_recipe_load_all(cs, src, root, &lim);
-	/* A preview checks every payload; a device, only those it may stage
-	 * (plan.h says why). */
-	if (rc == 0 && !st)
-		rc = bsi_plan_check_payloads(cs, src, false, NULL);
+		rc = bsi_recipe_load_all(cs, src, root, &lim, &feed);
 	if (rc == 0)
 		rc = st ? bsi_plan_assess(cs, root, bsi_state_plan_hasher, st)
 			: bsi_plan_assess(cs, root, bsi_plan_hash_file, NULL);
-	if (rc == 0 && st)
-		rc = bsi_plan_check_payloads(cs, src, true, &cache);
+	/* A preview checks every payload; a device, only those it may stage
+	 * (plan.h says why). */
+	if (rc == 0)
+		rc = bsi_plan_check_payloads(cs, src, st != NULL, st ? &cache : NULL);
 	if (rc == 0 && st)
 		rc = overlay_state(cs, st);
 	if (rc == 0)
@@ -216,8 +228,17 @@ int bsi_device_open(bsi_device *d, bsi_cli *cli, int flags)
 	}
 	if (rc == 0)
 		rc = recover(d, d->lock != NULL);
-	if (rc == 0 && (flags & (BSI_DEVICE_PLAN | BSI_DEVICE_TRY_PLAN)))
+	if (rc == 0 && (flags & (BSI_DEVICE_PLAN | BSI_DEVICE_TRY_PLAN))) {
 		rc = bsi_device_load_plan(d, !(flags & BSI_DEVICE_PLAN));
+		if (rc < 0 && !(flags & BSI_DEVICE_PLAN)) {
+			/* status, show, hold, verify work from the state alone
+			 * and say why the feed's head could not be planned */
+			d->plan_rc = rc;
+			snprintf(d->plan_error, sizeof(d->plan_error), "%s", bsi_error_message());
+			bsi_error_clear();
+			rc = BSI_OK;
+		}
+	}
 	if (rc < 0)
 		bsi_device_close(d);
 	return rc;
@@ -234,12 +255,22 @@ int bsi_device_load_plan(bsi_device *d, bool optional)
 	d->src = NULL;
 	d->repo = NULL;
 	d->signer[0] = '\0';
+	d->plan_rc = BSI_OK;
+	d->plan_error[0] = '\0';
 	rc = open_source(d, optional);
 	if (rc == 0 && d->src) {
 		find_signer(d);
 		rc = bsi_device_plan(&d->cs, d->cli, d->src, d->root, d->st);
 	}
 	return rc;
+}
+
+void bsi_device_warn_plan(const bsi_device *d)
+{
+	if (d->plan_rc < 0 && d->cli->verbosity >= 0)
+		fprintf(stderr, "bsi: warning: the feed head cannot be planned, so this works from "
+				"what the device recorded: %s\n",
+			d->plan_error);
 }
 
 size_t bsi_device_summary(char *out, size_t len, const bsi_improvement *imp)

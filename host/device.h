@@ -27,7 +27,8 @@ enum {
 	BSI_DEVICE_LOCK = 1,   /* take the lock (and recover) */
 	BSI_DEVICE_PLAN = 2,   /* evaluate the recipes and assess them */
 	BSI_DEVICE_PLUGIN = 4, /* load the service manager */
-	BSI_DEVICE_TRY_PLAN = 8, /* plan if a source exists; no error if not */
+	BSI_DEVICE_TRY_PLAN = 8, /* plan if it can: no source, or a plan that
+				    fails, leaves cs NULL (plan_rc says why) */
 };
 
 typedef struct {
@@ -39,6 +40,8 @@ typedef struct {
 	bsi_source *src; /* NULL when no plan was asked for or possible */
 	bsi_plugin *plugin;
 	bsi_changeset *cs; /* the plan, statuses overlaid with the state's */
+	int plan_rc;       /* TRY_PLAN: why there is no plan (0: none needed) */
+	char plan_error[1024];
 	char signer[64];   /* fingerprint of the trusted head's signer, or "" */
 	size_t recovered;  /* transactions recovery repaired */
 } bsi_device;
@@ -49,10 +52,14 @@ int bsi_device_open(bsi_device *d, bsi_cli *cli, int flags);
  * source yet (d->cs stays NULL). */
 int bsi_device_load_plan(bsi_device *d, bool optional);
 void bsi_device_close(bsi_device *d);
+/* After a TRY_PLAN open whose plan failed: say so on stderr (not quiet). */
+void bsi_device_warn_plan(const bsi_device *d);
 
 /* The recipe limits the configuration sets (recipe_memory_mib,
- * recipe_cpu_seconds, recipe_wall_seconds). */
+ * recipe_cpu_seconds, recipe_wall_seconds), and the feed's (feed_max_*,
+ * feed_eval_seconds). */
 bsi_recipe_limits bsi_device_recipe_limits(const bsi_cli *cli);
+bsi_recipe_feed_limits bsi_device_feed_limits(const bsi_cli *cli);
 
 /* The transaction context over d's parts. */
 bsi_txn_ctx bsi_device_txn_ctx(const bsi_device *d);

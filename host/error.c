@@ -65,3 +65,25 @@ int bsi_error_exit_status(int code)
 	return -code;
 }
 
+static int error_rank(int code)
+{
+	switch (code) {
+	case BSI_OK:
+		return 0;
+	case BSI_ETRUST:
+		return 5;
+	case BSI_ERECIPE:
+		return 4;
+	case BSI_EUSAGE:
+		return 3;
+	case BSI_EBUSY:
+		return 2;
+	default:
+		return 1;
+	}
+}
+
+int bsi_error_worse(int a, int b)
+{
+	return error_rank(b) > error_rank(a) ? b : a;
+}

@@ -43,6 +43,11 @@ const char *bsi_error_message(void);
 int bsi_error_code(void);
 void bsi_error_clear(void);
 
+/* The worse of two codes when several things failed independently (0 is
+ * none): trust refused before a recipe error before anything else, so a
+ * script sees the failure that matters most. */
+int bsi_error_worse(int a, int b);
+
 /* The process exit status DESIGN.md gives for an error code (0..5). */
 int bsi_error_exit_status(int code);
 

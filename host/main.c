@@ -46,15 +46,18 @@ static const command commands[] = {
 	{"plan", bsi_cmd_plan, O_TREE, 0, 0, "plan [--tree DIR] [--root DIR] [--json]",
 	 "Preview what the recipes would do to the device at --root, changing\n"
 	 "nothing on it.  For each improvement: its status (pending, applied,\n"
-	 "not-applicable with the reason, held, rolled-back), the files it\n"
-	 "replaces with old and new digests, and the services it restarts.\n"
+	 "not-applicable with the reason, held, rolled-back, error with the\n"
+	 "reason and line), the files it replaces with old and new digests, and\n"
+	 "the services it restarts; then the recipe files in error.  Exits with\n"
+	 "the worst error's code (3 before 4 before 1) after showing it all.\n"
 	 "  --tree DIR   read recipes and payloads from a feed working tree\n"
 	 "               instead of the trusted feed head (no state is read)"},
 	{"apply", bsi_cmd_apply, O_TREE | O_WAIT, 0, -1, "apply [ID...] [--tree DIR]",
 	 "Apply improvements, each as one crash-safe transaction, then restart\n"
 	 "the services they name.  Without IDs: every pending improvement that\n"
 	 "is not held or rolled back, in feed order.  With IDs: exactly those,\n"
-	 "held or rolled back or not.\n"
+	 "held or rolled back or not.  An improvement in error is never applied;\n"
+	 "every healthy one is, then bsi exits with the worst error's code.\n"
 	 "  --tree DIR   take recipes and payloads from a feed working tree\n"
 	 "               (for a test device image)"},
 	{"rollback", bsi_cmd_rollback, O_WAIT, 1, 1, "rollback ID",
@@ -85,7 +88,8 @@ static const command commands[] = {
 	 "a terminal, else to stderr; BSI_LOG=stderr or BSI_LOG=syslog chooses."},
 	{"status", bsi_cmd_status, 0, 0, 0, "status [--json]",
 	 "The feed (URL, trusted head, its age; flagged when older than\n"
-	 "max_feed_age) and every improvement with its status."},
+	 "max_feed_age), every improvement with its status (an improvement in\n"
+	 "error with the reason), and the recipe files in error."},
 	{"show", bsi_cmd_show, 0, 1, 1, "show ID [--json]",
 	 "The notes of one improvement: summary, CVEs, severity, files with\n"
 	 "digests, services, when and from which commit it was applied, and\n"

@@ -63,35 +63,53 @@ static int payload_digest(const bsi_source *src, const char *path,
 	return rc;
 }
 
-int bsi_plan_check_payloads(const bsi_changeset *cs, const bsi_source *src, bool pending_only,
+/* Check the payloads of one improvement; the first bad one is its error. */
+static int check_improvement_payloads(bsi_improvement *imp, const bsi_source *src,
+				      const bsi_plan_payload_cache *cache)
+{
+	for (size_t j = 0; j < imp->nactions; j++) {
+		const bsi_action *a = &imp->actions[j];
+		char got[BSI_DIGEST_STRLEN + 1];
+		int rc;
+
+		if (a->op != BSI_ACTION_REPLACE)
+			continue;
+		/* keeps the reason's code: a payload missing from the signed
+		 * feed is refused (3); one that cannot be read here, for
+		 * memory or I/O, is an operational failure */
+		rc = payload_digest(src, a->payload, cache, got);
+		/* the source's message names the payload when it is missing */
+		if (rc < 0 && strstr(bsi_error_message(), a->payload))
+			return bsi_improvement_set_error(imp, rc, a->line,
+							 "%s:%d: improvement \"%s\": %s", imp->recipe,
+							 a->line, imp->id, bsi_error_message());
+		if (rc < 0)
+			return bsi_improvement_set_error(imp, rc, a->line,
+							 "%s:%d: improvement \"%s\": payload %s: %s",
+							 imp->recipe, a->line, imp->id, a->payload,
+							 bsi_error_message());
+		if (strcmp(got, a->to) != 0)
+			return bsi_improvement_set_error(
+				imp, BSI_ETRUST, a->line,
+				"%s:%d: improvement \"%s\": payload %s has %s, but the recipe pins %s; "
+				"refusing it",
+				imp->recipe, a->line, imp->id, a->payload, got, a->to);
+	}
+	return BSI_OK;
+}
+
+int bsi_plan_check_payloads(bsi_changeset *cs, const bsi_source *src, bool pending_only,
 			    const bsi_plan_payload_cache *cache)
 {
 	for (size_t i = 0; i < cs->count; i++) {
-		const bsi_improvement *imp = &cs->items[i];
+		bsi_improvement *imp = &cs->items[i];
+		int rc;
 
-		if (pending_only && imp->status != BSI_STATUS_PENDING)
+		if (imp->status == BSI_STATUS_ERROR ||
+		    (pending_only && imp->status != BSI_STATUS_PENDING))
 			continue;
-		for (size_t j = 0; j < imp->nactions; j++) {
-			const bsi_action *a = &imp->actions[j];
-			char got[BSI_DIGEST_STRLEN + 1];
-			int rc;
-
-			if (a->op != BSI_ACTION_REPLACE)
-				continue;
-			/* keeps the reason's code: a payload missing from the
-			 * signed feed is refused (3); one that cannot be read
-			 * here, for memory or I/O, is an operational failure */
-			rc = payload_digest(src, a->payload, cache, got);
-			if (rc < 0)
-				return bsi_error_wrap("%s:%d: improvement \"%s\": payload %s",
-						      imp->recipe, a->line, imp->id, a->payload);
-			if (strcmp(got, a->to) != 0)
-				return bsi_error_set(
-					BSI_ETRUST,
-					"%s:%d: improvement \"%s\": payload %s has %s, but the recipe "
-					"pins %s; refusing it",
-					imp->recipe, a->line, imp->id, a->payload, got, a->to);
-		}
+		if ((rc = check_improvement_payloads(imp, src, cache)) < 0)
+			return rc;
 	}
 	return BSI_OK;
 }
@@ -119,7 +137,7 @@ static const char *superseded_to(const bsi_changeset *cs, const bsi_improvement 
 
 /* The status of one improvement from its targets' digests. */
 static int assess_one(const bsi_changeset *cs, bsi_improvement *imp, const bsi_root *root,
-		      bsi_plan_hasher hash, void *ctx)
+		      bsi_plan_hasher hash, void *ctx, int *out_line)
 {
 	size_t replaces = 0, done = 0;
 
@@ -133,9 +151,11 @@ static int assess_one(const bsi_changeset *cs, bsi_improvement *imp, const bsi_r
 			continue;
 		replaces++;
 		rc = hash(ctx, root, a->path, cur, &exists);
-		if (rc < 0)
+		if (rc < 0) {
+			*out_line = a->line;
 			return bsi_error_wrap("%s:%d: improvement \"%s\"", imp->recipe, a->line,
 					      imp->id);
+		}
 		if (!exists) {
 			imp->status = BSI_STATUS_NOT_APPLICABLE;
 			return bsi_improvement_set_reason(imp, "%s does not exist", a->path);
@@ -189,12 +209,15 @@ int bsi_plan_assess(bsi_changeset *cs, const bsi_root *root, bsi_plan_hasher has
 {
 	for (size_t i = 0; i < cs->count; i++) {
 		bsi_improvement *imp = &cs->items[i];
-		int rc;
+		int rc, line = 0;
 
-		if (imp->status == BSI_STATUS_NOT_APPLICABLE)
-			continue; /* its `when` said so, with its reason */
-		rc = assess_one(cs, imp, root, hash, ctx);
-		if (rc < 0)
+		if (imp->status == BSI_STATUS_NOT_APPLICABLE || imp->status == BSI_STATUS_ERROR)
+			continue; /* its `when` said so, or it failed already */
+		rc = assess_one(cs, imp, root, hash, ctx, &line);
+		/* a target that cannot be read or is no file to patch is this
+		 * improvement's error; the others are assessed as usual */
+		if (rc < 0 && (rc = bsi_improvement_set_error(imp, rc, line, "%s",
+							       bsi_error_message())) < 0)
 			return rc;
 	}
 	return mark_superseded(cs);

@@ -39,8 +39,10 @@ typedef struct {
 } bsi_plan_payload_cache;
 
 /*
- * Check that every payload's SHA-256 is its `to` digest (BSI_ETRUST when
- * not).  pending_only limits this to the improvements bsi_plan_assess()
+ * Check that every payload's SHA-256 is its `to` digest.  A payload that is
+ * missing or has another digest makes its improvement an error (BSI_ETRUST,
+ * the recipe line of the replace, both digests in full); the others are
+ * untouched.  pending_only limits this to the improvements bsi_plan_assess()
  * left pending: the only ones whose payloads a device may stage.  The
  * device's plan uses it after assessing, so a device that has everything
  * does not re-read and re-hash every payload of the feed on each run
@@ -50,10 +52,18 @@ typedef struct {
  * every payload, so the team sees a bad one whatever its test image holds.
  * With a cache (NULL: none), a payload of a commit source is hashed once
  * per blob: an improvement a device leaves pending (auto-install off, on
- * battery) is not re-read and re-hashed on every agent run.
+ * battery) is not re-read and re-hashed on every agent run.  Returns an
+ * error only when an error cannot even be recorded (out of memory).
  */
-int bsi_plan_check_payloads(const bsi_changeset *cs, const bsi_source *src, bool pending_only,
+int bsi_plan_check_payloads(bsi_changeset *cs, const bsi_source *src, bool pending_only,
 			    const bsi_plan_payload_cache *cache);
+/*
+ * Each improvement's status from its targets' digests (improvements that
+ * are not-applicable by their `when`, or in error, are left as they are).
+ * A target that cannot be hashed (unreadable, not a regular file) makes
+ * its improvement an error, with the code and message hash gave.  Then
+ * an improvement superseded by one that applies here is not-applicable.
+ */
 int bsi_plan_assess(bsi_changeset *cs, const bsi_root *root, bsi_plan_hasher hash, void *ctx);
 
 #endif

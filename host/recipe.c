@@ -3,6 +3,8 @@
 
 #include "digest.h"
 #include "error.h"
+#include "luastd.h"
+#include "text.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -105,79 +107,10 @@ static bool valid_cve(const char *s, size_t len)
 	return digits >= 4;
 }
 
+/* Fields a recipe sets are stricter than text shown: no tab either. */
 static bool has_control(const char *s, size_t len)
 {
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return true;
-	return false;
-}
-
-/* Length of the valid UTF-8 sequence at s (at most left bytes), 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t left)
-{
-	size_t n;
-	unsigned cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		n = 2;
-		cp = s[0] & 0x1f;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		n = 3;
-		cp = s[0] & 0x0f;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		n = 4;
-		cp = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (n > left)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return n;
-}
-
-static bool valid_utf8(const char *s, size_t len)
-{
-	for (size_t i = 0, n; i < len; i += n)
-		if ((n = utf8_seq((const unsigned char *)s + i, len - i)) == 0)
-			return false;
-	return true;
-}
-
-/* Copy at most cap-1 bytes of s into buf for a message or a log line:
- * control characters and bytes that are not UTF-8 become '?', and a
- * character is never cut in half. */
-static void sanitize(char *buf, size_t cap, const char *s, size_t len)
-{
-	size_t o = 0;
-
-	for (size_t i = 0, n; i < len; i += n) {
-		unsigned char ch = (unsigned char)s[i];
-
-		n = utf8_seq((const unsigned char *)s + i, len - i);
-		if (n == 0 || (ch < 0x20 && ch != '\t') || ch == 0x7f) {
-			n = 1;
-			if (o + 1 >= cap)
-				break;
-			buf[o++] = '?';
-			continue;
-		}
-		if (o + n >= cap)
-			break;
-		memcpy(buf + o, s + i, n);
-		o += n;
-	}
-	buf[o] = '\0';
+	return memchr(s, '\t', len) != NULL || bsi_text_has_control(s, len);
 }
 
 /*
@@ -191,7 +124,7 @@ static const char *plain_path_problem(const char *p, size_t len)
 
 	if (len == 0)
 		return "is empty";
-	if (len >= PATH_MAX || strlen(p) != len || has_control(p, len) || !valid_utf8(p, len))
+	if (len >= PATH_MAX || strlen(p) != len || has_control(p, len) || !bsi_text_is_utf8(p, len))
 		return "is not a plain path (control characters, or not UTF-8)";
 	if (p[0] == '/')
 		return "is absolute (paths are relative to the target root)";
@@ -400,12 +333,12 @@ static const char *describe(lua_State *L, int idx, char *buf, size_t cap)
 		if (len > 60) {
 			char part[61];
 
-			sanitize(part, sizeof(part), s, 60);
+			bsi_text_clean(part, sizeof(part), s, 60);
 			snprintf(buf, cap, "\"%s...\"", part);
 		} else {
 			char all[61];
 
-			sanitize(all, sizeof(all), s, len);
+			bsi_text_clean(all, sizeof(all), s, len);
 			snprintf(buf, cap, "\"%s\"", all);
 		}
 		return buf;
@@ -432,7 +365,7 @@ static const char *key_text(lua_State *L, int idx, char *buf, size_t cap)
 		size_t len;
 		const char *s = lua_tolstring(L, idx, &len);
 
-		sanitize(buf, cap, s, len);
+		bsi_text_clean(buf, cap, s, len);
 		return buf;
 	}
 	snprintf(buf, cap, "[%s]", describe(L, idx, (char[64]){0}, 64));
@@ -468,15 +401,47 @@ static int rawfield(lua_State *L, int idx, const char *key)
 
 /* Is every key of the table at idx a string in allowed?  If not, leaves
  * the offending key on the stack top and returns false. */
+/* Is the key at a a better one to report than the key at b: a string
+ * before anything else, then the smallest (bytewise, or by value)?  Table
+ * order changes from run to run; the message must not. */
+static bool report_first(lua_State *L, int a, int b)
+{
+	int ta = lua_type(L, a), tb = lua_type(L, b);
+
+	if (ta != tb)
+		return ta == LUA_TSTRING || (tb != LUA_TSTRING && ta == LUA_TNUMBER);
+	if (ta == LUA_TSTRING) {
+		size_t la, lb;
+		const char *sa = lua_tolstring(L, a, &la), *sb = lua_tolstring(L, b, &lb);
+		int c = memcmp(sa, sb, la < lb ? la : lb);
+
+		return c < 0 || (c == 0 && la < lb);
+	}
+	return ta == LUA_TNUMBER && lua_compare(L, a, b, LUA_OPLT);
+}
+
+/* True when every key of the table at idx is one of allowed; else false,
+ * with the key to report pushed (the same one in every run). */
 static bool only_fields(lua_State *L, int idx, const char *const *allowed)
 {
+	int bad = 0;
+
+	idx = lua_absindex(L, idx);
 	lua_pushnil(L);
 	while (lua_next(L, idx) != 0) {
 		lua_pop(L, 1);
-		if (lua_type(L, -1) != LUA_TSTRING || !in_list(allowed, lua_tostring(L, -1)))
-			return false;
+		if (lua_type(L, -1) == LUA_TSTRING && in_list(allowed, lua_tostring(L, -1)))
+			continue;
+		if (!bad) {
+			lua_pushvalue(L, -1);
+			lua_insert(L, -2);
+			bad = lua_gettop(L) - 1;
+		} else if (report_first(L, -1, bad)) {
+			lua_pushvalue(L, -1);
+			lua_replace(L, bad);
+		}
 	}
-	return true;
+	return bad == 0;
 }
 
 /* Length of the table at idx if it is a list (keys exactly 1..n), else -1. */
@@ -518,7 +483,7 @@ static int query_open(lua_State *L, recipe_ctx *c, const char *fn, bool any_type
 	char shown[256], proc[64];
 	int pfd = -1, fd, rc;
 
-	sanitize(shown, sizeof(shown), path, len);
+	bsi_text_clean(shown, sizeof(shown), path, len);
 	if (!c->root) {
 		const char *problem = query_path_problem(path, len);
 
@@ -731,7 +696,7 @@ static int l_recipe_log(lua_State *L) /* [-1, +0, e] */
 
 	if (json_array_size(c->log) >= MAX_LOG_LINES || c->log_bytes >= MAX_LOG_BYTES)
 		return 0;
-	sanitize(text, sizeof(text), msg, len);
+	bsi_text_clean(text, sizeof(text), msg, len);
 	snprintf(line, sizeof(line), "%s:%d: %s", c->name, caller_line(L, 1), text);
 	c->log_bytes += strlen(line);
 	json_array_append_new(c->log, json_string(line));
@@ -789,27 +754,86 @@ static int l_recipe_globals_newindex(lua_State *L) /* [-3, +0, e] */
 	return 0;
 }
 
-/* rawset(t, k, v), refusing to shadow the bsi global. */
+/* Metamethods a recipe may never have: a finalizer or a to-be-closed
+ * handler runs where the CPU hook cannot stop it (and reaches interpreter
+ * bugs: Lua 5.4.4 crashes on deeply nested coroutine.close), and weak
+ * tables make the result depend on when the collector ran. */
+static const char *const refused_metamethods[] = {"__gc", "__close", "__mode", NULL};
+
+static const char *refused_metamethod(lua_State *L, int key)
+{
+	if (lua_type(L, key) != LUA_TSTRING)
+		return NULL;
+	for (const char *const *f = refused_metamethods; *f; f++)
+		if (strcmp(lua_tostring(L, key), *f) == 0)
+			return *f;
+	return NULL;
+}
+
+/* Is the table at idx a sealed metatable: is its metatable the seal, the
+ * upvalue number seal of the running C function? */
+static bool is_sealed(lua_State *L, int idx, int seal)
+{
+	bool sealed;
+
+	if (!lua_getmetatable(L, idx))
+		return false;
+	sealed = lua_rawequal(L, -1, lua_upvalueindex(seal));
+	lua_pop(L, 1);
+	return sealed;
+}
+
+/* [-3, +0, e] __newindex of the seal: a new field of a metatable, unless
+ * it is a refused metamethod. */
+static int l_recipe_meta_newindex(lua_State *L)
+{
+	const char *bad = refused_metamethod(L, 2);
+
+	if (bad)
+		return raise_at(L, caller_line(L, 1),
+				"%s metamethods are not allowed in recipes (not even added to a "
+				"metatable later)",
+				bad);
+	lua_settop(L, 3);
+	lua_rawset(L, 1);
+	return 0;
+}
+
+/* rawset(t, k, v), refusing to shadow the bsi global or to put a refused
+ * metamethod into a metatable; upvalue 1 is the seal. */
 static int l_recipe_rawset(lua_State *L) /* [-3, +1, e] */
 {
+	const char *bad;
+
 	luaL_checktype(L, 1, LUA_TTABLE);
 	luaL_checkany(L, 2);
 	luaL_checkany(L, 3);
 	if (is_bsi_global(L, 1, 2))
 		return raise_at(L, caller_line(L, 1), "the bsi module is read-only (assigning bsi)");
+	if (is_sealed(L, 1, 1) && (bad = refused_metamethod(L, 2)))
+		return raise_at(L, caller_line(L, 1),
+				"rawset: %s metamethods are not allowed in recipes", bad);
 	lua_settop(L, 3);
 	lua_rawset(L, 1);
 	return 1;
 }
 
-/* setmetatable(t, mt), refusing the metamethods the GC or scope exit would
- * run outside the recipe's control flow: __gc, __close, __mode. */
+/*
+ * setmetatable(t, mt) without a refused metamethod in mt, and with mt
+ * sealed: mt's own metatable becomes the seal (upvalue 2), whose
+ * __newindex refuses such fields later and whose __metatable keeps a recipe
+ * from taking the seal off.  So a metatable cannot have a metatable of its
+ * own, and a table that is one cannot get one.  Upvalue 1 is Lua's
+ * setmetatable.
+ */
 static int l_recipe_setmetatable(lua_State *L) /* [-2, +1, e] */
 {
-	static const char *const refused[] = {"__gc", "__close", "__mode", NULL};
-
+	if (lua_type(L, 1) == LUA_TTABLE && is_sealed(L, 1, 2))
+		return raise_at(L, caller_line(L, 1),
+				"setmetatable: this table is the metatable of another value and "
+				"cannot have one of its own in recipes");
 	if (lua_type(L, 2) == LUA_TTABLE) {
-		for (const char *const *f = refused; *f; f++) {
+		for (const char *const *f = refused_metamethods; *f; f++) {
 			bool present = rawfield(L, 2, *f) != LUA_TNIL;
 
 			lua_pop(L, 1);
@@ -818,10 +842,22 @@ static int l_recipe_setmetatable(lua_State *L) /* [-2, +1, e] */
 						"setmetatable: %s metamethods are not allowed in recipes",
 						*f);
 		}
+		if (lua_rawequal(L, 1, 2))
+			return raise_at(L, caller_line(L, 1),
+					"setmetatable: a table cannot be its own metatable in recipes");
+		if (!is_sealed(L, 2, 2)) {
+			if (lua_getmetatable(L, 2))
+				return raise_at(L, caller_line(L, 1),
+						"setmetatable: a metatable with a metatable of its own is "
+						"not allowed in recipes (use __index to chain tables)");
+			lua_pushvalue(L, lua_upvalueindex(2));
+			lua_setmetatable(L, 2);
+		}
 	}
+	lua_settop(L, 2);
 	lua_pushvalue(L, lua_upvalueindex(1));
 	lua_insert(L, 1);
-	lua_call(L, lua_gettop(L) - 1, 1);
+	lua_call(L, 2, 1);
 	return 1;
 }
 
@@ -873,7 +909,7 @@ static int l_recipe_replace(lua_State *L) /* [-3, +0, e] */
 	char shown[256];
 	int rc;
 
-	sanitize(shown, sizeof(shown), path, len);
+	bsi_text_clean(shown, sizeof(shown), path, len);
 	if ((problem = plain_path_problem(path, len)) != NULL)
 		return raise_at(L, line, "change:replace: path \"%s\" %s", shown, problem);
 	luaL_checktype(L, 3, LUA_TTABLE);
@@ -1009,11 +1045,19 @@ static void open_sandbox(lua_State *L, recipe_ctx *c)
 	lua_getfield(L, g, "load");
 	lua_pushcclosure(L, l_recipe_load, 1);
 	lua_setfield(L, g, "load");
+	/* the seal every metatable gets (l_recipe_setmetatable) */
+	lua_createtable(L, 0, 2);
+	lua_pushcfunction(L, l_recipe_meta_newindex);
+	lua_setfield(L, -2, "__newindex");
+	lua_pushboolean(L, 0);
+	lua_setfield(L, -2, "__metatable");
 	lua_getfield(L, g, "setmetatable");
-	lua_pushcclosure(L, l_recipe_setmetatable, 1);
+	lua_pushvalue(L, -2);
+	lua_pushcclosure(L, l_recipe_setmetatable, 2);
 	lua_setfield(L, g, "setmetatable");
-	lua_pushcfunction(L, l_recipe_rawset);
+	lua_pushcclosure(L, l_recipe_rawset, 1);
 	lua_setfield(L, g, "rawset");
+	bsi_luastd_open(L);
 
 	lua_getfield(L, g, "string");
 	lua_pushnil(L);
@@ -1167,7 +1211,7 @@ static void check_improvement(lua_State *L, recipe_ctx *c, imp_view *v)
 	}
 	rawfield(L, v->idx, "summary");
 	s = plain_string(L, -1, &len);
-	if (!s || len == 0 || len > MAX_TEXT || has_control(s, len) || !valid_utf8(s, len))
+	if (!s || len == 0 || len > MAX_TEXT || has_control(s, len) || !bsi_text_is_utf8(s, len))
 		imp_error(L, c, v, "summary", "summary must be one line of UTF-8 text (got %s)",
 			  describe(L, -1, (char[96]){0}, 96));
 	rawfield(L, v->idx, "severity");
@@ -1230,6 +1274,97 @@ static int function_line(lua_State *L, int idx)
 		return 0;
 	lua_pushvalue(L, idx);
 	return lua_getinfo(L, ">S", &ar) && ar.linedefined > 0 ? ar.linedefined : 0;
+}
+
+/*
+ * The error object on top of L as "<file>:<line>: <message>" in out, the
+ * file named in full (Lua shortens long chunk names: "...cipes/x.lua:3:"),
+ * and its line in *out_line (0 when it names none).
+ */
+static void error_text(lua_State *L, const recipe_ctx *c, char *out, size_t cap, int *out_line)
+{
+	int t = lua_type(L, -1);
+	const char *msg = t == LUA_TSTRING || t == LUA_TNUMBER ? lua_tostring(L, -1) : NULL;
+	const char *rest = NULL, *text;
+	size_t slen = strlen(c->short_src), nlen = strlen(c->name), used;
+
+	*out_line = 0;
+	if (!msg) {
+		snprintf(out, cap, "%s: error object is a %s value", c->name, luaL_typename(L, -1));
+		return;
+	}
+	if (slen > 0 && strncmp(msg, c->short_src, slen) == 0 && msg[slen] == ':')
+		rest = msg + slen;
+	else if (strncmp(msg, c->name, nlen) == 0 && msg[nlen] == ':')
+		rest = msg + nlen;
+	if (rest && rest[1] >= '1' && rest[1] <= '9')
+		*out_line = (int)strtol(rest + 1, NULL, 10);
+	text = rest ? rest : msg;
+	used = (size_t)snprintf(out, cap, "%s%s", c->name, rest ? "" : ": ");
+	if (used < cap)
+		bsi_text_clean(out + used, cap - used, text, strlen(text));
+}
+
+/* Whether the error a pcall just caught must end the whole file: a spent
+ * CPU budget (the hook stays tripped), the memory ceiling, or a failure on
+ * the host's side; a recipe's own error is its improvement's alone. */
+static bool fatal_error(lua_State *L, const recipe_ctx *c, int status)
+{
+	const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+
+	return c->cpu_tripped || status == LUA_ERRMEM || c->host_code != 0 ||
+	       (c->mem_refused && msg && strstr(msg, "not enough memory"));
+}
+
+/*
+ * After the protected check or run of improvement v (index i of c->cs):
+ * on an error of its own, record it as that improvement's error (status
+ * error, the message and line, no actions) and go on; a fatal error, or
+ * one in an improvement without a valid id to name it by, is raised again
+ * for the whole file.
+ */
+static void isolate(lua_State *L, recipe_ctx *c, const imp_view *v, size_t i, int status)
+{
+	bsi_improvement *imp;
+	char msg[2048];
+	int line;
+
+	if (status == LUA_OK)
+		return;
+	if (fatal_error(L, c, status) || !v->id) {
+		lua_error(L);
+		return; /* not reached: lua_error longjmps (the analyzer cannot tell) */
+	}
+	error_text(L, c, msg, sizeof(msg), &line);
+	lua_pop(L, 1);
+	if (c->cs->count == i && bsi_changeset_add(c->cs, &imp) < 0)
+		raise_host(L, bsi_error_code(), "recipe");
+	imp = &c->cs->items[i];
+	for (size_t k = 0; k < imp->nactions; k++) {
+		free(imp->actions[k].path);
+		free(imp->actions[k].from);
+		free(imp->actions[k].to);
+		free(imp->actions[k].payload);
+		free(imp->actions[k].service);
+	}
+	imp->nactions = 0;
+	imp->line = v->line;
+	if ((!imp->id && !(imp->id = strdup(v->id))) ||
+	    (!imp->recipe && !(imp->recipe = strdup(c->name))) ||
+	    bsi_improvement_set_error(imp, BSI_ERECIPE, line, "%s", msg) < 0)
+		raise_at(L, 0, "out of memory");
+}
+
+/* [-2, +0, e] Check one improvement: (view, its table). */
+static int l_recipe_check_one(lua_State *L)
+{
+	void *ud;
+	imp_view v = *(imp_view *)lua_touserdata(L, 1);
+
+	lua_getallocf(L, &ud);
+	v.idx = 2;
+	check_improvement(L, ud, &v);
+	return 0;
 }
 
 /*
@@ -1325,9 +1460,12 @@ static void check_recipe(lua_State *L, recipe_ctx *c, int t, imp_view **out, siz
 				if (views[j].id && v->id && strcmp(views[j].id, v->id) == 0)
 					imp_error(L, c, v, "id", "duplicate id \"%s\" (also at %s:%d)",
 						  v->id, c->name, views[j].line);
-			check_improvement(L, c, v);
-			c->cs->items[c->cs->count - 1].component = strdup(component);
-			if (!c->cs->items[c->cs->count - 1].component)
+			lua_pushcfunction(L, l_recipe_check_one);
+			lua_pushlightuserdata(L, v);
+			lua_pushvalue(L, v->idx);
+			isolate(L, c, v, (size_t)i, lua_pcall(L, 2, 0, 0));
+			c->cs->items[i].component = strdup(component);
+			if (!c->cs->items[i].component)
 				raise_at(L, 0, "out of memory");
 		}
 	}
@@ -1335,51 +1473,73 @@ static void check_recipe(lua_State *L, recipe_ctx *c, int t, imp_view **out, siz
 	*out_n = (size_t)n;
 }
 
+/* [-2, +0, e] Run `when` (with a root) and `apply` of one improvement:
+ * (its table, its change object). */
+static int l_recipe_run_one(lua_State *L)
+{
+	recipe_change *ch = lua_touserdata(L, 2);
+	void *ud;
+	recipe_ctx *c;
+
+	lua_getallocf(L, &ud);
+	c = ud;
+	if (c->root && rawfield(L, 1, "when") != LUA_TNIL) {
+		lua_call(L, 0, 2);
+		if (!lua_toboolean(L, -2)) {
+			bsi_improvement *imp = &c->cs->items[ch->index];
+			char reason[MAX_REASON];
+			size_t len;
+			const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+
+			if (s)
+				bsi_text_clean(reason, sizeof(reason), s, len);
+			else
+				snprintf(reason, sizeof(reason), "when returned %s",
+					 lua_isnil(L, -2) ? "nil" : "false");
+			imp->status = BSI_STATUS_NOT_APPLICABLE;
+			imp->when_false = true;
+			if (bsi_improvement_set_reason(imp, "%s", reason) < 0)
+				raise_host(L, bsi_error_code(), "recipe");
+			return 0;
+		}
+		lua_pop(L, 2);
+	} else if (c->root) {
+		lua_pop(L, 1);
+	}
+	rawfield(L, 1, "apply");
+	lua_pushvalue(L, 2);
+	lua_call(L, 1, 0);
+	return 0;
+}
+
 /*
  * Run `when` (with a root only) and `apply` of every improvement.  A false
  * `when` makes it not-applicable with the reason it returned and skips
  * apply.  Without a root (check mode) `when` is not run, since its queries
- * would all answer nothing, and apply always runs.
+ * would all answer nothing, and apply always runs.  Each improvement runs
+ * under its own pcall: an error in its `when` or `apply` is its own
+ * (isolate()), and the rest of the file goes on.
  */
 static void run_improvements(lua_State *L, recipe_ctx *c, imp_view *views, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		imp_view *v = &views[i];
 		recipe_change *ch;
+		int st;
 
-		if (c->root && rawfield(L, v->idx, "when") != LUA_TNIL) {
-			lua_call(L, 0, 2);
-			if (!lua_toboolean(L, -2)) {
-				bsi_improvement *imp = &c->cs->items[i];
-				char reason[MAX_REASON];
-				size_t len;
-				const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
-
-				if (s)
-					sanitize(reason, sizeof(reason), s, len);
-				else
-					snprintf(reason, sizeof(reason), "when returned %s",
-						 lua_isnil(L, -2) ? "nil" : "false");
-				imp->status = BSI_STATUS_NOT_APPLICABLE;
-				imp->when_false = true;
-				if (bsi_improvement_set_reason(imp, "%s", reason) < 0)
-					raise_host(L, bsi_error_code(), "recipe");
-				lua_pop(L, 2);
-				continue;
-			}
-			lua_pop(L, 2);
-		} else if (c->root) {
-			lua_pop(L, 1);
-		}
-		rawfield(L, v->idx, "apply");
+		if (c->cs->items[i].status == BSI_STATUS_ERROR)
+			continue; /* its schema check failed */
 		ch = lua_newuserdatauv(L, sizeof(*ch), 0);
 		ch->index = i;
 		ch->live = true;
 		luaL_setmetatable(L, CHANGE_MT);
-		lua_pushvalue(L, -1);
-		lua_insert(L, -3); /* keep a reference to invalidate it */
-		lua_call(L, 1, 0);
+		lua_pushcfunction(L, l_recipe_run_one);
+		lua_pushvalue(L, views[i].idx);
+		lua_pushvalue(L, -3);
+		st = lua_pcall(L, 2, 0, 0);
+		/* a change object kept past its apply (a global, a closure)
+		 * records nothing, whether apply returned or raised */
 		ch->live = false;
+		isolate(L, c, &views[i], i, st);
 		lua_pop(L, 1);
 	}
 }
@@ -1414,10 +1574,9 @@ static int l_recipe_main(lua_State *L)
 /* Turn a failed evaluation (error object on top of L) into bsi_error_set(). */
 static int recipe_failure(lua_State *L, const recipe_ctx *c, int status)
 {
-	int t = lua_type(L, -1);
-	const char *msg = t == LUA_TSTRING || t == LUA_TNUMBER ? lua_tostring(L, -1) : NULL, *rest = NULL;
-	size_t slen = strlen(c->short_src), nlen = strlen(c->name);
-	char clean[2048];
+	const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+	char text[2048];
+	int line;
 
 	if (c->cpu_tripped) {
 		if (c->cpu_line > 0)
@@ -1432,17 +1591,8 @@ static int recipe_failure(lua_State *L, const recipe_ctx *c, int status)
 		bsi_sandbox_format_size(size, sizeof(size), c->mem_limit);
 		return bsi_error_set(BSI_ERECIPE, "%s: memory limit of %s exceeded", c->name, size);
 	}
-	if (!msg)
-		return bsi_error_set(BSI_ERECIPE, "%s: error object is a %s value", c->name,
-				     luaL_typename(L, -1));
-	/* Lua shortens long chunk names ("...cipes/x.lua:3:"); say the full name. */
-	if (slen > 0 && strncmp(msg, c->short_src, slen) == 0 && msg[slen] == ':')
-		rest = msg + slen;
-	else if (strncmp(msg, c->name, nlen) == 0 && msg[nlen] == ':')
-		rest = msg + nlen;
-	sanitize(clean, sizeof(clean), rest ? rest : msg, strlen(rest ? rest : msg));
-	return bsi_error_set(c->host_code ? c->host_code : BSI_ERECIPE, "%s%s%s", c->name,
-			     rest ? "" : ": ", clean);
+	error_text(L, c, text, sizeof(text), &line);
+	return bsi_error_set(c->host_code ? c->host_code : BSI_ERECIPE, "%s", text);
 }
 
 typedef struct {
@@ -1532,7 +1682,7 @@ static void print_log(const json_t *doc)
 			break; /* the child caps its log; do not trust that it did */
 		if (!s)
 			continue;
-		sanitize(clean, sizeof(clean), s, strlen(s));
+		bsi_text_clean(clean, sizeof(clean), s, strlen(s));
 		fprintf(stderr, "bsi: %s\n", clean);
 	}
 }
@@ -1557,8 +1707,13 @@ static int check_result(bsi_changeset *got, const char *name)
 		bsi_improvement *imp = &got->items[i];
 
 		if (!imp->id || !valid_name(imp->id, strlen(imp->id)) ||
-		    (imp->status != BSI_STATUS_PENDING && imp->status != BSI_STATUS_NOT_APPLICABLE))
+		    (imp->status != BSI_STATUS_PENDING && imp->status != BSI_STATUS_NOT_APPLICABLE &&
+		     imp->status != BSI_STATUS_ERROR) ||
+		    (imp->status == BSI_STATUS_ERROR && (imp->nactions > 0 || !imp->reason)))
 			goto bad;
+		/* an error the child reports is the recipe's, whatever it claims */
+		if (imp->status == BSI_STATUS_ERROR)
+			imp->error_code = BSI_ERECIPE;
 		free(imp->recipe);
 		imp->recipe = strdup(name);
 		if (!imp->recipe)
@@ -1716,34 +1871,143 @@ done:
 	return rc;
 }
 
-int bsi_recipe_load_all(bsi_changeset *cs, const bsi_source *src, const bsi_root *root,
-			const bsi_recipe_limits *lim)
+void bsi_recipe_feed_limits_default(bsi_recipe_feed_limits *out)
 {
-	bsi_changeset *acc = NULL;
+	out->max_files = 500;
+	out->max_improvements = 5000;
+	out->max_actions = 20000;
+	out->max_seconds = 120.0;
+}
+
+static double monotonic_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Record the current error as a failure of file as a whole; its line is
+ * read back from the message ("file:line: ..."). */
+static int file_failed(bsi_changeset *cs, const char *file)
+{
+	const char *msg = bsi_error_message();
+	size_t n = strlen(file);
+	int line = 0;
+
+	if (strncmp(msg, file, n) == 0 && msg[n] == ':' && msg[n + 1] >= '1' && msg[n + 1] <= '9')
+		line = (int)strtol(msg + n + 1, NULL, 10);
+	return bsi_changeset_add_error(cs, file, line, bsi_error_code(), msg);
+}
+
+/*
+ * Move the improvements of one evaluated file (from) into to, unless the
+ * feed's budgets would be passed (then the whole file is an error).  An id
+ * that to already holds: the first definition becomes an error, and this
+ * one is dropped and recorded as an error of its file.
+ */
+static int merge_file(bsi_changeset *to, bsi_changeset *from, const char *file,
+		      const bsi_recipe_feed_limits *feed, size_t *nactions)
+{
+	size_t acts = 0;
+	int rc = BSI_OK;
+
+	for (size_t i = 0; i < from->count; i++)
+		acts += from->items[i].nactions;
+	if (to->count + from->count > feed->max_improvements) {
+		bsi_error_set(BSI_ERECIPE,
+			      "%s: not evaluated: its %zu improvements would pass the feed's budget of "
+			      "%zu (feed_max_improvements)",
+			      file, from->count, feed->max_improvements);
+		return file_failed(to, file);
+	}
+	if (*nactions + acts > feed->max_actions) {
+		bsi_error_set(BSI_ERECIPE,
+			      "%s: not evaluated: its %zu actions would pass the feed's budget of %zu "
+			      "(feed_max_actions)",
+			      file, acts, feed->max_actions);
+		return file_failed(to, file);
+	}
+	*nactions += acts;
+	for (size_t i = 0; rc == 0 && i < from->count; i++) {
+		bsi_improvement *imp = &from->items[i], *old = bsi_changeset_find(to, imp->id), *slot;
+		char msg[1024];
+
+		if (old) {
+			snprintf(msg, sizeof(msg),
+				 "%s:%d: improvement \"%s\": duplicate id \"%s\" (also at %s:%d); "
+				 "neither applies",
+				 imp->recipe, imp->line, imp->id, imp->id, old->recipe, old->line);
+			rc = bsi_changeset_add_error(to, imp->recipe, imp->line, BSI_ERECIPE, msg);
+			if (rc == 0 && old->status != BSI_STATUS_ERROR)
+				rc = bsi_improvement_set_error(
+					old, BSI_ERECIPE, old->line,
+					"%s:%d: improvement \"%s\": duplicate id \"%s\" (also at %s:%d); "
+					"neither applies",
+					old->recipe, old->line, old->id, old->id, imp->recipe, imp->line);
+			continue;
+		}
+		if ((rc = bsi_changeset_add(to, &slot)) == 0) {
+			*slot = *imp;
+			memset(imp, 0, sizeof(*imp));
+		}
+	}
+	return rc;
+}
+
+int bsi_recipe_load_all(bsi_changeset *cs, const bsi_source *src, const bsi_root *root,
+			const bsi_recipe_limits *lim, const bsi_recipe_feed_limits *feed)
+{
+	bsi_recipe_feed_limits def;
 	char **files = NULL, *text = NULL;
-	size_t nfiles = 0, len;
+	size_t nfiles = 0, len, nactions = 0;
+	double started = monotonic_now();
 	int rc;
 
-	if ((rc = bsi_changeset_new(&acc)) < 0)
-		goto done;
+	if (!feed) {
+		bsi_recipe_feed_limits_default(&def);
+		feed = &def;
+	}
+	for (size_t i = 0; i < cs->count; i++)
+		nactions += cs->items[i].nactions;
 	if ((rc = bsi_source_list_recipes(src, &files, &nfiles)) < 0)
 		goto done;
-	for (size_t i = 0; i < nfiles; i++) {
-		rc = bsi_source_read(src, files[i], BSI_RECIPE_MAX_SIZE, &text, &len);
-		if (rc < 0)
-			goto done;
-		rc = bsi_recipe_load_buffer(acc, files[i], text, len, root, lim);
+	for (size_t i = 0; rc == 0 && i < nfiles; i++) {
+		bsi_changeset *one = NULL;
+		double spent = monotonic_now() - started;
+
+		if (i >= feed->max_files) {
+			bsi_error_set(BSI_ERECIPE,
+				      "%s: not evaluated: the feed has %zu recipe files, more than "
+				      "feed_max_recipes (%zu)",
+				      files[i], nfiles, feed->max_files);
+			rc = file_failed(cs, files[i]);
+			continue;
+		}
+		if (spent > feed->max_seconds) {
+			bsi_error_set(BSI_ERECIPE,
+				      "%s: not evaluated: evaluating the feed took more than "
+				      "feed_eval_seconds (%g s)",
+				      files[i], feed->max_seconds);
+			rc = file_failed(cs, files[i]);
+			continue;
+		}
+		rc = bsi_changeset_new(&one);
+		if (rc == 0 && (rc = bsi_source_read(src, files[i], BSI_RECIPE_MAX_SIZE, &text,
+						     &len)) == 0)
+			rc = bsi_recipe_load_buffer(one, files[i], text, len, root, lim);
 		free(text);
 		text = NULL;
-		if (rc < 0)
-			goto done;
+		if (rc < 0 && one)
+			rc = file_failed(cs, files[i]);
+		else if (rc == 0)
+			rc = merge_file(cs, one, files[i], feed, &nactions);
+		bsi_changeset_free(one);
 	}
-	rc = merge(cs, acc);
 
 done:
 	for (size_t i = 0; i < nfiles; i++)
 		free(files[i]);
 	free(files);
-	bsi_changeset_free(acc);
 	return rc;
 }

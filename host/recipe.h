@@ -46,18 +46,36 @@ typedef bsi_sandbox_limits bsi_recipe_limits;
 /* The defaults: 64 MiB, 2 s CPU, 10 s wall clock (as docs/decisions.md). */
 void bsi_recipe_limits_default(bsi_recipe_limits *out);
 
+/* Budgets for a whole feed (each file has its own bsi_recipe_limits). */
+typedef struct {
+	size_t max_files;        /* recipe files evaluated, in name order */
+	size_t max_improvements; /* improvements in all files */
+	size_t max_actions;      /* actions in all files */
+	double max_seconds;      /* wall clock for all evaluations */
+} bsi_recipe_feed_limits;
+
+/* The defaults: 500 files, 5000 improvements, 20000 actions, 120 s. */
+void bsi_recipe_feed_limits_default(bsi_recipe_feed_limits *out);
+
 /*
  * Evaluate every recipe file of src (bsi_source_list_recipes) against root
  * and append the improvements to cs, in file order.  root may be NULL
  * (then like bsi_recipe_check_file: no `when`, queries answer nothing).
- * lim NULL means the defaults.  Ids must be unique across all files and
- * against what cs already holds.  All or nothing: on error cs is unchanged.
- * Each improvement has recipe = the file's path in the feed, line, status
- * pending or not-applicable (with the reason `when` gave), and its actions;
- * payload digests are not checked here.  bsi.log lines go to stderr.
+ * lim and feed NULL mean the defaults.  Each improvement has recipe = the
+ * file's path in the feed, line, status pending, not-applicable (with the
+ * reason `when` gave) or error (its `when` or `apply` raised, or its
+ * entry is malformed: the reason says where), and its actions; payload
+ * digests are not checked here.  bsi.log lines go to stderr.
+ *
+ * Faults stay where they are: a file that fails as a whole (unreadable,
+ * syntax, a budget, an error at its top level), or that the feed's budgets
+ * leave out, is recorded in cs->errors and the other files are evaluated
+ * as usual.  An id defined twice makes the first definition an error and
+ * the second an entry of cs->errors, so neither applies.  Returns an error
+ * only for what stops everything (out of memory, the recipe list unreadable).
  */
 int bsi_recipe_load_all(bsi_changeset *cs, const bsi_source *src, const bsi_root *root,
-			const bsi_recipe_limits *lim);
+			const bsi_recipe_limits *lim, const bsi_recipe_feed_limits *feed);
 
 /*
  * `bsi recipe check FILE`: evaluate the recipe file at path (on disk) with

@@ -138,6 +138,7 @@ static void setup(void)
 
 static void teardown(void)
 {
+	tu_git_daemon_stop();
 	pid_t *pids[] = {&agent_pid, &mapper_pid, &daemon_pid};
 
 	for (size_t i = 0; i < 3; i++) {
@@ -176,7 +177,7 @@ static void enroll_file(void)
 
 static char *file_of(const char *rel)
 {
-	char path[4200];
+	char path[4096 + 512];
 
 	snprintf(path, sizeof(path), "%s/%s", root, rel);
 	return tu_read(path);
@@ -264,6 +265,229 @@ START_TEST(test_agent_once_applies_new_improvement)
 	ASSERT_STATUS("lib-1", "applied");
 	free(f);
 	free(rs);
+}
+END_TEST
+
+/* The integer field key of improvement id in a status --json document. */
+static json_int_t imp_int(json_t *doc, const char *id, const char *key)
+{
+	json_t *imp = find_imp(doc, id);
+
+	ck_assert_msg(imp != NULL, "no improvement %s", id);
+	return json_integer_value(json_object_get(imp, key));
+}
+
+static const char *imp_str(json_t *doc, const char *id, const char *key)
+{
+	json_t *imp = find_imp(doc, id);
+
+	ck_assert_msg(imp != NULL, "no improvement %s", id);
+	return json_string_value(json_object_get(imp, key));
+}
+
+/*
+ * One broken low fix never blocks a critical one.  A signed feed commit,
+ * served by git daemon, holds a critical fix and, beside it, a fix whose
+ * payload was left out of the commit, one whose `to` is off by one hex
+ * digit (both in the same recipe file as the critical fix), one whose
+ * `when` raises, and a recipe file that fails as a whole.  The agent
+ * applies every healthy improvement, exits with the worst error (3: a
+ * payload refused), logs each error once, with its id and the feed
+ * commit, and says it again only for a new feed commit; status reads each
+ * broken one as `error` with its reason, file and line.
+ */
+START_TEST(test_agent_once_broken_fixes_never_block_the_critical_one)
+{
+	char url[4200], want[512], *h, *f;
+	json_t *doc, *err;
+	tu_result r;
+	int port;
+
+	improvement("mixed", "crit-1", "critical", 0);
+	improvement("mixed", "low-missing", "low", 0);
+	improvement("mixed", "low-digest", "low", 0);
+	improvement("when", "low-when", "low", 0);
+	tu_must("cd '%s' && rm payloads/low-missing && "
+		"sed -i -E '/low-digest/ s/(to = \"sha256:[0-9a-f]{63})[1-9a-f]\"/\\10\"/; t; "
+		"/low-digest/ s/(to = \"sha256:[0-9a-f]{63})0\"/\\11\"/' recipes/mixed.lua && "
+		"sed -i 's/severity = \"low\",/severity = \"low\", when = function() return "
+		"bsi.nothing() end,/' recipes/when.lua && printf 'return {\\n' > recipes/broken.lua",
+		feed);
+	commit("a critical fix and four broken ones");
+	h = head();
+	tu_must("git clone -q --bare '%s' '%s/served/feed.git'", feed, dir);
+	snprintf(url, sizeof(url), "%s/served", dir);
+	port = tu_git_daemon_start(url);
+	snprintf(url, sizeof(url), "git://127.0.0.1:%d/feed.git", port);
+	enroll(url);
+
+	ck_assert_int_eq(BSI(&r, "agent --once"), 3);
+	snprintf(want, sizeof(want), "applied crit-1 from feed commit %s", h);
+	ASSERT_HAS(r.err, want);
+	snprintf(want, sizeof(want), "low-missing (feed commit %s): not applied: recipes/mixed.lua:",
+		 h);
+	ASSERT_HAS(r.err, want);
+	ASSERT_HAS(r.err, "payloads/low-missing is not a file in its tree");
+	snprintf(want, sizeof(want), "low-digest (feed commit %s): not applied: recipes/mixed.lua:", h);
+	ASSERT_HAS(r.err, want);
+	ASSERT_HAS(r.err, "but the recipe pins sha256:");
+	snprintf(want, sizeof(want), "low-when (feed commit %s): not applied: recipes/when.lua:2: "
+				     "bsi.nothing does not exist", h);
+	ASSERT_HAS(r.err, want);
+	snprintf(want, sizeof(want), "recipe file recipes/broken.lua (feed commit %s): "
+				     "recipes/broken.lua:", h);
+	ASSERT_HAS(r.err, want);
+	tu_result_free(&r);
+	f = file_of("usr/lib/crit-1.so");
+	ck_assert_str_eq(f, "new crit-1\n");
+	free(f);
+	f = file_of("usr/lib/lib-1.so");
+	ck_assert_str_eq(f, "new lib-1\n");
+	free(f);
+	for (const char *const *id = (const char *const[]){"low-missing", "low-digest", "low-when", NULL};
+	     *id; id++) {
+		char path[256], old[256];
+
+		snprintf(path, sizeof(path), "usr/lib/%s.so", *id);
+		snprintf(old, sizeof(old), "old %s\n", *id);
+		f = file_of(path);
+		ck_assert_str_eq(f, old);
+		free(f);
+	}
+
+	doc = status_json();
+	ck_assert_str_eq(imp_str(doc, "crit-1", "status"), "applied");
+	ck_assert_str_eq(imp_str(doc, "low-missing", "status"), "error");
+	ck_assert_int_eq(imp_int(doc, "low-missing", "code"), 3);
+	ck_assert_str_eq(imp_str(doc, "low-missing", "file"), "recipes/mixed.lua");
+	ck_assert_int_gt(imp_int(doc, "low-missing", "line"), 1);
+	ck_assert_int_eq(imp_int(doc, "low-digest", "code"), 3);
+	ck_assert_str_eq(imp_str(doc, "low-when", "status"), "error");
+	ck_assert_int_eq(imp_int(doc, "low-when", "code"), 4);
+	ck_assert_int_eq(imp_int(doc, "low-when", "line"), 2);
+	ck_assert_str_eq(imp_str(doc, "low-when", "reason"),
+			 "recipes/when.lua:2: bsi.nothing does not exist");
+	ck_assert_uint_eq(json_array_size(json_object_get(doc, "errors")), 1);
+	err = json_array_get(json_object_get(doc, "errors"), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(err, "file")), "recipes/broken.lua");
+	ck_assert_int_eq(json_integer_value(json_object_get(err, "code")), 4);
+	json_decref(doc);
+
+	/* the admin keeps control of every one of them */
+	ck_assert_int_eq(BSI(&r, "hold low-when"), 0);
+	tu_result_free(&r);
+	ck_assert_int_eq(BSI(&r, "verify"), 0);
+	ASSERT_HAS(r.out, "applied   crit-1");
+	tu_result_free(&r);
+	ck_assert_int_eq(BSI(&r, "history"), 0);
+	tu_result_free(&r);
+	ck_assert_int_eq(BSI(&r, "rollback crit-1"), 0);
+	tu_result_free(&r);
+	ck_assert_int_eq(BSI(&r, "apply crit-1"), 0);
+	tu_result_free(&r);
+
+	/* the same errors at the same commit: not logged again, still noticed */
+	ck_assert_int_eq(BSI(&r, "agent --once"), 3);
+	ASSERT_LACKS(r.err, "not applied");
+	ASSERT_LACKS(r.err, "recipe file recipes/broken.lua");
+	tu_result_free(&r);
+
+	/* a new feed commit fixes low-when: it applies, the others are
+	 * logged again, once, with the new commit */
+	tu_must("cd '%s' && sed -i 's/ when = function() return bsi.nothing() end,//' "
+		"recipes/when.lua", feed);
+	commit("low-when fixed");
+	free(h);
+	h = head();
+	tu_must("cd '%s' && git push -q '%s/served/feed.git' main", feed, dir);
+	ck_assert_int_eq(BSI(&r, "release low-when"), 0);
+	tu_result_free(&r);
+	ck_assert_int_eq(BSI(&r, "agent --once"), 3);
+	snprintf(want, sizeof(want), "applied low-when from feed commit %s", h);
+	ASSERT_HAS(r.err, want);
+	snprintf(want, sizeof(want), "low-digest (feed commit %s): not applied", h);
+	ASSERT_HAS(r.err, want);
+	ASSERT_LACKS(r.err, "low-when (feed commit");
+	tu_result_free(&r);
+	tu_git_daemon_stop();
+	free(h);
+}
+END_TEST
+
+/*
+ * A recipe file that breaks as a whole after the device applied one of its
+ * improvements: that improvement keeps its recorded status, the file is
+ * reported as an error (exit 4), and status, show, verify and rollback of
+ * it work from what the device recorded.
+ */
+START_TEST(test_agent_applied_improvement_outlives_a_broken_file)
+{
+	char *f;
+	json_t *doc, *err;
+	tu_result r;
+
+	enroll_file();
+	ck_assert_int_eq(BSI(&r, "agent --once"), 0);
+	tu_result_free(&r);
+	improvement("other", "other-1", "medium", 0);
+	tu_must("cd '%s' && sed -i '1i error(\"half-written\")' recipes/lib-1.lua", feed);
+	commit("lib-1.lua broken at its top level");
+	ck_assert_int_eq(BSI(&r, "agent --once"), 4);
+	ASSERT_HAS(r.err, "recipe file recipes/lib-1.lua (feed commit");
+	ASSERT_HAS(r.err, "applied other-1");
+	tu_result_free(&r);
+	doc = status_json();
+	ck_assert_str_eq(imp_str(doc, "lib-1", "status"), "applied");
+	ck_assert_str_eq(imp_str(doc, "other-1", "status"), "applied");
+	err = json_array_get(json_object_get(doc, "errors"), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(err, "file")), "recipes/lib-1.lua");
+	ck_assert_str_eq(json_string_value(json_object_get(err, "reason")),
+			 "recipes/lib-1.lua:1: half-written");
+	json_decref(doc);
+	ck_assert_int_eq(BSI(&r, "status"), 0);
+	ASSERT_HAS(r.out, "error: recipes/lib-1.lua:1: half-written\n");
+	tu_result_free(&r);
+	ck_assert_int_eq(BSI(&r, "show lib-1"), 0);
+	ASSERT_HAS(r.out, "lib-1 (lib-1) [high] applied");
+	tu_result_free(&r);
+	ck_assert_int_eq(BSI(&r, "verify"), 0);
+	ASSERT_HAS(r.out, "applied   lib-1");
+	tu_result_free(&r);
+	ck_assert_int_eq(BSI(&r, "rollback lib-1"), 0);
+	tu_result_free(&r);
+	f = file_of("usr/lib/lib-1.so");
+	ck_assert_str_eq(f, "old lib-1\n");
+	free(f);
+}
+END_TEST
+
+/* A trusted head that cannot be planned at all (its objects gone from the
+ * mirror): status, show, hold, verify and history still work from the
+ * state and say why; apply refuses with the cause. */
+START_TEST(test_agent_admin_commands_work_without_a_plan)
+{
+	tu_result r;
+
+	enroll_file();
+	ck_assert_int_eq(BSI(&r, "agent --once"), 0);
+	tu_result_free(&r);
+	tu_must("rm -rf '%s/feed.git/objects' && mkdir '%s/feed.git/objects'", state, state);
+	ck_assert_int_eq(BSI(&r, "status"), 0);
+	ASSERT_HAS(r.out, "error: the feed head cannot be planned: ");
+	ASSERT_HAS(r.out, "applied");
+	tu_result_free(&r);
+	ck_assert_int_eq(BSI(&r, "show lib-1"), 0);
+	ASSERT_HAS(r.err, "warning: the feed head cannot be planned");
+	tu_result_free(&r);
+	ck_assert_int_eq(BSI(&r, "verify"), 0);
+	ASSERT_HAS(r.out, "applied   lib-1");
+	tu_result_free(&r);
+	ck_assert_int_eq(BSI(&r, "hold lib-1"), 0);
+	tu_result_free(&r);
+	ck_assert_int_eq(BSI(&r, "history"), 0);
+	tu_result_free(&r);
+	ck_assert_int_ne(BSI(&r, "apply"), 0);
+	tu_result_free(&r);
 }
 END_TEST
 
@@ -1109,6 +1333,9 @@ static Suite *suite(void)
 	tcase_set_timeout(once, 120);
 	tcase_add_checked_fixture(once, setup, teardown);
 	tcase_add_test(once, test_agent_once_applies_new_improvement);
+	tcase_add_test(once, test_agent_once_broken_fixes_never_block_the_critical_one);
+	tcase_add_test(once, test_agent_applied_improvement_outlives_a_broken_file);
+	tcase_add_test(once, test_agent_admin_commands_work_without_a_plan);
 	tcase_add_test(once, test_agent_once_nothing_new_changes_nothing);
 	tcase_add_test(once, test_agent_once_auto_install_off_reports_pending);
 	tcase_add_test(once, test_agent_once_on_battery_waits_for_mains);

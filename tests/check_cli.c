@@ -108,6 +108,30 @@ START_TEST(test_cli_recipe_check_syntax_error_exit_4_with_line)
 END_TEST
 
 /* The plan of the current image: everything pending but the superseded fix. */
+/* recipe check names every improvement in error, each at its line, not
+ * only the first; the healthy one does not make the file pass. */
+START_TEST(test_cli_recipe_check_reports_each_broken_improvement)
+{
+	char bad[4200];
+	tu_result r;
+
+	snprintf(bad, sizeof(bad), "%s/some.lua", dir);
+	tu_write(bad, "return { component = 'c', improvements = {\n"
+		      "  { id = 'a-1', summary = 's', fixes = {}, severity = 'low',\n"
+		      "    apply = function(c) c:restart('x') end },\n"
+		      "  { id = 'b-1', summary = 's', fixes = {}, severity = 'urgent',\n"
+		      "    apply = function(c) end },\n"
+		      "  { id = 'c-1', summary = 's', fixes = {}, severity = 'low',\n"
+		      "    apply = function(c) error('oops') end },\n"
+		      "} }\n");
+	ck_assert_int_eq(tu_bsi(&r, "recipe check '%s'", bad), 4);
+	ASSERT_HAS(r.err, "some.lua:4: improvement \"b-1\": severity must be one of");
+	ASSERT_HAS(r.err, "some.lua:7: oops\n");
+	ck_assert_ptr_null(strstr(r.out, "ok"));
+	tu_result_free(&r);
+}
+END_TEST
+
 START_TEST(test_cli_plan_current_image)
 {
 	tu_result r;
@@ -188,7 +212,8 @@ START_TEST(test_cli_plan_json_shape)
 }
 END_TEST
 
-/* A payload that is not what its recipe pins: exit 3, nothing changes. */
+/* A payload that is not what its recipe pins: that improvement is an
+ * error (both digests in full), the others plan; exit 3; nothing changes. */
 START_TEST(test_cli_plan_refuses_payload_digest_mismatch)
 {
 	char *before, *after;
@@ -198,9 +223,13 @@ START_TEST(test_cli_plan_refuses_payload_digest_mismatch)
 	tu_must("echo tampered >> '%s/payloads/webkit/WebKit-26.0.2'", tree);
 	before = tu_tree_fingerprint(dir);
 	ck_assert_int_eq(tu_bsi(&r, "plan --tree '%s' --root '%s' --state '%s'", tree, image, state), 3);
-	ASSERT_HAS(r.err, "recipes/webkit.lua:");
-	ASSERT_HAS(r.err, "payloads/webkit/WebKit-26.0.2 has sha256:");
-	ASSERT_HAS(r.err, "but the recipe pins sha256:2c874a783c7b");
+	ASSERT_HAS(r.out, "webkit webkit-26.0.2-a [high] error\n");
+	ASSERT_HAS(r.out, "    error: recipes/webkit.lua:");
+	ASSERT_HAS(r.out, "payloads/webkit/WebKit-26.0.2 has sha256:");
+	ASSERT_HAS(r.out, "but the recipe pins "
+			  "sha256:2c874a783c7b663556793e360b2f79c634bff406ad90aa242078bcd62d904abc");
+	ASSERT_HAS(r.out, "corelibs corelibs-26.0.1-tls [high] pending\n");
+	ASSERT_HAS(r.err, "the plan has errors");
 	after = tu_tree_fingerprint(dir);
 	ck_assert_str_eq(before, after);
 	free(before);
@@ -217,13 +246,15 @@ START_TEST(test_cli_plan_refuses_missing_payload)
 	tu_sample_image("current", image);
 	tu_must("rm '%s/payloads/corelibs/libboringssl-26.0.1'", tree);
 	ck_assert_int_eq(tu_bsi(&r, "plan --tree '%s' --root '%s'", tree, image), 3);
-	ASSERT_HAS(r.err, "recipes/corelibs.lua:");
-	ck_assert_msg(strchr("123456789", strstr(r.err, "recipes/corelibs.lua:")[21]) != NULL,
-		      "no line number: %s", r.err);
-	ASSERT_HAS(r.err, ": improvement \"corelibs-26.0.1-tls\": ");
-	ASSERT_HAS(r.err, "payloads/corelibs/libboringssl-26.0.1 is not a file in the feed tree\n");
-	ck_assert_msg(strstr(strstr(r.err, "improvement") + 1, "improvement \"") == NULL,
-		      "message repeats itself: %s", r.err);
+	ASSERT_HAS(r.out, "corelibs corelibs-26.0.1-tls [high] error\n");
+	ASSERT_HAS(r.out, "    error: recipes/corelibs.lua:");
+	ck_assert_msg(strchr("123456789", strstr(r.out, "recipes/corelibs.lua:")[21]) != NULL,
+		      "no line number: %s", r.out);
+	ASSERT_HAS(r.out, ": improvement \"corelibs-26.0.1-tls\": ");
+	ASSERT_HAS(r.out, "payloads/corelibs/libboringssl-26.0.1 is not a file in the feed tree\n");
+	ck_assert_msg(strstr(strstr(r.out, "improvement \"") + 1, "improvement \"") == NULL,
+		      "message repeats itself: %s", r.out);
+	ASSERT_HAS(r.out, "webkit webkit-26.0.2-a [high] pending\n");
 	tu_result_free(&r);
 }
 END_TEST
@@ -231,7 +262,8 @@ END_TEST
 /* A device checks the payloads it may stage, not every payload of the feed
  * on every run (docs/decisions.md): a bad payload of an improvement the
  * device already has stops nothing, while one it would stage is still
- * refused (exit 3) before anything changes. */
+ * refused (exit 3): its files stay as they were, and every other due
+ * improvement applies. */
 START_TEST(test_cli_apply_checks_only_payloads_it_may_stage)
 {
 	char image2[4200], state2[4200], *before, *after;
@@ -247,11 +279,13 @@ START_TEST(test_cli_apply_checks_only_payloads_it_may_stage)
 	snprintf(image2, sizeof(image2), "%s/image2", dir);
 	snprintf(state2, sizeof(state2), "%s/state2", dir);
 	tu_sample_image("current", image2);
-	before = tu_tree_fingerprint(image2);
+	before = tu_file_digest(image2, "System/Library/Frameworks/WebKit.framework/Versions/A/WebKit");
 	ck_assert_int_eq(
 		tu_bsi(&r, "apply --tree '%s' --root '%s' --state '%s'", tree, image2, state2), 3);
+	ASSERT_HAS(r.err, "bsi: webkit-26.0.2-a: not applied: recipes/webkit.lua:");
 	ASSERT_HAS(r.err, "payloads/webkit/WebKit-26.0.2 has sha256:");
-	after = tu_tree_fingerprint(image2);
+	ASSERT_HAS(r.out, "applied corelibs-26.0.1-libc: 1 file replaced");
+	after = tu_file_digest(image2, "System/Library/Frameworks/WebKit.framework/Versions/A/WebKit");
 	ck_assert_str_eq(before, after);
 	free(before);
 	free(after);
@@ -291,6 +325,53 @@ START_TEST(test_cli_plan_changes_nothing)
 }
 END_TEST
 
+/* What is previewed is what is applied: the same recipes evaluated by two
+ * processes give the same change set, byte for byte, even from a recipe
+ * that reaches for everything that varies between runs in stock Lua
+ * (string-key order, addresses, the random seed, pivots of table.sort). */
+START_TEST(test_cli_plan_is_deterministic)
+{
+	char path[4200];
+	tu_result a, b;
+
+	tu_sample_image("current", image);
+	snprintf(path, sizeof(path), "%s/recipes/zz-det.lua", tree);
+	tu_write(path,
+		 "local services = {}\n"
+		 "for i = 1, 40 do services['svc' .. i] = true end\n"
+		 "local seen = {}\n"
+		 "for k in pairs(services) do seen[#seen + 1] = k end\n"
+		 "local rows = {}\n"
+		 "for i = 1, 300 do rows[i] = { id = i, key = i % 3 } end\n"
+		 "table.sort(rows, function(x, y) return x.key < y.key end)\n"
+		 "local order = {}\n"
+		 "for i = 1, 300 do order[i] = rows[i].id end\n"
+		 "local why = table.concat(seen, ',') .. ' ' .. tostring(next(services)) .. ' ' ..\n"
+		 "  tostring({}) .. ' ' .. tostring(function() end) .. ' ' ..\n"
+		 "  string.format('%s %s', {}, coroutine.create(type)) .. ' ' ..\n"
+		 "  math.random(1, 1000000000) .. ' ' .. table.concat(order, ',', 1, 6)\n"
+		 "return { component = 'zz', improvements = {\n"
+		 "  { id = 'zz-1', summary = 's', severity = 'low', fixes = {},\n"
+		 "    when = function() return false, why end, apply = function(c) end },\n"
+		 "  { id = 'zz-2', summary = 's', severity = 'low', fixes = {},\n"
+		 "    apply = function(c) for name in pairs(services) do c:restart(name) end end },\n"
+		 "} }\n");
+	ck_assert_int_eq(tu_bsi(&a, "plan --tree '%s' --root '%s' --json", tree, image), 0);
+	ck_assert_int_eq(tu_bsi(&b, "plan --tree '%s' --root '%s' --json", tree, image), 0);
+	ck_assert_str_eq(a.out, b.out);
+	/* the one order: keys bytewise; no addresses; stable sort */
+	ASSERT_HAS(a.out, "\"reason\": \"svc1,svc10,svc11,svc12,");
+	ASSERT_HAS(a.out, ",svc8,svc9 svc1 table function table thread ");
+	ASSERT_HAS(a.out, " 3,6,9,12,15,18\"");
+	ASSERT_HAS(a.out, "\"service\": \"svc1\"");
+	ck_assert_ptr_null(strstr(a.out, "0x"));
+	/* the sample recipes too */
+	ASSERT_HAS(a.out, "\"id\": \"webkit-26.0.2-a\"");
+	tu_result_free(&a);
+	tu_result_free(&b);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("cli");
@@ -309,6 +390,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_cli_plan_json_shape);
 	tcase_add_test(tc, test_cli_plan_refuses_payload_digest_mismatch);
 	tcase_add_test(tc, test_cli_plan_changes_nothing);
+	tcase_add_test(tc, test_cli_plan_is_deterministic);
+	tcase_add_test(tc, test_cli_recipe_check_reports_each_broken_improvement);
 	tcase_add_test(tc, test_cli_plan_refuses_missing_payload);
 	tcase_add_test(tc, test_cli_apply_checks_only_payloads_it_may_stage);
 	suite_add_tcase(s, tc);

@@ -635,9 +635,12 @@ START_TEST(test_install_completion_offers_improvement_ids)
 			      "apply --tree: %s", r.err);
 		tu_result_free(&r);
 	}
+	/* with no feed enrolled, status knows what the device applied; the
+	 * superseded webkit-26.0.1-a was never applied, so the state does not
+	 * list it (its growth is bounded by what is applied) */
 	snprintf(args, sizeof(args), "--state '%s/state' --root '%s' rollback web", dir, image);
 	offered = complete(args);
-	ck_assert_str_eq(offered, "webkit-26.0.1-a\nwebkit-26.0.2-a\n");
+	ck_assert_str_eq(offered, "webkit-26.0.2-a\n");
 	free(offered);
 	/* no state database: nothing offered, and none created */
 	snprintf(args, sizeof(args), "--state '%s/nostate' show ''", dir);

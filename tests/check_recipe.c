@@ -102,6 +102,28 @@ static int eval(const char *text, int with_root, bsi_changeset **out)
 	return rc;
 }
 
+/* The error an evaluation ended in: the whole file's (rc) or, when the
+ * file evaluated, the one improvement in error (its entry or apply was
+ * refused, and it carries no actions). */
+static const char *refusal(int rc, const bsi_changeset *cs, const char *text)
+{
+	if (rc != 0) {
+		ck_assert_msg(rc == BSI_ERECIPE, "expected BSI_ERECIPE, got %d (%s) for:\n%s", rc,
+			      bsi_error_message(), text);
+		ck_assert_uint_eq(cs->count, 0);
+		return bsi_error_message();
+	}
+	for (size_t i = 0; i < cs->count; i++) {
+		if (cs->items[i].status != BSI_STATUS_ERROR)
+			continue;
+		ck_assert_int_eq(cs->items[i].error_code, BSI_ERECIPE);
+		ck_assert_uint_eq(cs->items[i].nactions, 0);
+		return cs->items[i].reason;
+	}
+	ck_abort_msg("nothing was refused in:\n%s", text);
+	return NULL;
+}
+
 /* Evaluate and expect a recipe error whose message contains want, within
  * max_seconds, with the root and the outside untouched and no marker. */
 static void expect_refused(const char *text, const char *want, double max_seconds)
@@ -111,15 +133,13 @@ static void expect_refused(const char *text, const char *want, double max_second
 	double t0 = now();
 	int rc = eval(text, 1, &cs);
 	double took = now() - t0;
+	const char *msg = refusal(rc, cs, text);
 
-	ck_assert_msg(rc == BSI_ERECIPE, "expected BSI_ERECIPE, got %d (%s) for:\n%s", rc,
-		      bsi_error_message(), text);
-	ck_assert_msg(strstr(bsi_error_message(), want) != NULL,
-		      "message \"%s\" lacks \"%s\" for:\n%s", bsi_error_message(), want, text);
-	ck_assert_msg(strncmp(bsi_error_message(), "recipes/t.lua", 13) == 0,
-		      "message \"%s\" does not name the recipe", bsi_error_message());
+	ck_assert_msg(strstr(msg, want) != NULL, "message \"%s\" lacks \"%s\" for:\n%s", msg,
+		      want, text);
+	ck_assert_msg(strncmp(msg, "recipes/t.lua", 13) == 0,
+		      "message \"%s\" does not name the recipe", msg);
 	ck_assert_msg(took < max_seconds, "took %.2f s (max %.2f) for:\n%s", took, max_seconds, text);
-	ck_assert_uint_eq(cs->count, 0);
 	ck_assert_msg(access(marker, F_OK) != 0, "side effect: %s exists", marker);
 	fp = tu_tree_fingerprint(rootdir);
 	ck_assert_str_eq(fp, fp_root);
@@ -360,7 +380,98 @@ static const struct {
 	 "__close metamethods are not allowed"},
 	{"setmetatable({}, {__mode = 'k'})", "__mode metamethods are not allowed"},
 	{"local x <close> = {}", "non-closable value"},
+	/* added to a metatable after setmetatable: the seal refuses them */
+	{"local mt = {}\nlocal t = setmetatable({}, mt)\nmt.__close = function() end\n"
+	 "do local x <close> = t end",
+	 "recipes/t.lua:3: __close metamethods are not allowed in recipes (not even added"},
+	{"local mt = {}\nlocal t = setmetatable({}, mt)\nmt.__mode = 'k'",
+	 "recipes/t.lua:3: __mode metamethods are not allowed"},
+	{"local mt = {}\nsetmetatable({}, mt)\nrawset(mt, '__gc', function() end)",
+	 "recipes/t.lua:3: rawset: __gc metamethods are not allowed"},
+	{"local mt = {}\nsetmetatable({}, mt)\nsetmetatable(mt, nil)",
+	 "is the metatable of another value"},
+	{"local mt = setmetatable({}, {})\nsetmetatable({}, mt)",
+	 "a metatable with a metatable of its own"},
+	{"local t = {}\nsetmetatable(t, t)", "cannot be its own metatable"},
+	{"local mt = {}\nsetmetatable({}, mt)\nload('__close = 1', 'x', 't', mt)()",
+	 "__close metamethods are not allowed"},
+	/* the crash of Lua 5.4.4 this reached: to-be-closed values closing
+	 * coroutines inside one another until the C stack ran out */
+	{"local mt, cos = {}, {}\nlocal obj = setmetatable({}, mt)\n"
+	 "mt.__close = function() local co = table.remove(cos) if co then coroutine.close(co) end end\n"
+	 "for i = 1, 30000 do\n"
+	 "  local co = coroutine.create(function() local x <close> = obj; coroutine.yield() end)\n"
+	 "  coroutine.resume(co)\n"
+	 "  cos[#cos + 1] = co\n"
+	 "end\n"
+	 "coroutine.close(table.remove(cos))",
+	 "recipes/t.lua:3: __close metamethods are not allowed"},
 };
+
+/* What stays allowed around metatables: a class table with __index, methods
+ * and metamethods added to it after instances exist, getmetatable of an
+ * instance giving the class back. */
+START_TEST(test_recipe_metatables_still_work)
+{
+	bsi_changeset *cs;
+	const char *text = "local C = {}\nC.__index = C\n"
+			   "function C.new(v) return setmetatable({v = v}, C) end\n"
+			   "local a, b = C.new(1), C.new(2)\n"
+			   "function C:get() return self.v end\n"
+			   "C.__lt = function(x, y) return x.v < y.v end\n"
+			   "C.__tostring = function(x) return 'C' .. x.v end\n"
+			   "assert(a:get() == 1 and a < b and tostring(b) == 'C2')\n"
+			   "assert(getmetatable(a) == C, 'identity')\n"
+			   "setmetatable(a, nil)\nassert(getmetatable(a) == nil)\n" EMPTY_RECIPE;
+
+	ck_assert_msg(eval(text, 1, &cs) == 0, "%s", bsi_error_message());
+	bsi_changeset_free(cs);
+}
+END_TEST
+
+/* The standard functions whose stock results vary from run to run, as
+ * recipes get them (host/luastd.h): one key order, no addresses, a fixed
+ * random seed, a stable sort. */
+START_TEST(test_recipe_stdlib_is_deterministic)
+{
+	bsi_changeset *cs;
+	const char *text =
+		"local t = { b = 1, a = 2, [3] = 'x', [1] = 'y', [true] = 1, [false] = 0, [2.5] = 0 }\n"
+		"local ks = {}\n"
+		"for k in pairs(t) do ks[#ks + 1] = tostring(k) end\n"
+		"assert(table.concat(ks, ' ') == 'false true 1 2.5 3 a b', table.concat(ks, ' '))\n"
+		"assert(next({}) == nil and next(t) == false and next(t, 3) == 'a')\n"
+		"assert(next(t, 'b') == nil and select(2, next(t, 2.5)) == 'x')\n"
+		"local ok, err = pcall(pairs, { [{}] = 1 })\n"
+		"assert(not ok and err:find('key of type table has no stable order'), err)\n"
+		"assert(not pcall(next, { [print or type] = 1 }))\n"
+		"ok, err = pcall(string.format, '%5p', {})\n"
+		"assert(not ok and err:find('%%p is not allowed'), err)\n"
+		"assert(string.format('%%p %s %d', 'x', 1) == '%p x 1')\n"
+		"assert(string.format('%s', {}) == 'table' and tostring(type) == 'function')\n"
+		"assert(tostring(setmetatable({}, {__tostring = function() return 'T' end})) == 'T')\n"
+		"assert(tostring(setmetatable({}, {__name = 'Thing'})) == 'Thing')\n"
+		"local r1 = math.random(1, 1000000000)\n"
+		"math.randomseed() assert(math.random(1, 1000000000) == r1, 'seed 0 again')\n"
+		"math.randomseed(7) local r7 = math.random(1, 1000000000)\n"
+		"math.randomseed(7) assert(math.random(1, 1000000000) == r7 and r7 ~= r1)\n"
+		"local rows = {}\n"
+		"for i = 1, 250 do rows[i] = { id = i, k = i % 2 } end\n"
+		"table.sort(rows, function(a, b) return a.k < b.k end)\n"
+		"assert(rows[1].id == 2 and rows[2].id == 4 and rows[126].id == 1 and rows[250].id == 249)\n"
+		"local n = { 5, 3, 1, 4, 2 } table.sort(n) assert(table.concat(n, ',') == '1,2,3,4,5')\n"
+		"table.sort(n, function(a, b) return a > b end) assert(table.concat(n) == '54321')\n"
+		"local c, got = { a = 1, b = 2, c = 3 }, {}\n"
+		"for k in pairs(c) do got[#got + 1] = k; c.b = nil end\n"
+		"assert(table.concat(got) == 'ac', table.concat(got))\n"
+		"local p = setmetatable({}, { __pairs = function(s)\n"
+		"  return function(_, k) if not k then return 1, 'one' end end, s, nil end })\n"
+		"for k, v in pairs(p) do assert(k == 1 and v == 'one') end\n" EMPTY_RECIPE;
+
+	ck_assert_msg(eval(text, 1, &cs) == 0, "%s", bsi_error_message());
+	bsi_changeset_free(cs);
+}
+END_TEST
 
 START_TEST(test_recipe_forbidden_functions)
 {
@@ -698,6 +809,9 @@ static const struct {
 	{"summary = 'bad \\255 utf8',", "summary must be one line of UTF-8 text (got \"bad ? utf8\")"},
 	{"apply = 42,", "recipes/t.lua:5: improvement \"webkit-26.1-a\": apply must be a function"},
 	{"[1] = 'x',", "recipes/t.lua:4: improvement \"webkit-26.1-a\": unknown field \"[1]\""},
+	/* several unknown fields: the same one is named in every run */
+	{"zeta = 1, mid = 2, [7] = 3, alpha = 4, beta = 5,",
+	 "recipes/t.lua:5: improvement \"webkit-26.1-a\": unknown field \"alpha\""},
 };
 
 START_TEST(test_recipe_schema_errors)
@@ -722,15 +836,27 @@ START_TEST(test_recipe_schema_errors)
 				  "    id = 'webkit-26.1-a',\n"
 				  "    %s\n"
 				  "    %s\n"
-				  "  } },\n"
+				  "  }, { id = 'webkit-26.1-b', summary = 's', fixes = {}, severity = 'low',\n"
+				  "       apply = function(c) c:restart('webkit') end } },\n"
 				  "}\n",
 				  fl, rest),
 			 0);
-	ck_assert_int_eq(eval(text, 1, &cs), BSI_ERECIPE);
-	ck_assert_msg(strstr(bsi_error_message(), schema[_i].want) != NULL,
-		      "message \"%s\" lacks \"%s\" in:\n%s", bsi_error_message(), schema[_i].want,
+	/* the malformed entry is that improvement's error; its sibling plans */
+	ck_assert_msg(eval(text, 1, &cs) == 0, "%s", bsi_error_message());
+	ck_assert_uint_eq(cs->count, 2);
+	ck_assert_str_eq(cs->items[0].id, "webkit-26.1-a");
+	ck_assert_int_eq(cs->items[0].status, BSI_STATUS_ERROR);
+	ck_assert_int_eq(cs->items[0].error_code, BSI_ERECIPE);
+	ck_assert_str_eq(cs->items[0].recipe, "recipes/t.lua");
+	ck_assert_str_eq(cs->items[0].component, "webkit");
+	ck_assert_msg(strstr(cs->items[0].reason, schema[_i].want) != NULL,
+		      "message \"%s\" lacks \"%s\" in:\n%s", cs->items[0].reason, schema[_i].want,
 		      text);
-	ck_assert_uint_eq(cs->count, 0);
+	ck_assert_int_eq(cs->items[0].error_line, strstr(schema[_i].want, "t.lua:4") ? 4 : 5);
+	ck_assert_uint_eq(cs->items[0].nactions, 0);
+	ck_assert_str_eq(cs->items[1].id, "webkit-26.1-b");
+	ck_assert_int_eq(cs->items[1].status, BSI_STATUS_PENDING);
+	ck_assert_uint_eq(cs->items[1].nactions, 1);
 	bsi_changeset_free(cs);
 	free(text);
 }
@@ -759,9 +885,18 @@ static const struct {
 	{"return { component = 'c', improvements = { {\n"
 	 "  id = 'bad id', summary = 's', fixes = {}, severity = 'low', apply = function() end } } }",
 	 "improvement #1: id must be a name"},
+	{"error(42)", "recipes/t.lua: 42"},
+};
+
+/* Errors of one improvement: its `when` or `apply` raised, or an action it
+ * recorded is refused.  That improvement is in error, with its line and no
+ * actions; the file's other improvement (x-2, or x-1 before it) plans. */
+static const struct {
+	const char *text, *want;
+} own[] = {
 	{"return { component = 'c', improvements = { {\n"
 	 "  id = 'x-1', summary = 's', severity = 'low', apply = function() end } } }",
-	 "fixes is required"},
+	 "recipes/t.lua:2: improvement \"x-1\": fixes is required"},
 	/* actions: digests, payload, fields of the spec, service names */
 	{"return { component = 'c', improvements = { {\n"
 	 "  id = 'x-1', summary = 's', fixes = {}, severity = 'low', apply = function(c)\n"
@@ -785,14 +920,60 @@ static const struct {
 	 "  id = 'x-1', summary = 's', fixes = {}, severity = 'low', apply = function(c)\n"
 	 "    for i = 1, 1000 do c:restart('s' .. i) end end } } }",
 	 "recipes/t.lua:3: change: more than 256 actions"},
-	{"error(42)", "recipes/t.lua: 42"},
 	{"local saved\n"
 	 "return { component = 'c', improvements = { {\n"
 	 "  id = 'x-1', summary = 's', fixes = {}, severity = 'low', apply = function(c) saved = c end },\n"
 	 "  { id = 'x-2', summary = 's', fixes = {}, severity = 'low', apply = function(c)\n"
 	 "    saved:restart('sshd') end } } }",
 	 "recipes/t.lua:5: change used outside the apply function"},
+	{"return { component = 'c', improvements = { {\n"
+	 "  id = 'x-1', summary = 's', fixes = {}, severity = 'low',\n"
+	 "  when = function() return bsi.nothing.here end, apply = function(c) end } } }",
+	 "recipes/t.lua:3: bsi.nothing does not exist"},
+	{"return { component = 'c', improvements = { {\n"
+	 "  id = 'x-1', summary = 's', fixes = {}, severity = 'low',\n"
+	 "  when = function() error('no such device') end, apply = function(c) end } } }",
+	 "recipes/t.lua:3: no such device"},
+	{"return { component = 'c', improvements = { {\n"
+	 "  id = 'x-1', summary = 's', fixes = {}, severity = 'low',\n"
+	 "  when = function() return bsi.hash('../etc/passwd') end, apply = function(c) end } } }",
+	 "recipes/t.lua:3: bsi.hash: path \"../etc/passwd\" refused"},
 };
+
+START_TEST(test_recipe_improvement_errors)
+{
+	const char *sibling = "  { id = 'x-2', summary = 's', fixes = {}, severity = 'low',\n"
+			      "    apply = function(c) c:restart('sibling') end },\n";
+	const char *text = own[_i].text, *tail = strstr(text, " } } }");
+	bsi_changeset *cs;
+	char *full;
+	bool has_two = strstr(text, "'x-2'") != NULL;
+	const bsi_improvement *bad, *good;
+
+	/* put a healthy sibling after the improvement under test */
+	ck_assert_ptr_nonnull(tail);
+	ck_assert_int_ge(asprintf(&full, "%.*s },\n%s } }", (int)(tail - text), text,
+				  has_two ? "" : sibling),
+			 0);
+	if (has_two) {
+		free(full);
+		full = strdup(text);
+	}
+	ck_assert_msg(eval(full, 1, &cs) == 0, "%s", bsi_error_message());
+	ck_assert_uint_eq(cs->count, 2);
+	bad = strstr(own[_i].want, "outside the apply") ? &cs->items[1] : &cs->items[0];
+	good = bad == &cs->items[0] ? &cs->items[1] : &cs->items[0];
+	ck_assert_int_eq(bad->status, BSI_STATUS_ERROR);
+	ck_assert_int_eq(bad->error_code, BSI_ERECIPE);
+	ck_assert_msg(strstr(bad->reason, own[_i].want) != NULL, "reason \"%s\" lacks \"%s\"",
+		      bad->reason, own[_i].want);
+	ck_assert_int_eq(bad->error_line, atoi(strchr(own[_i].want, ':') + 1));
+	ck_assert_uint_eq(bad->nactions, 0);
+	ck_assert_int_eq(good->status, BSI_STATUS_PENDING);
+	bsi_changeset_free(cs);
+	free(full);
+}
+END_TEST
 
 START_TEST(test_recipe_whole_file_errors)
 {
@@ -840,7 +1021,7 @@ START_TEST(test_recipe_load_all_ids_unique_across_files)
 	ck_assert_int_eq(bsi_root_open(&root, rootdir), 0);
 	ck_assert_int_eq(bsi_changeset_new(&cs), 0);
 
-	ck_assert_msg(bsi_recipe_load_all(cs, src, root, &limits) == 0, "%s", bsi_error_message());
+	ck_assert_msg(bsi_recipe_load_all(cs, src, root, &limits, NULL) == 0, "%s", bsi_error_message());
 	ck_assert_uint_eq(cs->count, 3);
 	ck_assert_str_eq(cs->items[0].id, "a-1");
 	ck_assert_str_eq(cs->items[0].recipe, "recipes/alpha.lua");
@@ -850,21 +1031,40 @@ START_TEST(test_recipe_load_all_ids_unique_across_files)
 	ck_assert_str_eq(cs->items[2].actions[0].service, "beta");
 	bsi_changeset_free(cs);
 
-	/* A third file reusing an id: refused naming both places; cs untouched. */
+	/* A third file reusing an id: neither definition applies, each error
+	 * names both places; everything else of all three files plans. */
 	write_recipe(tree, "gamma", c, 2);
 	ck_assert_int_eq(bsi_changeset_new(&cs), 0);
-	ck_assert_int_eq(bsi_recipe_load_all(cs, src, root, &limits), BSI_ERECIPE);
-	ck_assert_str_eq(bsi_error_message(), "recipes/gamma.lua:6: improvement \"shared-1\": "
-					      "duplicate id \"shared-1\" (also at recipes/alpha.lua:6)");
-	ck_assert_uint_eq(cs->count, 0);
+	ck_assert_msg(bsi_recipe_load_all(cs, src, root, &limits, NULL) == 0, "%s",
+		      bsi_error_message());
+	ck_assert_uint_eq(cs->count, 4);
+	ck_assert_str_eq(cs->items[1].id, "shared-1");
+	ck_assert_int_eq(cs->items[1].status, BSI_STATUS_ERROR);
+	ck_assert_int_eq(cs->items[1].error_code, BSI_ERECIPE);
+	ck_assert_str_eq(cs->items[1].reason,
+			 "recipes/alpha.lua:6: improvement \"shared-1\": duplicate id \"shared-1\" "
+			 "(also at recipes/gamma.lua:6); neither applies");
+	ck_assert_uint_eq(cs->items[1].nactions, 1); /* shown, never applied */
+	ck_assert_uint_eq(cs->nerrors, 1);
+	ck_assert_str_eq(cs->errors[0].file, "recipes/gamma.lua");
+	ck_assert_int_eq(cs->errors[0].line, 6);
+	ck_assert_str_eq(cs->errors[0].reason,
+			 "recipes/gamma.lua:6: improvement \"shared-1\": duplicate id \"shared-1\" "
+			 "(also at recipes/alpha.lua:6); neither applies");
+	ck_assert_str_eq(cs->items[2].id, "b-1");
+	ck_assert_int_eq(cs->items[2].status, BSI_STATUS_PENDING);
+	ck_assert_str_eq(cs->items[3].id, "c-1");
+	ck_assert_int_eq(cs->items[3].status, BSI_STATUS_PENDING);
+	ck_assert_int_eq(bsi_changeset_worst_error(cs, NULL, NULL), BSI_ERECIPE);
 	bsi_changeset_free(cs);
 	bsi_root_free(root);
 	bsi_source_free(src);
 }
 END_TEST
 
-/* An error in a later file leaves cs untouched, and names that file. */
-START_TEST(test_recipe_load_all_all_or_nothing)
+/* A file that fails as a whole is an error of that file, named with its
+ * line; the other files evaluate as usual. */
+START_TEST(test_recipe_load_all_isolates_a_failing_file)
 {
 	char *tree = tu_tmpdir(), path[4096];
 	const char *a[] = {"a-1"};
@@ -877,9 +1077,92 @@ START_TEST(test_recipe_load_all_all_or_nothing)
 	tu_write(path, "while true do end\n");
 	ck_assert_int_eq(bsi_source_open_dir(&src, tree), 0);
 	ck_assert_int_eq(bsi_changeset_new(&cs), 0);
-	ck_assert_int_eq(bsi_recipe_load_all(cs, src, NULL, &limits), BSI_ERECIPE);
-	ck_assert_str_eq(bsi_error_message(), "recipes/zulu.lua:1: CPU budget of 0.25 s exceeded");
+	ck_assert_msg(bsi_recipe_load_all(cs, src, NULL, &limits, NULL) == 0, "%s",
+		      bsi_error_message());
+	ck_assert_uint_eq(cs->count, 1);
+	ck_assert_str_eq(cs->items[0].id, "a-1");
+	ck_assert_int_eq(cs->items[0].status, BSI_STATUS_PENDING);
+	ck_assert_uint_eq(cs->nerrors, 1);
+	ck_assert_str_eq(cs->errors[0].file, "recipes/zulu.lua");
+	ck_assert_int_eq(cs->errors[0].line, 1);
+	ck_assert_int_eq(cs->errors[0].code, BSI_ERECIPE);
+	ck_assert_str_eq(cs->errors[0].reason, "recipes/zulu.lua:1: CPU budget of 0.25 s exceeded");
+	bsi_changeset_free(cs);
+	bsi_source_free(src);
+}
+END_TEST
+
+/* The feed's budgets: a file that would pass one is an error of that file,
+ * named with the budget and its configuration key; the files before and
+ * after it that fit are evaluated. */
+START_TEST(test_recipe_load_all_feed_budgets)
+{
+	char *tree = tu_tmpdir();
+	const char *a[] = {"a-1"}, *b[] = {"b-1", "b-2"}, *c[] = {"c-1"};
+	bsi_recipe_feed_limits feed;
+	bsi_changeset *cs;
+	bsi_source *src;
+
+	tu_must("mkdir -p '%s/recipes'", tree);
+	write_recipe(tree, "alpha", a, 1);
+	write_recipe(tree, "beta", b, 2);
+	write_recipe(tree, "gamma", c, 1);
+	ck_assert_int_eq(bsi_source_open_dir(&src, tree), 0);
+
+	bsi_recipe_feed_limits_default(&feed);
+	feed.max_files = 2;
+	ck_assert_int_eq(bsi_changeset_new(&cs), 0);
+	ck_assert_int_eq(bsi_recipe_load_all(cs, src, NULL, &limits, &feed), 0);
+	ck_assert_uint_eq(cs->count, 3);
+	ck_assert_uint_eq(cs->nerrors, 1);
+	ck_assert_str_eq(cs->errors[0].file, "recipes/gamma.lua");
+	ck_assert_str_eq(cs->errors[0].reason, "recipes/gamma.lua: not evaluated: the feed has 3 "
+					       "recipe files, more than feed_max_recipes (2)");
+	bsi_changeset_free(cs);
+
+	bsi_recipe_feed_limits_default(&feed);
+	feed.max_improvements = 2;
+	ck_assert_int_eq(bsi_changeset_new(&cs), 0);
+	ck_assert_int_eq(bsi_recipe_load_all(cs, src, NULL, &limits, &feed), 0);
+	ck_assert_uint_eq(cs->count, 2);
+	ck_assert_str_eq(cs->items[0].id, "a-1");
+	ck_assert_str_eq(cs->items[1].id, "c-1");
+	ck_assert_uint_eq(cs->nerrors, 1);
+	ck_assert_str_eq(cs->errors[0].reason,
+			 "recipes/beta.lua: not evaluated: its 2 improvements would pass the feed's "
+			 "budget of 2 (feed_max_improvements)");
+	ck_assert_int_eq(cs->errors[0].code, BSI_ERECIPE);
+	bsi_changeset_free(cs);
+
+	bsi_recipe_feed_limits_default(&feed);
+	feed.max_actions = 1;
+	ck_assert_int_eq(bsi_changeset_new(&cs), 0);
+	ck_assert_int_eq(bsi_recipe_load_all(cs, src, NULL, &limits, &feed), 0);
+	ck_assert_uint_eq(cs->count, 1);
+	ck_assert_uint_eq(cs->nerrors, 2);
+	ck_assert_msg(strstr(cs->errors[1].reason, "recipes/gamma.lua: not evaluated: its 1 "
+						   "actions would pass the feed's budget of 1 "
+						   "(feed_max_actions)"),
+		      "%s", cs->errors[1].reason);
+	bsi_changeset_free(cs);
+
+	/* time: a file that spends the feed's time leaves the rest out */
+	write_recipe(tree, "alpha", a, 1);
+	tu_write(strcat(strcpy((char[4200]){0}, tree), "/recipes/aaa.lua"),
+		 "local x = 0\nfor i = 1, 3e6 do x = x + i end\n"
+		 "return { component = 'slow', improvements = {} }\n");
+	bsi_recipe_feed_limits_default(&feed);
+	feed.max_seconds = 0.01;
+	ck_assert_int_eq(bsi_changeset_new(&cs), 0);
+	ck_assert_int_eq(bsi_recipe_load_all(cs, src, NULL, &limits, &feed), 0);
 	ck_assert_uint_eq(cs->count, 0);
+	/* aaa.lua ran (under valgrind its CPU budget may stop it: an error
+	 * of its own); the three after it were not evaluated */
+	ck_assert_uint_ge(cs->nerrors, 3);
+	ck_assert_str_eq(cs->errors[cs->nerrors - 3].reason,
+			 "recipes/alpha.lua: not evaluated: evaluating the feed took more than "
+			 "feed_eval_seconds (0.01 s)");
+	ck_assert_str_eq(cs->errors[cs->nerrors - 1].file, "recipes/gamma.lua");
 	bsi_changeset_free(cs);
 	bsi_source_free(src);
 }
@@ -977,7 +1260,7 @@ START_TEST(test_recipe_reference_recipes)
 
 	ck_assert_int_eq(bsi_root_open(&root, current), 0);
 	ck_assert_int_eq(bsi_changeset_new(&cs), 0);
-	ck_assert_msg(bsi_recipe_load_all(cs, src, root, NULL) == 0, "%s", bsi_error_message());
+	ck_assert_msg(bsi_recipe_load_all(cs, src, root, NULL, NULL) == 0, "%s", bsi_error_message());
 	ck_assert_uint_eq(cs->count, checked->count);
 	for (size_t i = 0; i < cs->count; i++) {
 		ck_assert_int_eq(cs->items[i].status, BSI_STATUS_PENDING);
@@ -989,7 +1272,7 @@ START_TEST(test_recipe_reference_recipes)
 
 	ck_assert_int_eq(bsi_root_open(&root, old), 0);
 	ck_assert_int_eq(bsi_changeset_new(&cs), 0);
-	ck_assert_msg(bsi_recipe_load_all(cs, src, root, NULL) == 0, "%s", bsi_error_message());
+	ck_assert_msg(bsi_recipe_load_all(cs, src, root, NULL, NULL) == 0, "%s", bsi_error_message());
 	for (size_t i = 0; i < cs->count; i++) {
 		ck_assert_int_eq(cs->items[i].status, BSI_STATUS_NOT_APPLICABLE);
 		ck_assert_ptr_nonnull(cs->items[i].reason);
@@ -1013,6 +1296,8 @@ static Suite *recipe_suite(void)
 	tcase_add_test(tc, test_recipe_os_version);
 	tcase_add_test(tc, test_recipe_check_mode);
 	tcase_add_test(tc, test_recipe_check_mode_refuses_escape);
+	tcase_add_test(tc, test_recipe_metatables_still_work);
+	tcase_add_test(tc, test_recipe_stdlib_is_deterministic);
 	tcase_add_loop_test(tc, test_recipe_forbidden_functions, 0,
 			    sizeof(forbidden) / sizeof(forbidden[0]));
 	tcase_add_test(tc, test_recipe_binary_chunks_refused);
@@ -1031,8 +1316,10 @@ static Suite *recipe_suite(void)
 	tcase_add_test(tc, test_recipe_limits_validated);
 	tcase_add_loop_test(tc, test_recipe_schema_errors, 0, sizeof(schema) / sizeof(schema[0]));
 	tcase_add_loop_test(tc, test_recipe_whole_file_errors, 0, sizeof(whole) / sizeof(whole[0]));
+	tcase_add_loop_test(tc, test_recipe_improvement_errors, 0, sizeof(own) / sizeof(own[0]));
 	tcase_add_test(tc, test_recipe_load_all_ids_unique_across_files);
-	tcase_add_test(tc, test_recipe_load_all_all_or_nothing);
+	tcase_add_test(tc, test_recipe_load_all_isolates_a_failing_file);
+	tcase_add_test(tc, test_recipe_load_all_feed_budgets);
 	tcase_add_test(tc, test_recipe_reference_recipes);
 	tcase_add_test(tc, test_recipe_in_process_matches_sandbox);
 	suite_add_tcase(s, tc);

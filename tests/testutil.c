@@ -1,5 +1,7 @@
 #include "testutil.h"
 
+#include "digest.h"
+
 #include <check.h>
 #include <stdbool.h>
 #include <errno.h>
@@ -435,4 +437,18 @@ void tu_git_daemon_stop(void)
 		waitpid(daemon_pid, NULL, 0);
 		daemon_pid = -1;
 	}
+}
+
+char *tu_file_digest(const char *dir, const char *rel)
+{
+	char path[4200], *out = malloc(BSI_DIGEST_STRLEN + 1);
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, rel);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ck_assert_msg(fd >= 0, "open %s: %s", path, strerror(errno));
+	ck_assert_ptr_nonnull(out);
+	ck_assert_int_eq(bsi_digest_fd(fd, out), 0);
+	close(fd);
+	return out;
 }

@@ -54,6 +54,10 @@ char *tu_read(const char *path);
  * are byte-identical.  Caller frees. */
 char *tu_tree_fingerprint(const char *dir);
 
+/* "sha256:<hex>" of dir/rel (caller frees); the test fails if it cannot
+ * be read. */
+char *tu_file_digest(const char *dir, const char *rel);
+
 #endif
 
 #ifndef BSI_TESTUTIL_SAMPLE

@@ -9,13 +9,17 @@
  * library call, the same code linked in), and removes the directory at the
  * end (BSI_BENCH_KEEP=1 keeps it).  BSI_BENCH_RUNS sets the number of runs
  * of the quick cases (default 5); slow cases run 3 times.  Every figure is
- * the median of its runs (BSI_BENCH_ONLY=auth,hash,plan,apply runs some); bsi and its baseline are run alternately so a
+ * the median of its runs (BSI_BENCH_ONLY=auth,hash,plan,apply,feed runs some); bsi and its baseline are run alternately so a
  * burst of load from elsewhere hits both.  docs/bench.md explains the rows.
  *
  * Not a test: nothing here is part of `make check`.
  */
 #include "auth.h"
+#include "changeset.h"
 #include "digest.h"
+#include "error.h"
+#include "recipe.h"
+#include "source.h"
 #include "sigtool.h"
 
 #include <errno.h>
@@ -935,6 +939,74 @@ static void remove_work(void)
 	free(cmd);
 }
 
+/* ---- 5. evaluating a large feed -------------------------------------- */
+
+/* Evaluate the first nfiles generated recipe files of dir (each in its own
+ * sandbox child, as a device does) and merge them; seconds it took. */
+static double eval_feed(const char *dir, int nfiles, int per_file)
+{
+	bsi_recipe_feed_limits feed = {(size_t)nfiles, (size_t)nfiles * per_file,
+				       (size_t)nfiles * per_file, 3600.0};
+	bsi_changeset *cs = NULL;
+	bsi_source *src = NULL;
+	double t0 = now();
+
+	if (bsi_source_open_dir(&src, dir) < 0 || bsi_changeset_new(&cs) < 0 ||
+	    bsi_recipe_load_all(cs, src, NULL, NULL, &feed) < 0)
+		die("evaluate %s: %s", dir, bsi_error_message());
+	t0 = now() - t0;
+	if (cs->count != (size_t)nfiles * per_file || cs->nerrors != 0)
+		die("evaluate %s: %zu improvements, %zu errors", dir, cs->count, cs->nerrors);
+	bsi_changeset_free(cs);
+	bsi_source_free(src);
+	return t0;
+}
+
+static void bench_feed(void)
+{
+	enum { NFILES = 150, PER_FILE = 1000, SMALL = 15 };
+	char dir[4200], small[4200], path[4400];
+	double big[3], base[3];
+
+	note("feed: %d recipe files of %d improvements each, against the first %d of them",
+	     NFILES, PER_FILE, SMALL);
+	snprintf(dir, sizeof(dir), "%s/feed-eval/big", work);
+	snprintf(small, sizeof(small), "%s/feed-eval/small", work);
+	sh("mkdir -p '%s/recipes' '%s/recipes'", dir, small);
+	for (int k = 0; k < NFILES; k++) {
+		char *text = fmt_str("local list = {}\n"
+				     "for i = 1, %d do list[i] = { id = 'g%03d-' .. i, summary = 's',\n"
+				     "  fixes = {}, severity = 'low',\n"
+				     "  apply = function(c) c:restart('s' .. i) end } end\n"
+				     "return { component = 'g%03d', improvements = list }\n",
+				     PER_FILE, k, k);
+
+		snprintf(path, sizeof(path), "%s/recipes/g%03d.lua", dir, k);
+		write_text(path, text);
+		if (k < SMALL) {
+			snprintf(path, sizeof(path), "%s/recipes/g%03d.lua", small, k);
+			write_text(path, text);
+		}
+		free(text);
+	}
+	for (int i = 0; i < 3; i++) {
+		base[i] = eval_feed(small, SMALL, PER_FILE);
+		big[i] = eval_feed(dir, NFILES, PER_FILE);
+	}
+	{
+		double a = median(big, 3), b = median(base, 3);
+		char x[32], y[48], ratio[16], b1[32], b2[32];
+
+		snprintf(x, sizeof(x), "%s", human_time(b1, a));
+		snprintf(y, sizeof(y), "%d files: %s", SMALL, human_time(b2, b));
+		snprintf(ratio, sizeof(ratio), "%.1fx", a / b);
+		add_row("evaluate 150 recipe files x 1000 improvements", x, y, ratio,
+			"<= 13x (linear)", a / b <= 13.0);
+	}
+	if (!keep())
+		sh("rm -rf '%s/feed-eval'", work);
+}
+
 /* BSI_BENCH_ONLY=auth,plan runs only those cases (while working on one). */
 static bool want(const char *name)
 {
@@ -974,6 +1046,8 @@ int main(int argc, char **argv)
 		bench_plan();
 	if (want("apply"))
 		bench_apply();
+	if (want("feed"))
+		bench_feed();
 	memory_rows();
 
 	print_table();

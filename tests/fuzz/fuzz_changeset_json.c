@@ -98,7 +98,12 @@ static void same_string(const char *want, const char *got)
 
 static void same_changeset(const bsi_changeset *a, const bsi_changeset *b)
 {
-	need(a->count == b->count);
+	need(a->count == b->count && a->nerrors == b->nerrors);
+	for (size_t i = 0; i < a->nerrors; i++) {
+		same_string(a->errors[i].file, b->errors[i].file);
+		same_string(a->errors[i].reason, b->errors[i].reason);
+		need(a->errors[i].line == b->errors[i].line && a->errors[i].code == b->errors[i].code);
+	}
 	for (size_t i = 0; i < a->count; i++) {
 		const bsi_improvement *x = &a->items[i], *y = &b->items[i];
 
@@ -109,6 +114,8 @@ static void same_changeset(const bsi_changeset *a, const bsi_changeset *b)
 		same_string(x->recipe, y->recipe);
 		same_string(x->reason, y->reason);
 		need(x->line == y->line && x->status == y->status);
+		need(x->status != BSI_STATUS_ERROR ||
+		     (x->error_code == y->error_code && x->error_line == y->error_line));
 		need(x->nfixes == y->nfixes && x->nsupersedes == y->nsupersedes);
 		for (size_t k = 0; k < x->nfixes; k++)
 			same_string(x->fixes[k], y->fixes[k]);
@@ -189,7 +196,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (f[6])
 			need(bsi_improvement_set_reason(imp, "%s", f[6]) == 0);
 		imp->line = (int)(size % 1000);
-		imp->status = (bsi_status)(cs->count % (BSI_STATUS_TAMPERED + 1));
+		imp->status = (bsi_status)(cs->count % (BSI_STATUS_ERROR + 1));
+		if (imp->status == BSI_STATUS_ERROR) {
+			imp->error_code = -(int)(1 + size % 5);
+			imp->error_line = (int)(size % 97);
+			/* a whole-file error beside it */
+			need(bsi_changeset_add_error(cs, f[5] ? f[5] : "", (int)(size % 89),
+						     imp->error_code, f[6] ? f[6] : "") == 0);
+		}
 		if (f[7])
 			need(bsi_improvement_add_replace(imp, f[7], f[8], f[9], f[10], 3) == 0);
 		if (f[11])

@@ -12,7 +12,8 @@
  * when host memory runs out) with a message naming the file, and leaves the
  * change set untouched; an accepted recipe yields improvements that each
  * have a valid id, the file as recipe, status pending and actions that
- * passed the host's re-check.
+ * passed the host's re-check, or status error (its entry, `when` or
+ * `apply` failed) with a reason naming the file and no actions.
  */
 #include "changeset.h"
 #include "error.h"
@@ -59,7 +60,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 			need(imp->id && imp->id[0] != '\0');
 			need(imp->recipe && strcmp(imp->recipe, name) == 0);
-			need(imp->status == BSI_STATUS_PENDING);
+			/* an improvement's own error: named with the file, no actions */
+			need(imp->status == BSI_STATUS_PENDING || imp->status == BSI_STATUS_ERROR);
+			need(imp->status != BSI_STATUS_ERROR ||
+			     (imp->error_code == BSI_ERECIPE && imp->nactions == 0 && imp->reason &&
+			      strncmp(imp->reason, name, strlen(name)) == 0));
 			for (size_t k = 0; k < imp->nactions; k++)
 				need(imp->actions[k].op == BSI_ACTION_RESTART ||
 				     (imp->actions[k].path && imp->actions[k].payload));
