@@ -118,6 +118,75 @@ START_TEST(test_feed_cli_sync_from_git_daemon)
 }
 END_TEST
 
+/* rev in git repository repo, as 40 hex, into out. */
+static void rev_of(char out[41], const char *repo, const char *rev)
+{
+	tu_result r;
+
+	ck_assert_int_eq(tu_sh(&r, "git -C '%s' rev-parse '%s'", repo, rev), 0);
+	snprintf(out, 41, "%.40s", r.out);
+	tu_result_free(&r);
+}
+
+/*
+ * A hostile server answers one sync with a "twin" of the team's next
+ * commit: the same signed content and signature, one line added to the
+ * signature header (git verify-commit still accepts it), so another id.
+ * Trusted, it would make every genuine head after it "rewritten history"
+ * and cut the device off for good.  Refused (exit 3, naming the commit
+ * and why), it changes nothing: the next honest answer syncs.
+ */
+START_TEST(test_feed_cli_twin_served_once_does_not_cut_off)
+{
+	char served[4200], url[4200], genuine[41], twin[41], next[41];
+	json_t *st;
+	tu_result r;
+	int port;
+
+	snprintf(served, sizeof(served), "%s/served/feed.git", dir);
+	tu_must("git clone -q --bare '%s' '%s'", feed, served);
+	snprintf(url, sizeof(url), "%s/served", dir);
+	port = tu_git_daemon_start(url);
+	snprintf(url, sizeof(url), "git://127.0.0.1:%d/feed.git", port);
+	enroll(url);
+	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 0);
+	tu_result_free(&r);
+
+	tu_must("echo 'release notes' > '%s/NOTES'", feed);
+	tu_feed_commit(feed, key, "notes");
+	rev_of(genuine, feed, "HEAD");
+	tu_must("git -C '%s' push -q '%s' main", feed, served);
+	/* the server swaps in the twin */
+	tu_must("cd '%s' && git cat-file commit %s | "
+		"sed 's/^ -----END SSH SIGNATURE-----$/&\\n /' > ../twin && "
+		"git hash-object -t commit -w ../twin > ../twin.id && "
+		"git update-ref refs/heads/main $(cat ../twin.id) && "
+		"git -c gpg.ssh.allowedSignersFile='%s/.bsi/signers' verify-commit main 2>/dev/null",
+		served, genuine, feed);
+	rev_of(twin, served, "main");
+	ck_assert_str_ne(twin, genuine);
+	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 3);
+	ASSERT_HAS(r.err, twin);
+	ASSERT_HAS(r.err, "from the form ssh-keygen writes");
+	tu_result_free(&r);
+	st = status_json();
+	ck_assert_str_eq(head_of(st), intro);
+	json_decref(st);
+
+	/* the server is honest again, and the team has moved on */
+	tu_must("echo 'more notes' >> '%s/NOTES'", feed);
+	tu_feed_commit(feed, key, "more notes");
+	rev_of(next, feed, "HEAD");
+	tu_must("git -C '%s' push -q --force '%s' main", feed, served);
+	ck_assert_msg(tu_bsi(&r, "%s sync", g) == 0, "sync after the twin: %s", r.err);
+	ASSERT_HAS(r.out, "2 new commits authenticated");
+	tu_result_free(&r);
+	st = status_json();
+	ck_assert_str_eq(head_of(st), next);
+	json_decref(st);
+}
+END_TEST
+
 START_TEST(test_feed_cli_enroll_refuses_bad_anchor)
 {
 	char *pub = tu_pubkey(key);
@@ -531,6 +600,7 @@ static Suite *suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_feed_cli_sync_from_git_daemon);
+	tcase_add_test(tc, test_feed_cli_twin_served_once_does_not_cut_off);
 	tcase_add_test(tc, test_feed_cli_enroll_refuses_bad_anchor);
 	tcase_add_test(tc, test_feed_cli_refused_sync_changes_nothing);
 	tcase_add_test(tc, test_feed_cli_payload_mismatch_refused);
