@@ -3,6 +3,7 @@
 
 #include "error.h"
 #include "failpoint.h"
+#include "statedir.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -362,8 +363,9 @@ static int create_db(bsi_state *st)
 		goto done;
 	}
 	unlink(tmp);
-	if (sqlite3_open_v2(tmp, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-	    SQLITE_OK) {
+	if (sqlite3_open_v2(tmp, &st->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW,
+			    NULL) != SQLITE_OK) {
 		ret = db_error(st, "create");
 		goto done;
 	}
@@ -425,19 +427,19 @@ int bsi_state_open(bsi_state **out, const char *dir)
 	int ret = BSI_EFAIL, version = 0;
 
 	*out = NULL;
-	st = calloc(1, sizeof(*st));
-	if (!st || !(st->dir = strdup(dir)) || asprintf(&st->path, "%s/state.db", dir) < 0) {
-		if (st)
-			st->path = NULL;
+	if (!(st = calloc(1, sizeof(*st)))) {
 		ret = bsi_error_set(BSI_EFAIL, "out of memory");
 		goto done;
 	}
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		ret = bsi_error_set(BSI_EFAIL, "create state directory %s: %s", dir,
-				    strerror(errno));
+	/* Nothing is read from a directory someone else could change. */
+	if ((ret = bsi_statedir_prepare(&st->dir, dir)) != 0)
+		goto done;
+	if (asprintf(&st->path, "%s/state.db", st->dir) < 0) {
+		st->path = NULL;
+		ret = bsi_error_set(BSI_EFAIL, "out of memory");
 		goto done;
 	}
-	if (stat(st->path, &sb) != 0) {
+	if (lstat(st->path, &sb) != 0) {
 		if (errno != ENOENT) {
 			ret = bsi_error_set(BSI_EFAIL, "state database %s: %s", st->path,
 					    strerror(errno));
@@ -446,7 +448,10 @@ int bsi_state_open(bsi_state **out, const char *dir)
 		if ((ret = create_db(st)) != 0)
 			goto done;
 	}
-	if (sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+	/* NOFOLLOW: a symbolic link at state.db is refused (its -wal and -shm
+	 * are opened with O_NOFOLLOW by SQLite in any case). */
+	if (sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW,
+			    NULL) != SQLITE_OK) {
 		ret = bsi_error_set(BSI_EFAIL, "state database %s cannot be opened: %s", st->path,
 				    st->db ? sqlite3_errmsg(st->db) : "out of memory");
 		goto done;

@@ -38,7 +38,10 @@ typedef struct bsi_state bsi_state;
 
 /*
  * Open (creating the directory and the database when absent) the state in
- * directory `dir`.  Refuses a damaged or newer database as described above.
+ * directory `dir`.  Refuses a directory someone else could change
+ * (statedir.h: BSI_EUSAGE, nothing read), and a damaged or newer database
+ * as described above.  bsi_state_dir() is then dir with every symbolic
+ * link resolved, the path to use for everything in the state.
  */
 int bsi_state_open(bsi_state **out, const char *dir);
 void bsi_state_free(bsi_state *st);
