@@ -7,6 +7,7 @@
 #include "error.h"
 #include "output.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,51 +26,108 @@ static void format_age(char out[32], int64_t seconds)
 		snprintf(out, 32, "%lld d", (long long)(seconds / 86400));
 }
 
-static void format_time(char out[32], int64_t t)
+/* t as a UTC date; "?" if it has none. */
+static void format_date(char out[32], int64_t t)
 {
 	time_t tt = (time_t)t;
 	struct tm tm;
 
-	if (t <= 0 || !gmtime_r(&tt, &tm) || !strftime(out, 32, "%Y-%m-%d %H:%M UTC", &tm))
+	if (!gmtime_r(&tt, &tm) || !strftime(out, 32, "%Y-%m-%d %H:%M UTC", &tm))
+		snprintf(out, 32, "?");
+}
+
+/* A time bsi recorded, where 0 means "never". */
+static void format_time(char out[32], int64_t t)
+{
+	if (t <= 0)
 		snprintf(out, 32, "never");
+	else
+		format_date(out, t);
+}
+
+/*
+ * Feed freshness, by this device's clock only: how long since it first
+ * trusted the current head (or enrolled, before a first sync), and whether
+ * that is past max_feed_age.  The head's commit time is its signer's word
+ * and is never used (dated 2100 it would silence the alarm).  A recorded
+ * time after `now` (the clock was set back) counts as now.  Text and JSON
+ * print this one verdict.
+ */
+typedef struct {
+	bool known;  /* false: no time recorded (a state older than this rule) */
+	int64_t age; /* seconds, >= 0 */
+	bool stale;
+	int64_t since_sync; /* seconds since the last successful sync, -1 never */
+} freshness;
+
+static freshness feed_freshness(const bsi_state_feed *feed, const bsi_config *cfg, int64_t now)
+{
+	freshness f = {.known = feed->head_seen_at > 0, .since_sync = -1};
+
+	if (f.known)
+		f.age = feed->head_seen_at < now ? now - feed->head_seen_at : 0;
+	f.stale = f.known && f.age > cfg->max_feed_age;
+	if (feed->synced_at > 0)
+		f.since_sync = feed->synced_at < now ? now - feed->synced_at : 0;
+	return f;
 }
 
 static json_t *feed_json(const bsi_state_feed *feed, const bsi_config *cfg, int64_t now)
 {
+	freshness f;
+
 	if (!feed)
 		return json_null();
-	return json_pack("{s:s, s:s, s:s?, s:o, s:o, s:o, s:b}", "url", feed->url, "introduction",
-			 feed->introduction, "head", feed->head,
-			 "head_time", feed->head_time ? json_integer(feed->head_time) : json_null(),
+	f = feed_freshness(feed, cfg, now);
+	return json_pack("{s:s, s:s, s:s?, s:o, s:o, s:o, s:o, s:b}", "url", feed->url,
+			 "introduction", feed->introduction, "head", feed->head, "head_time",
+			 feed->head ? json_integer(feed->head_time) : json_null(),
+			 "head_seen_at",
+			 feed->head_seen_at ? json_integer(feed->head_seen_at) : json_null(),
 			 "synced_at", feed->synced_at ? json_integer(feed->synced_at) : json_null(),
-			 "age_seconds",
-			 feed->head_time ? json_integer(now - feed->head_time) : json_null(),
-			 "stale", feed->head_time && now - feed->head_time > cfg->max_feed_age);
+			 "age_seconds", f.known ? json_integer(f.age) : json_null(), "stale",
+			 f.stale);
 }
 
 static void print_feed(const bsi_state_feed *feed, const bsi_config *cfg, int64_t now)
 {
 	char when[32], age[32], synced[32], limit[32];
+	freshness f;
 
 	if (!feed) {
 		printf("feed: not enrolled\n");
 		return;
 	}
+	f = feed_freshness(feed, cfg, now);
+	format_age(age, f.age);
+	format_age(synced, f.since_sync);
 	printf("feed: %s\n", feed->url);
-	if (!feed->head) {
+	if (!feed->head)
 		printf("head: none yet (run bsi sync)\n");
-		return;
+	else {
+		format_date(when, feed->head_time);
+		printf("head: %.12s, committed %s%s; ", feed->head, when,
+		       feed->head_time > now ? " (in the future by this device's clock)" : "");
+		if (f.known)
+			printf("unchanged here for %s, ", age);
+		if (f.since_sync >= 0)
+			printf("last synced %s ago\n", synced);
+		else
+			printf("never synced\n");
 	}
-	format_time(when, feed->head_time);
-	format_age(age, now - feed->head_time);
-	format_age(synced, now - feed->synced_at);
-	printf("head: %.12s, committed %s (%s old), last synced %s ago\n", feed->head, when, age,
-	       synced);
-	if (now - feed->head_time > cfg->max_feed_age) {
+	if (f.stale) {
 		format_age(limit, cfg->max_feed_age);
-		printf("STALE: the newest authenticated feed commit is %s old, more than "
-		       "max_feed_age (%s); the feed may be frozen or this device cut off\n",
-		       age, limit);
+		if (feed->head)
+			printf("STALE: this device has had the same feed head for %s, more than "
+			       "max_feed_age (%s)",
+			       age, limit);
+		else
+			printf("STALE: enrolled %s ago and no sync has succeeded, more than "
+			       "max_feed_age (%s)",
+			       age, limit);
+		if (f.since_sync >= 0 && f.since_sync > cfg->max_feed_age)
+			printf("; the last successful sync was %s ago", synced);
+		printf("; the feed may be frozen or this device cut off\n");
 	}
 }
 

@@ -5,7 +5,10 @@
  * git's: the tree and parent headers must come first (as libgit2, which
  * walks the history, also requires), no header may repeat them later, and
  * no gpgsig-like header other than a single `gpgsig` is allowed, so git,
- * libgit2 and this code cannot read one commit three ways.
+ * libgit2 and this code cannot read one commit three ways.  And the gpgsig
+ * header must be the last one, where git puts it: git finds it anywhere,
+ * so a signature moved up among the headers would verify for git under a
+ * second commit id.
  */
 #include "commitsig.h"
 
@@ -96,6 +99,15 @@ int bsi_commitsig_parse(bsi_commitsig **out, const char *raw, size_t len)
 			continue;
 		}
 		in_sig = false;
+		if (sig_start != NULL && !starts(p, n, "gpgsig ")) {
+			/* git writes the signature as the last header; moved
+			 * among the others, it would sign the same payload
+			 * under another commit id (a twin) */
+			rc = bsi_error_set(BSI_ETRUST,
+			                   "commit's gpgsig header is not its last header, where "
+			                   "git writes it; refused, so one signed commit has one id");
+			goto done;
+		}
 		if (!seen_tree) {
 			if (!parse_oid_line(&cs->tree, p, n, "tree ")) {
 				rc = bsi_error_set(

@@ -13,7 +13,9 @@
  *
  * This is a SHA-1 feed: a `gpgsig-sha256` header is not a signature here;
  * a commit carrying one (alone or next to gpgsig) is refused, so one commit
- * has exactly one reading.  Two `gpgsig` headers are refused.
+ * has exactly one reading.  Two `gpgsig` headers are refused, and so is a
+ * `gpgsig` header that is not the last header (git always writes it last):
+ * together with sshsig.c's canonical armor, one signed commit has one id.
  */
 #ifndef BSI_COMMITSIG_H
 #define BSI_COMMITSIG_H

@@ -109,28 +109,6 @@ int bsi_device_plan(bsi_changeset **out, const bsi_cli *cli, const bsi_source *s
 	return rc;
 }
 
-/* mkdir -p for the state directory, private to root. */
-static int make_state_dir(const char *dir)
-{
-	char path[4096];
-	size_t len = strlen(dir);
-
-	if (len == 0 || len >= sizeof(path))
-		return bsi_error_set(BSI_EUSAGE, "bad state directory \"%s\"", dir);
-	memcpy(path, dir, len + 1);
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0755) < 0 && errno != EEXIST)
-			return bsi_error_set(BSI_EFAIL, "state directory %s: %s", path, strerror(errno));
-		*p = '/';
-	}
-	if (mkdir(path, 0700) < 0 && errno != EEXIST)
-		return bsi_error_set(BSI_EFAIL, "state directory %s: %s", path, strerror(errno));
-	return BSI_OK;
-}
-
 bsi_txn_ctx bsi_device_txn_ctx(const bsi_device *d)
 {
 	bsi_txn_ctx ctx = {
@@ -208,11 +186,10 @@ int bsi_device_open(bsi_device *d, bsi_cli *cli, int flags)
 
 	memset(d, 0, sizeof(*d));
 	d->cli = cli;
-	rc = make_state_dir(cli->state_dir);
-	if (rc == 0)
-		rc = bsi_state_open(&d->st, cli->state_dir);
+	/* creates the state directory, and refuses one others could change */
+	rc = bsi_state_open(&d->st, cli->state_dir);
 	if (rc == 0 && (flags & BSI_DEVICE_LOCK))
-		rc = bsi_lock_acquire(&d->lock, cli->state_dir, cli->wait);
+		rc = bsi_lock_acquire(&d->lock, bsi_state_dir(d->st), cli->wait);
 	if (rc == 0 && (rc = bsi_root_open(&d->root, cli->root)) < 0)
 		bsi_error_wrap("target root");
 	if (rc == 0 && (flags & BSI_DEVICE_PLUGIN)) {
@@ -224,7 +201,7 @@ int bsi_device_open(bsi_device *d, bsi_cli *cli, int flags)
 			rc = bsi_plugin_default_dir(dir, sizeof(dir));
 		if (rc == 0)
 			rc = bsi_plugin_load(&d->plugin, dir, cli->cfg.service_manager,
-					     cli->state_dir);
+					     bsi_state_dir(d->st));
 	}
 	if (rc == 0)
 		rc = recover(d, d->lock != NULL);

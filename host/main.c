@@ -87,9 +87,10 @@ static const command commands[] = {
 	 "Logs one line per event to syslog (daemon facility) when stderr is not\n"
 	 "a terminal, else to stderr; BSI_LOG=stderr or BSI_LOG=syslog chooses."},
 	{"status", bsi_cmd_status, 0, 0, 0, "status [--json]",
-	 "The feed (URL, trusted head, its age; flagged when older than\n"
-	 "max_feed_age), every improvement with its status (an improvement in\n"
-	 "error with the reason), and the recipe files in error."},
+	 "The feed (URL, trusted head, how long this device has had it by its own\n"
+	 "clock; flagged when longer than max_feed_age), every improvement with\n"
+	 "its status (an improvement in error with the reason), and the recipe\n"
+	 "files in error."},
 	{"show", bsi_cmd_show, 0, 1, 1, "show ID [--json]",
 	 "The notes of one improvement: summary, CVEs, severity, files with\n"
 	 "digests, services, when and from which commit it was applied, and\n"

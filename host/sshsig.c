@@ -138,39 +138,87 @@ int bsi_sshsig_parse_keyblob(uint8_t out[32], const uint8_t *blob, size_t len)
 	return 0;
 }
 
-static bool is_space(char c)
+/* ssh-keygen wraps the armored base64 at this many characters. */
+#define ARMOR_LINE 70
+
+/* The armor ssh-keygen writes for blob (OpenSSH's sshsig_armor): the BEGIN
+ * line, the base64 in lines of ARMOR_LINE characters, the END line, each
+ * ended by one LF.  NUL-terminated, malloc'd; NULL when out of memory. */
+static char *armor(const uint8_t *blob, size_t len, size_t *out_len)
 {
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+	size_t b64len = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
+	size_t chars = b64len - 1, lines = (chars + ARMOR_LINE - 1) / ARMOR_LINE;
+	size_t n = 0, i;
+	char *b64 = malloc(b64len);
+	char *out = malloc(sizeof(armor_begin) + chars + lines + sizeof(armor_end) + 1);
+
+	if (b64 == NULL || out == NULL) {
+		free(b64);
+		free(out);
+		return NULL;
+	}
+	sodium_bin2base64(b64, b64len, blob, len, sodium_base64_VARIANT_ORIGINAL);
+	memcpy(out, armor_begin, sizeof(armor_begin) - 1);
+	n = sizeof(armor_begin) - 1;
+	out[n++] = '\n';
+	for (i = 0; i < chars; i += ARMOR_LINE) {
+		size_t k = chars - i < ARMOR_LINE ? chars - i : ARMOR_LINE;
+
+		memcpy(out + n, b64 + i, k);
+		n += k;
+		out[n++] = '\n';
+	}
+	memcpy(out + n, armor_end, sizeof(armor_end) - 1);
+	n += sizeof(armor_end) - 1;
+	out[n++] = '\n';
+	out[n] = '\0';
+	free(b64);
+	*out_len = n;
+	return out;
 }
 
-/* Strip the armor and decode the base64 body into a malloc'd blob.  The
- * armor is the BEGIN line (first, as ssh-keygen requires), base64 with
- * whitespace between lines, the END line; only whitespace may follow. */
+/* 1-based number of the line holding offset off of text. */
+static size_t line_of(const char *text, size_t off)
+{
+	size_t line = 1;
+
+	for (size_t i = 0; i < off; i++)
+		line += text[i] == '\n';
+	return line;
+}
+
+/*
+ * Decode the armored signature into a malloc'd blob, accepting only the
+ * armor exactly as ssh-keygen writes it (armor() above), byte for byte.
+ * ssh-keygen itself reads much more: CR, blank lines, any line length,
+ * whitespace or text after the END line.  So `git verify-commit` accepts
+ * every such re-wrapping of one signature, and each would give a signed
+ * commit another id, just as authentic (a "twin"), which a hostile server
+ * could get a device to trust in place of the real commit.  Hence: decode
+ * leniently, armor again, compare.
+ */
 static int dearmor(uint8_t **out, size_t *out_len, const char *text, size_t len)
 {
-	const char *p = text, *end = text + len, *body, *body_end, *after;
-	size_t cap, n = 0;
+	const char *body, *body_end, *after;
+	size_t cap, n = 0, canon_len = 0, i;
 	const char *b64_end = NULL;
 	uint8_t *bin = NULL;
+	char *canon = NULL;
 	int rc = 0;
 
 	if (len > BSI_SSHSIG_MAX_ARMORED)
 		return bsi_error_set(BSI_ETRUST,
 		                     "SSHSIG: armored signature is %zu bytes (limit %d)", len,
 		                     BSI_SSHSIG_MAX_ARMORED);
-	if ((size_t)(end - p) < sizeof(armor_begin) - 1 ||
-	    memcmp(p, armor_begin, sizeof(armor_begin) - 1) != 0)
+	if (len < sizeof(armor_begin) - 1 ||
+	    memcmp(text, armor_begin, sizeof(armor_begin) - 1) != 0)
 		return bsi_error_set(BSI_ETRUST, "SSHSIG: does not start with '%s'", armor_begin);
-	body = p + sizeof(armor_begin) - 1;
-	if (body == end || (*body != '\n' && *body != '\r'))
-		return bsi_error_set(BSI_ETRUST, "SSHSIG: no line break after '%s'", armor_begin);
-	body_end = memmem(body, (size_t)(end - body), armor_end, sizeof(armor_end) - 1);
+	body = text + sizeof(armor_begin) - 1;
+	body_end = memmem(body, len - (size_t)(body - text), armor_end, sizeof(armor_end) - 1);
 	if (body_end == NULL)
 		return bsi_error_set(BSI_ETRUST, "SSHSIG: no '%s' line", armor_end);
-	if (body_end[-1] != '\n')
-		return bsi_error_set(BSI_ETRUST, "SSHSIG: '%s' does not start a line", armor_end);
-	for (after = body_end + sizeof(armor_end) - 1; after < end; after++)
-		if (!is_space(*after))
+	for (after = body_end + sizeof(armor_end) - 1; after < text + len; after++)
+		if (*after != ' ' && *after != '\t' && *after != '\r' && *after != '\n')
 			return bsi_error_set(BSI_ETRUST, "SSHSIG: unexpected text after '%s'",
 			                     armor_end);
 	cap = (size_t)(body_end - body) / 4 * 3 + 3;
@@ -184,20 +232,37 @@ static int dearmor(uint8_t **out, size_t *out_len, const char *text, size_t len)
 		rc = bsi_error_set(BSI_ETRUST, "SSHSIG: armored body is not valid base64");
 		goto done;
 	}
+	if ((canon = armor(bin, n, &canon_len)) == NULL) {
+		rc = bsi_error_set(BSI_EFAIL, "SSHSIG: out of memory");
+		goto done;
+	}
+	if (canon_len != len || memcmp(canon, text, len) != 0) {
+		for (i = 0; i < len && i < canon_len && canon[i] == text[i]; i++)
+			;
+		rc = bsi_error_set(BSI_ETRUST,
+		                   "SSHSIG: the armor differs at line %zu from the form ssh-keygen "
+		                   "writes (base64 in lines of %d characters, LF line ends, nothing "
+		                   "after the END line); a re-wrapped signature is refused, so one "
+		                   "signed commit has one id",
+		                   line_of(text, i), ARMOR_LINE);
+		goto done;
+	}
 	*out = bin;
 	*out_len = n;
 	bin = NULL;
 done:
 	free(bin);
+	free(canon);
 	return rc;
 }
 
 /* "SSHSIG" string(ns) string(reserved) string(hash_alg) string(H(payload)):
- * the bytes the Ed25519 signature covers. */
-static int signed_data(uint8_t **out, size_t *out_len, span ns, span reserved, span hash_alg,
+ * the bytes the Ed25519 signature covers, with reserved empty as OpenSSH
+ * builds them (it never signs or verifies over the blob's reserved field). */
+static int signed_data(uint8_t **out, size_t *out_len, span ns, span hash_alg,
                        const uint8_t *digest, size_t digest_len)
 {
-	size_t n = sizeof(magic) + 16 + ns.len + reserved.len + hash_alg.len + digest_len;
+	size_t n = sizeof(magic) + 16 + ns.len + hash_alg.len + digest_len;
 	uint8_t *buf = malloc(n), *w = buf;
 
 	if (buf == NULL)
@@ -207,9 +272,8 @@ static int signed_data(uint8_t **out, size_t *out_len, span ns, span reserved, s
 	put_u32(w, (uint32_t)ns.len);
 	memcpy(w + 4, ns.p, ns.len);
 	w += 4 + ns.len;
-	put_u32(w, (uint32_t)reserved.len);
-	memcpy(w + 4, reserved.p, reserved.len);
-	w += 4 + reserved.len;
+	put_u32(w, 0); /* reserved */
+	w += 4;
 	put_u32(w, (uint32_t)hash_alg.len);
 	memcpy(w + 4, hash_alg.p, hash_alg.len);
 	w += 4 + hash_alg.len;
@@ -221,10 +285,15 @@ static int signed_data(uint8_t **out, size_t *out_len, span ns, span reserved, s
 }
 
 /*
- * Fields are checked in blob order: magic, version, public key (type, size,
- * trailing), namespace (exactly ns), reserved (any), hash (sha512/sha256),
- * signature (type ssh-ed25519, 64 bytes, trailing), outer trailing bytes,
- * then the Ed25519 verification itself.
+ * The armor must be ssh-keygen's, byte for byte (dearmor()).  Fields are
+ * then checked in blob order: magic, version (1; OpenSSH also takes 0),
+ * public key (type, size, trailing), namespace (exactly ns), reserved
+ * (empty, as ssh-keygen writes it), hash (sha512/sha256), signature (type
+ * ssh-ed25519, 64 bytes, trailing), outer trailing bytes, then the Ed25519
+ * verification itself, which libsodium does strictly (canonical S, no
+ * small-order points).  Neither the version nor the reserved field is
+ * covered by the signature: accepting a second value of either would make
+ * a second form of one signature, so each admits exactly one.
  */
 int bsi_sshsig_verify(uint8_t out[32], const char *armored, size_t len, const void *payload,
                       size_t payload_len, const char *ns)
@@ -275,6 +344,13 @@ int bsi_sshsig_verify(uint8_t out[32], const char *armored, size_t len, const vo
 	}
 	if ((rc = read_string(&s, "reserved", &reserved)) < 0)
 		goto done;
+	if (reserved.len != 0) {
+		rc = bsi_error_set(BSI_ETRUST,
+		                   "SSHSIG by %s: the reserved field holds %zu bytes; ssh-keygen "
+		                   "leaves it empty, and the signature never covers it",
+		                   fp, reserved.len);
+		goto done;
+	}
 	if ((rc = read_string(&s, "hash algorithm", &hash_alg)) < 0)
 		goto done;
 	if (span_eq(hash_alg, "sha512")) {
@@ -314,7 +390,7 @@ int bsi_sshsig_verify(uint8_t out[32], const char *armored, size_t len, const vo
 	}
 	if ((rc = no_trailing(sigblob, "the ssh-ed25519 signature")) < 0)
 		goto done;
-	if ((rc = signed_data(&msg, &msg_len, sig_ns, reserved, hash_alg, digest, digest_len)) < 0)
+	if ((rc = signed_data(&msg, &msg_len, sig_ns, hash_alg, digest, digest_len)) < 0)
 		goto done;
 	if (crypto_sign_verify_detached(sig.p, msg, msg_len, key) != 0) {
 		rc = bsi_error_set(BSI_ETRUST,

@@ -13,7 +13,11 @@
  *   string(H(payload)).
  *
  * The input is hostile: every length is checked before use, trailing bytes
- * are refused at every level, and only ssh-ed25519 keys are accepted.
+ * are refused at every level, and only ssh-ed25519 keys are accepted.  Only
+ * the one form ssh-keygen writes is accepted (its armor byte for byte,
+ * version 1, an empty reserved field, a canonical Ed25519 signature), so a
+ * signature cannot be re-encoded into a second valid form: that would give
+ * one signed commit a second id.
  */
 #ifndef BSI_SSHSIG_H
 #define BSI_SSHSIG_H
@@ -30,7 +34,8 @@
 
 /* Verify the armored SSHSIG `armored` (len bytes, need not be NUL-terminated)
  * over payload for namespace ns.  On success returns 0 and writes the
- * signer's Ed25519 public key to out.  Any defect (armor, framing, version,
+ * signer's Ed25519 public key to out.  Any defect (armor not exactly as
+ * ssh-keygen writes it, framing, version, reserved field,
  * namespace, hash, key type, signature) is BSI_ETRUST with a message naming
  * the field and what was wrong; once the key is known the message names its
  * fingerprint.  out is written only on success. */

@@ -3,6 +3,7 @@
 
 #include "error.h"
 #include "failpoint.h"
+#include "statedir.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -81,6 +82,20 @@ static const char *const migrations[] = {
 	"  BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;",
 	/* 1 -> 2: the target root this state belongs to (bsi_state_bind_root) */
 	"CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+	/* 2 -> 3: when, by this device's clock, the trusted head last changed
+	 * (feed staleness, bsi_state_feed).  An older state never recorded it:
+	 * the head's commit time, when earlier than the last sync, bounds it
+	 * from below (the device cannot have fetched a commit before it was
+	 * made, unless its signer's clock ran fast), else the last sync; so
+	 * the estimate errs towards the alarm, and a state that status called
+	 * stale before the upgrade is still stale after it.  Without a head,
+	 * the enrollment's time from the history. */
+	"ALTER TABLE feed ADD COLUMN head_seen_at INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE feed SET head_seen_at = CASE"
+	"  WHEN head IS NULL THEN"
+	"    COALESCE((SELECT MAX(time) FROM history WHERE action = 'enroll'), 0)"
+	"  WHEN head_time > 0 AND head_time < synced_at THEN head_time"
+	"  ELSE synced_at END;",
 };
 
 /*
@@ -348,8 +363,9 @@ static int create_db(bsi_state *st)
 		goto done;
 	}
 	unlink(tmp);
-	if (sqlite3_open_v2(tmp, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-	    SQLITE_OK) {
+	if (sqlite3_open_v2(tmp, &st->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW,
+			    NULL) != SQLITE_OK) {
 		ret = db_error(st, "create");
 		goto done;
 	}
@@ -411,19 +427,19 @@ int bsi_state_open(bsi_state **out, const char *dir)
 	int ret = BSI_EFAIL, version = 0;
 
 	*out = NULL;
-	st = calloc(1, sizeof(*st));
-	if (!st || !(st->dir = strdup(dir)) || asprintf(&st->path, "%s/state.db", dir) < 0) {
-		if (st)
-			st->path = NULL;
+	if (!(st = calloc(1, sizeof(*st)))) {
 		ret = bsi_error_set(BSI_EFAIL, "out of memory");
 		goto done;
 	}
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		ret = bsi_error_set(BSI_EFAIL, "create state directory %s: %s", dir,
-				    strerror(errno));
+	/* Nothing is read from a directory someone else could change. */
+	if ((ret = bsi_statedir_prepare(&st->dir, dir)) != 0)
+		goto done;
+	if (asprintf(&st->path, "%s/state.db", st->dir) < 0) {
+		st->path = NULL;
+		ret = bsi_error_set(BSI_EFAIL, "out of memory");
 		goto done;
 	}
-	if (stat(st->path, &sb) != 0) {
+	if (lstat(st->path, &sb) != 0) {
 		if (errno != ENOENT) {
 			ret = bsi_error_set(BSI_EFAIL, "state database %s: %s", st->path,
 					    strerror(errno));
@@ -432,7 +448,10 @@ int bsi_state_open(bsi_state **out, const char *dir)
 		if ((ret = create_db(st)) != 0)
 			goto done;
 	}
-	if (sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+	/* NOFOLLOW: a symbolic link at state.db is refused (its -wal and -shm
+	 * are opened with O_NOFOLLOW by SQLite in any case). */
+	if (sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW,
+			    NULL) != SQLITE_OK) {
 		ret = bsi_error_set(BSI_EFAIL, "state database %s cannot be opened: %s", st->path,
 				    st->db ? sqlite3_errmsg(st->db) : "out of memory");
 		goto done;
@@ -932,8 +951,8 @@ int bsi_state_feed_get(bsi_state *st, bsi_state_feed **out)
 
 	*out = NULL;
 	if ((ret = prepare(st, &s,
-			   "SELECT url, introduction, signer_key, head, head_time, synced_at "
-			   "FROM feed WHERE one = 1")) != 0)
+			   "SELECT url, introduction, signer_key, head, head_time, synced_at, "
+			   "head_seen_at FROM feed WHERE one = 1")) != 0)
 		return ret;
 	rc = step(s);
 	if (rc == SQLITE_ROW) {
@@ -946,6 +965,7 @@ int bsi_state_feed_get(bsi_state *st, bsi_state_feed **out)
 			f->head = col_text(s, 3);
 			f->head_time = sqlite3_column_int64(s, 4);
 			f->synced_at = sqlite3_column_int64(s, 5);
+			f->head_seen_at = sqlite3_column_int64(s, 6);
 			*out = f;
 		}
 	} else if (rc != SQLITE_DONE) {
@@ -965,11 +985,12 @@ int bsi_state_feed_set_anchor(bsi_state *st, const char *url, const char *introd
 		return bsi_error_set(BSI_EUSAGE, "enrolling needs a URL, an introduction and a key");
 	if ((ret = prepare(st, &s,
 			   "INSERT OR REPLACE INTO feed (one, url, introduction, signer_key, head, "
-			   "head_time, synced_at) VALUES (1, ?1, ?2, ?3, NULL, 0, 0)")) != 0)
+			   "head_time, synced_at, head_seen_at) VALUES (1, ?1, ?2, ?3, NULL, 0, 0, ?4)")) != 0)
 		return ret;
 	bind_text(s, 1, url);
 	bind_text(s, 2, introduction);
 	bind_text(s, 3, signer_key);
+	sqlite3_bind_int64(s, 4, (sqlite3_int64)time(NULL));
 	return run(st, s, "enroll feed");
 }
 
@@ -979,9 +1000,13 @@ int bsi_state_feed_set_head(bsi_state *st, const char *head, int64_t head_time,
 	sqlite3_stmt *s = NULL;
 	int ret;
 
+	/* SET expressions read the row as it was: head_seen_at moves to now
+	 * when the head changes, and otherwise only down to now (a time
+	 * recorded while the clock ran ahead must not hide staleness). */
 	if ((ret = prepare(st, &s,
-			   "UPDATE feed SET head = ?1, head_time = ?2, synced_at = ?3 "
-			   "WHERE one = 1")) != 0)
+			   "UPDATE feed SET head = ?1, head_time = ?2, synced_at = ?3, "
+			   "head_seen_at = CASE WHEN head IS ?1 AND head_seen_at > 0 "
+			   "THEN MIN(head_seen_at, ?3) ELSE ?3 END WHERE one = 1")) != 0)
 		return ret;
 	bind_text(s, 1, head);
 	sqlite3_bind_int64(s, 2, head_time);

@@ -34,11 +34,14 @@
 typedef struct bsi_state bsi_state;
 
 /* The schema version this program writes (PRAGMA user_version). */
-#define BSI_STATE_SCHEMA_VERSION 2
+#define BSI_STATE_SCHEMA_VERSION 3
 
 /*
  * Open (creating the directory and the database when absent) the state in
- * directory `dir`.  Refuses a damaged or newer database as described above.
+ * directory `dir`.  Refuses a directory someone else could change
+ * (statedir.h: BSI_EUSAGE, nothing read), and a damaged or newer database
+ * as described above.  bsi_state_dir() is then dir with every symbolic
+ * link resolved, the path to use for everything in the state.
  */
 int bsi_state_open(bsi_state **out, const char *dir);
 void bsi_state_free(bsi_state *st);
@@ -119,23 +122,37 @@ int bsi_state_history_json(bsi_state *st, const char *improvement, json_t **out)
 
 /* ---- feed trust anchor and head (single row) ------------------------- */
 
+/*
+ * Times are this device's clock, except head_time, which the head's signer
+ * wrote and which says nothing about freshness (a head dated 2100 is not
+ * fresh).  head_seen_at is what feed staleness is measured from: when this
+ * device first trusted the current head (set by the sync that moved the
+ * head there; a sync that finds the same head again does not renew it, or
+ * a server withholding new commits could keep a frozen feed fresh), or
+ * enrolled while it has no head yet.
+ */
 typedef struct {
 	char *url;
-	char *introduction; /* commit id of the introduction */
-	char *signer_key;   /* the pinned key, "ssh-ed25519 AAAA..." */
-	char *head;         /* trusted head commit id, or NULL before first sync */
-	int64_t head_time;  /* committer time of the trusted head (0 unknown) */
-	int64_t synced_at;  /* last successful sync (0 never) */
+	char *introduction;   /* commit id of the introduction */
+	char *signer_key;     /* the pinned key, "ssh-ed25519 AAAA..." */
+	char *head;           /* trusted head commit id, or NULL before first sync */
+	int64_t head_time;    /* committer time of the trusted head (0 unknown) */
+	int64_t synced_at;    /* last successful sync (0 never) */
+	int64_t head_seen_at; /* head trusted (or enrolled) at; 0 unknown */
 } bsi_state_feed;
 
 void bsi_state_feed_free(bsi_state_feed *feed);
 /* *out = NULL (and 0) when no feed is enrolled. */
 int bsi_state_feed_get(bsi_state *st, bsi_state_feed **out);
-/* Enroll: replaces url, introduction and key, and clears the head. */
+/* Enroll: replaces url, introduction and key, clears the head, and sets
+ * head_seen_at to now (staleness counts from enrollment until a sync). */
 int bsi_state_feed_set_anchor(bsi_state *st, const char *url, const char *introduction,
 			      const char *signer_key);
-/* Advance the trusted head after an authenticated sync.  BSI_EUSAGE when
- * no feed is enrolled. */
+/* Record a successful sync at synced_at (the device's clock: time(NULL)):
+ * head is the trusted head after it.  When head differs from the recorded
+ * one, head_seen_at becomes synced_at; when it is the same, head_seen_at is
+ * kept, lowered to synced_at if it lies after it.  BSI_EUSAGE when no feed
+ * is enrolled. */
 int bsi_state_feed_set_head(bsi_state *st, const char *head, int64_t head_time,
 			    int64_t synced_at);
 

@@ -9,6 +9,7 @@
 #include "testutil.h"
 
 #include <check.h>
+#include <sodium.h>
 #include <git2.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -756,6 +757,206 @@ START_TEST(test_auth_verdicts_match_git_verify_commit)
 }
 END_TEST
 
+/* A signed raw commit split at its gpgsig header: the unsigned commit
+ * (what the signature covers) and the armored signature. */
+static void split_signed(const char *raw, char **out_unsigned, char **out_armor)
+{
+	const char *g = strstr(raw, "\ngpgsig ") + 1, *e = strstr(g, "\n\n") + 1, *p;
+	char *a;
+
+	ck_assert_int_ge(asprintf(out_unsigned, "%.*s%s", (int)(g - raw), raw, e), 0);
+	a = *out_armor = malloc((size_t)(e - g));
+	for (p = g + 7; p < e; p++) {
+		*a++ = *p;
+		if (*p == '\n' && p + 1 < e)
+			p++; /* the continuation space */
+	}
+	*a = '\0';
+}
+
+/* One form of a signed commit, and the verdicts it must get. */
+typedef struct {
+	const char *name;
+	char *raw;
+	int want;        /* 1: both accept; 0: both refuse; -1: a twin, bsi refuses */
+	const char *why; /* in bsi's message, or NULL */
+} sig_form;
+
+/* Add the form whose commit is `unsigned_raw` with `armor` as its gpgsig
+ * header, written the way git writes it. */
+static void add_form(sig_form *f, size_t *n, const char *name, const char *unsigned_raw,
+                     const char *armor, int want, const char *why)
+{
+	f[*n].name = name;
+	f[*n].raw = sigtool_commit_add_sig(unsigned_raw, strlen(unsigned_raw), armor);
+	f[*n].want = want;
+	f[*n].why = why;
+	(*n)++;
+}
+
+/* Add the form whose SSHSIG blob is blob (len bytes), armored canonically. */
+static void add_blob_form(sig_form *f, size_t *n, const char *name, const char *unsigned_raw,
+                          const uint8_t *blob, size_t len, int want, const char *why)
+{
+	char *armor = sigtool_armor(blob, len);
+
+	add_form(f, n, name, unsigned_raw, armor, want, why);
+	free(armor);
+}
+
+/* The armor with each LF replaced by eol and `after` appended (malloc'd). */
+static char *armor_variant(const char *armor, const char *eol, const char *after)
+{
+	char *out = malloc(3 * strlen(armor) + strlen(after) + 1), *w = out;
+
+	for (const char *p = armor; *p; p++)
+		w += *p == '\n' ? sprintf(w, "%s", eol) : sprintf(w, "%c", *p);
+	strcpy(w, after);
+	return out;
+}
+
+/*
+ * One signed commit has one id.  A genuine commit signed by `git commit -S`
+ * is re-encoded into "twins": the same signature in another form, which
+ * anyone can make without the key.  Each form is stored with `git
+ * hash-object -t commit -w` and judged by bsi and by `git verify-commit`
+ * (allowed signers: the feed's .bsi/signers).  bsi refuses every twin; git
+ * accepts most of them (ssh-keygen reads any armor layout and ignores the
+ * reserved field), which is why bsi must be the stricter one.  bsi never
+ * accepts what git refuses, and on the forms that are not twins both give
+ * the same verdict.
+ */
+START_TEST(test_auth_signature_twins_refused_never_beyond_git)
+{
+	static const uint8_t order[32] = {0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58,
+	                                  0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+	                                  0,    0,    0,    0,    0,    0,    0,    0,
+	                                  0,    0,    0,    0,    0,    0,    0,    0x10};
+	sig_form f[16];
+	git_repository *r = NULL;
+	git_oid c1;
+	char *raw, *unsigned_raw, *armor, *v, *joined, *w;
+	const char *b64, *b64_end, *g, *at, *end;
+	uint8_t *blob, *m;
+	size_t n = 0, len, i, git_accepted_twins = 0;
+	sigtool_spec sha256 = {.hash = "sha256"}, reserved = {.reserved = "x"};
+
+	introduce("A");
+	commit(&c1, "A", "one", "echo 1 > f");
+	tu_must("cd '%s' && cp .bsi/signers ../allowed", repo);
+	raw = cat_commit(&c1);
+	split_signed(raw, &unsigned_raw, &armor);
+	blob = sigtool_dearmor(armor, &len);
+	m = malloc(len + 16);
+
+	/* not twins: both must agree */
+	f[n++] = (sig_form){"genuine (git commit -S)", strdup(raw), 1, NULL};
+	v = sigtool_sign(skA, unsigned_raw, strlen(unsigned_raw), "git");
+	add_form(f, &n, "signed in-process", unsigned_raw, v, 1, NULL);
+	free(v);
+	v = (char *)sigtool_blob(&len, &sha256, skA, unsigned_raw, strlen(unsigned_raw));
+	add_blob_form(f, &n, "sha256", unsigned_raw, (uint8_t *)v, len, 1, NULL);
+	free(v);
+	v = (char *)sigtool_blob(&len, &reserved, skA, unsigned_raw, strlen(unsigned_raw));
+	add_blob_form(f, &n, "reserved field signed over itself", unsigned_raw, (uint8_t *)v, len,
+	              0, "reserved field holds 1 bytes");
+	free(v);
+	free(blob);
+	blob = sigtool_dearmor(armor, &len);
+
+	/* twins of the armor, in ways ssh-keygen reads */
+	v = armor_variant(armor, "\r\n", "");
+	add_form(f, &n, "CRLF line ends", unsigned_raw, v, -1, "differs at line 1");
+	free(v);
+	ck_assert_int_ge(asprintf(&v, "%.*s  \n", (int)strlen(armor) - 1, armor), 0);
+	add_form(f, &n, "spaces after END", unsigned_raw, v, -1, "differs at line 6");
+	free(v);
+	v = armor_variant(armor, "\n", "\n");
+	add_form(f, &n, "a blank line after END", unsigned_raw, v, -1, "differs at line 7");
+	free(v);
+	b64 = strchr(armor, '\n') + 1;
+	b64_end = strstr(armor, "-----END");
+	joined = w = malloc(strlen(armor));
+	for (const char *p = b64; p < b64_end; p++)
+		if (*p != '\n')
+			*w++ = *p;
+	*w = '\0';
+	ck_assert_uint_eq(strlen(joined), 232);
+	ck_assert_int_ge(asprintf(&v, "-----BEGIN SSH SIGNATURE-----\n%.64s\n%.64s\n%.64s\n%s\n"
+	                              "-----END SSH SIGNATURE-----\n",
+	                          joined, joined + 64, joined + 128, joined + 192),
+	                 0);
+	add_form(f, &n, "base64 in lines of 64", unsigned_raw, v, -1, "differs at line 2");
+	free(v);
+	free(joined);
+	ck_assert_int_ge(asprintf(&v, "%.*s\n%s", (int)(b64 - armor), armor, b64), 0);
+	add_form(f, &n, "a blank line before the base64", unsigned_raw, v, -1,
+	         "differs at line 2");
+	free(v);
+
+	/* twin: the gpgsig header moved up, before author */
+	at = strstr(raw, "\nauthor ") + 1;
+	g = strstr(raw, "\ngpgsig ") + 1;
+	end = strstr(g, "\n\n") + 1;
+	ck_assert_int_ge(asprintf(&v, "%.*s%.*s%.*s%s", (int)(at - raw), raw, (int)(end - g), g,
+	                          (int)(g - at), at, end),
+	                 0);
+	f[n++] = (sig_form){"gpgsig moved before author", v, -1, "not its last header"};
+
+	/* twins in the blob, in fields the signature does not cover */
+	memcpy(m, blob, len);
+	m[9] = 0; /* "SSHSIG", then the version as a big-endian uint32 */
+	add_blob_form(f, &n, "version 0", unsigned_raw, m, len, -1, "version 0 is not supported");
+	/* reserved, an empty string at 6+4+(4+51)+(4+3), becomes "xyz" */
+	memcpy(m, blob, 72);
+	memcpy(m + 72, "\0\0\0\3xyz", 7);
+	memcpy(m + 79, blob + 76, len - 76);
+	add_blob_form(f, &n, "reserved field filled in", unsigned_raw, m, len + 3, -1,
+	              "reserved field holds 3 bytes");
+	memcpy(m, blob, len);
+	sodium_add(m + len - 32, order, 32); /* S, little-endian, the blob's last bytes */
+	add_blob_form(f, &n, "Ed25519 S + L", unsigned_raw, m, len, -1, "does not verify");
+
+	ck_assert_int_eq(git_repository_open(&r, repo), 0);
+	for (i = 0; i < n; i++) {
+		git_oid id;
+		uint8_t key[32];
+		tu_result res;
+		int ours, theirs;
+
+		store_raw(&id, f[i].raw);
+		ours = bsi_auth_check_commit(key, r, &anchor, &id) == 0;
+		theirs = tu_sh(&res,
+		               "cd '%s' && git -c gpg.ssh.allowedSignersFile=../allowed "
+		               "verify-commit %s",
+		               repo, hexof(&id)) == 0;
+		fprintf(stderr, "  %-34s bsi %s, git verify-commit %s\n", f[i].name,
+		        ours ? "accepts" : "refuses", theirs ? "accepts" : "refuses");
+		ck_assert_msg(!ours || theirs, "%s: bsi accepts what git refuses", f[i].name);
+		if (f[i].want >= 0)
+			ck_assert_msg(ours == f[i].want && theirs == f[i].want,
+			              "%s: bsi %d, git %d, expected both %d (%s)", f[i].name, ours,
+			              theirs, f[i].want, bsi_error_message());
+		else
+			ck_assert_msg(!ours, "twin \"%s\" accepted by bsi", f[i].name);
+		if (f[i].why)
+			ck_assert_msg(strstr(bsi_error_message(), f[i].why) != NULL,
+			              "%s: message '%s' lacks '%s'", f[i].name, bsi_error_message(),
+			              f[i].why);
+		git_accepted_twins += f[i].want < 0 && theirs;
+		tu_result_free(&res);
+		free(f[i].raw);
+	}
+	fprintf(stderr, "  git verify-commit accepted %zu of the twins\n", git_accepted_twins);
+	git_repository_free(r);
+	free(blob);
+	free(m);
+	free(armor);
+	free(unsigned_raw);
+	free(raw);
+}
+END_TEST
+
 /* A malformed SSHSIG in a commit header is refused with the commit named. */
 START_TEST(test_auth_malformed_signature_in_commit_refused)
 {
@@ -981,6 +1182,7 @@ static Suite *auth_suite(void)
 	tcase_add_test(tc, test_auth_verdicts_match_git_verify_commit);
 	tcase_add_test(tc, test_auth_malformed_signature_in_commit_refused);
 	tcase_add_test(tc, test_auth_mutated_headers_never_beyond_git);
+	tcase_add_test(tc, test_auth_signature_twins_refused_never_beyond_git);
 	tcase_add_test(tc, test_auth_working_clone_and_bare_mirror_agree);
 	tcase_add_test(tc, test_auth_ten_thousand_commits);
 	suite_add_tcase(s, tc);

@@ -158,6 +158,38 @@ START_TEST(test_commitsig_two_gpgsig_refused)
 }
 END_TEST
 
+/*
+ * git finds a gpgsig header anywhere among the headers, so a genuine
+ * signature moved up (here: before author, or before committer) verifies
+ * for git under another commit id.  bsi takes it only where git writes it,
+ * last.
+ */
+START_TEST(test_commitsig_gpgsig_not_last_refused)
+{
+	const char *raw = "tree " TREE "\nparent " P1 "\nauthor " WHO "\ncommitter " WHO
+	                  "\n\nmsg\n";
+	char *signed_raw = sigtool_commit_sign(sk, raw, strlen(raw)), *moved;
+	const char *hdr[] = {"author ", "committer "};
+	char *sig = strstr(signed_raw, "gpgsig "), *end = strstr(signed_raw, "\n\n") + 1;
+	bsi_commitsig *cs = NULL;
+
+	ck_assert_int_eq(parse(&cs, signed_raw), 0);
+	bsi_commitsig_free(cs);
+	for (size_t i = 0; i < 2; i++) {
+		const char *at = strstr(signed_raw, hdr[i]);
+
+		/* headers before `at`, the gpgsig lines, the rest without them */
+		ck_assert_int_ge(asprintf(&moved, "%.*s%.*s%.*s%s", (int)(at - signed_raw),
+		                          signed_raw, (int)(end - sig), sig, (int)(sig - at), at,
+		                          end),
+		                 0);
+		expect_refused(moved, "gpgsig header is not its last header");
+		free(moved);
+	}
+	free(signed_raw);
+}
+END_TEST
+
 START_TEST(test_commitsig_malformed_headers_refused)
 {
 	expect_refused("author " WHO "\ntree " TREE "\n\nmsg\n",
@@ -276,6 +308,7 @@ static Suite *commitsig_suite(void)
 	tcase_add_test(tc, test_commitsig_gpgsig_sha256_is_no_signature);
 	tcase_add_test(tc, test_commitsig_gpgsig_next_to_sha256_refused);
 	tcase_add_test(tc, test_commitsig_two_gpgsig_refused);
+	tcase_add_test(tc, test_commitsig_gpgsig_not_last_refused);
 	tcase_add_test(tc, test_commitsig_malformed_headers_refused);
 	tcase_add_test(tc, test_commitsig_continuation_of_tree_or_parent_refused);
 	tcase_add_test(tc, test_commitsig_no_message_no_blank_line);

@@ -118,6 +118,75 @@ START_TEST(test_feed_cli_sync_from_git_daemon)
 }
 END_TEST
 
+/* rev in git repository repo, as 40 hex, into out. */
+static void rev_of(char out[41], const char *repo, const char *rev)
+{
+	tu_result r;
+
+	ck_assert_int_eq(tu_sh(&r, "git -C '%s' rev-parse '%s'", repo, rev), 0);
+	snprintf(out, 41, "%.40s", r.out);
+	tu_result_free(&r);
+}
+
+/*
+ * A hostile server answers one sync with a "twin" of the team's next
+ * commit: the same signed content and signature, one line added to the
+ * signature header (git verify-commit still accepts it), so another id.
+ * Trusted, it would make every genuine head after it "rewritten history"
+ * and cut the device off for good.  Refused (exit 3, naming the commit
+ * and why), it changes nothing: the next honest answer syncs.
+ */
+START_TEST(test_feed_cli_twin_served_once_does_not_cut_off)
+{
+	char served[4200], url[4200], genuine[41], twin[41], next[41];
+	json_t *st;
+	tu_result r;
+	int port;
+
+	snprintf(served, sizeof(served), "%s/served/feed.git", dir);
+	tu_must("git clone -q --bare '%s' '%s'", feed, served);
+	snprintf(url, sizeof(url), "%s/served", dir);
+	port = tu_git_daemon_start(url);
+	snprintf(url, sizeof(url), "git://127.0.0.1:%d/feed.git", port);
+	enroll(url);
+	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 0);
+	tu_result_free(&r);
+
+	tu_must("echo 'release notes' > '%s/NOTES'", feed);
+	tu_feed_commit(feed, key, "notes");
+	rev_of(genuine, feed, "HEAD");
+	tu_must("git -C '%s' push -q '%s' main", feed, served);
+	/* the server swaps in the twin */
+	tu_must("cd '%s' && git cat-file commit %s | "
+		"sed 's/^ -----END SSH SIGNATURE-----$/&\\n /' > ../twin && "
+		"git hash-object -t commit -w ../twin > ../twin.id && "
+		"git update-ref refs/heads/main $(cat ../twin.id) && "
+		"git -c gpg.ssh.allowedSignersFile='%s/.bsi/signers' verify-commit main 2>/dev/null",
+		served, genuine, feed);
+	rev_of(twin, served, "main");
+	ck_assert_str_ne(twin, genuine);
+	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 3);
+	ASSERT_HAS(r.err, twin);
+	ASSERT_HAS(r.err, "from the form ssh-keygen writes");
+	tu_result_free(&r);
+	st = status_json();
+	ck_assert_str_eq(head_of(st), intro);
+	json_decref(st);
+
+	/* the server is honest again, and the team has moved on */
+	tu_must("echo 'more notes' >> '%s/NOTES'", feed);
+	tu_feed_commit(feed, key, "more notes");
+	rev_of(next, feed, "HEAD");
+	tu_must("git -C '%s' push -q --force '%s' main", feed, served);
+	ck_assert_msg(tu_bsi(&r, "%s sync", g) == 0, "sync after the twin: %s", r.err);
+	ASSERT_HAS(r.out, "2 new commits authenticated");
+	tu_result_free(&r);
+	st = status_json();
+	ck_assert_str_eq(head_of(st), next);
+	json_decref(st);
+}
+END_TEST
+
 START_TEST(test_feed_cli_enroll_refuses_bad_anchor)
 {
 	char *pub = tu_pubkey(key);
@@ -396,39 +465,140 @@ START_TEST(test_feed_cli_broken_payload_cache_is_only_slower)
 }
 END_TEST
 
-/* An old head is flagged: freeze attacks become visible. */
-START_TEST(test_feed_cli_status_flags_stale_feed)
+/* `bsi status` (text, or parsed JSON when doc is non-NULL) with
+ * max_feed_age set to max_age seconds. */
+static void status_with_max_age(tu_result *text, json_t **doc, long max_age)
 {
-	char old[4200];
-	json_t *st, *f;
+	char fast[4200], args[16384];
+	json_error_t jerr;
 	tu_result r;
 
-	snprintf(old, sizeof(old), "%s/old", dir);
-	tu_must("mkdir -p '%s' && cd '%s' && git init -q -b main && cp -r '%s/.bsi' '%s/recipes' "
-		"'%s/payloads' . && git add -A && GIT_COMMITTER_DATE='2026-01-01T00:00:00Z' "
-		"GIT_AUTHOR_DATE='2026-01-01T00:00:00Z' git -c user.name=T -c user.email=t@b "
-		"-c gpg.format=ssh -c user.signingKey='%s' commit -q -S -m old && "
-		"git rev-parse HEAD > ../old.head",
-		old, old, feed, feed, feed, key);
+	snprintf(fast, sizeof(fast), "%s/fast.conf", dir);
 	{
-		char path[4200], *h;
+		char text_conf[128];
 
-		snprintf(path, sizeof(path), "%s/old.head", dir);
-		h = tu_read(path);
-		snprintf(intro, sizeof(intro), "%.40s", h);
-		free(h);
+		snprintf(text_conf, sizeof(text_conf),
+			 "service_manager = \"record\"\nmax_feed_age = %ld\n", max_age);
+		tu_write(fast, text_conf);
 	}
-	enroll(old);
+	snprintf(args, sizeof(args), "--root '%s' --state '%s' --config '%s'", image, state, fast);
+	ck_assert_int_eq(tu_bsi(text, "%s status", args), 0);
+	ck_assert_int_eq(tu_bsi(&r, "%s status --json", args), 0);
+	*doc = json_loads(r.out, 0, &jerr);
+	ck_assert_msg(*doc != NULL, "not JSON: %s\n%s", jerr.text, r.out);
+	tu_result_free(&r);
+}
+
+/* Text and JSON agree on staleness; returns it. */
+static bool stale_with_max_age(long max_age)
+{
+	json_t *doc, *f;
+	tu_result r;
+	bool text_stale, json_stale;
+
+	status_with_max_age(&r, &doc, max_age);
+	f = json_object_get(doc, "feed");
+	text_stale = strstr(r.out, "STALE:") != NULL;
+	json_stale = json_is_true(json_object_get(f, "stale"));
+	ck_assert_msg(text_stale == json_stale, "text says %s, JSON says %s:\n%s",
+		      text_stale ? "stale" : "fresh", json_stale ? "stale" : "fresh", r.out);
+	tu_result_free(&r);
+	json_decref(doc);
+	return json_stale;
+}
+
+static json_int_t feed_int(const char *field)
+{
+	json_t *st = status_json();
+	json_int_t v = json_integer_value(json_object_get(json_object_get(st, "feed"), field));
+
+	json_decref(st);
+	return v;
+}
+
+/*
+ * Staleness is measured by the device's clock from when it first trusted
+ * the head, never from the head's commit date, which its signer wrote: a
+ * head dated 1970 that was just synced is fresh, and a head dated 2100
+ * (which used to silence the alarm for good) goes stale like any other
+ * once the feed stops moving.  Text and JSON always agree.
+ */
+START_TEST(test_feed_cli_staleness_ignores_commit_dates)
+{
+	tu_result r;
+	json_t *doc;
+
+	tu_must("cd '%s' && echo 1970 > NOTES && git add -A && GIT_COMMITTER_DATE='@0 +0000' "
+		"git -c user.name=T -c user.email=t@b -c gpg.format=ssh -c user.signingKey='%s' "
+		"commit -q -S -m 'dated 1970'",
+		feed, key);
+	enroll(feed);
 	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 0);
 	tu_result_free(&r);
+	ck_assert_int_eq(feed_int("head_time"), 0);
+	ck_assert(!stale_with_max_age(14 * 86400));
 	ck_assert_int_eq(tu_bsi(&r, "%s status", g), 0);
-	ASSERT_HAS(r.out, "STALE: the newest authenticated feed commit is");
+	ASSERT_HAS(r.out, "committed 1970-01-01 00:00 UTC");
 	tu_result_free(&r);
-	st = status_json();
-	f = json_object_get(st, "feed");
-	ck_assert(json_is_true(json_object_get(f, "stale")));
-	ck_assert_int_eq(json_integer_value(json_object_get(f, "head_time")), 1767225600);
-	json_decref(st);
+
+	tu_must("cd '%s' && echo 2100 > NOTES && git add -A && "
+		"GIT_COMMITTER_DATE='@4102444800 +0000' git -c user.name=T -c user.email=t@b "
+		"-c gpg.format=ssh -c user.signingKey='%s' commit -q -S -m 'dated 2100'",
+		feed, key);
+	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 0);
+	tu_result_free(&r);
+	ck_assert_int_eq(feed_int("head_time"), 4102444800);
+	ck_assert(!stale_with_max_age(14 * 86400));
+	ck_assert_int_eq(tu_bsi(&r, "%s status", g), 0);
+	ASSERT_HAS(r.out, "committed 2100-01-01 00:00 UTC (in the future by this device's clock)");
+	tu_result_free(&r);
+	/* the feed stops moving: past max_feed_age (1 s here) it is stale,
+	 * though its head claims to come from the future */
+	sleep(2);
+	ck_assert(stale_with_max_age(1));
+	status_with_max_age(&r, &doc, 1);
+	ASSERT_HAS(r.out, "STALE: this device has had the same feed head for");
+	ck_assert_int_ge(json_integer_value(json_object_get(json_object_get(doc, "feed"),
+							    "age_seconds")),
+			 2);
+	tu_result_free(&r);
+	json_decref(doc);
+}
+END_TEST
+
+/*
+ * A feed that stops moving is flagged even while every sync succeeds: a
+ * server withholding new commits (a freeze) answers each sync with the
+ * head the device already has, and that must not count as fresh.  The
+ * next new head clears the flag.
+ */
+START_TEST(test_feed_cli_feed_that_stops_moving_goes_stale)
+{
+	json_int_t seen, synced;
+	tu_result r;
+
+	enroll(feed);
+	ck_assert(!stale_with_max_age(1)); /* enrolled just now */
+	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 0);
+	tu_result_free(&r);
+	seen = feed_int("head_seen_at");
+	ck_assert_int_gt(seen, 0);
+	sleep(2);
+	ck_assert(stale_with_max_age(1));
+	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 0);
+	ASSERT_HAS(r.out, "up to date");
+	tu_result_free(&r);
+	synced = feed_int("synced_at");
+	ck_assert_int_gt(synced, seen);
+	ck_assert_int_eq(feed_int("head_seen_at"), seen);
+	ck_assert(stale_with_max_age(1));
+	/* the team publishes: fresh again */
+	tu_must("echo 'notes' > '%s/NOTES'", feed);
+	tu_feed_commit(feed, key, "notes");
+	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 0);
+	tu_result_free(&r);
+	ck_assert_int_ge(feed_int("head_seen_at"), synced);
+	ck_assert(!stale_with_max_age(14 * 86400));
 }
 END_TEST
 
@@ -620,13 +790,15 @@ static Suite *suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_feed_cli_sync_from_git_daemon);
+	tcase_add_test(tc, test_feed_cli_twin_served_once_does_not_cut_off);
 	tcase_add_test(tc, test_feed_cli_enroll_refuses_bad_anchor);
 	tcase_add_test(tc, test_feed_cli_refused_sync_changes_nothing);
 	tcase_add_test(tc, test_feed_cli_payload_mismatch_refused);
 	tcase_add_test(tc, test_feed_cli_state_grows_with_what_is_applied);
 	tcase_add_test(tc, test_feed_cli_payload_cache_cannot_let_a_bad_payload_in);
 	tcase_add_test(tc, test_feed_cli_broken_payload_cache_is_only_slower);
-	tcase_add_test(tc, test_feed_cli_status_flags_stale_feed);
+	tcase_add_test(tc, test_feed_cli_staleness_ignores_commit_dates);
+	tcase_add_test(tc, test_feed_cli_feed_that_stops_moving_goes_stale);
 	tcase_add_test(tc, test_feed_cli_apply_rollback_verify);
 	tcase_add_test(tc, test_feed_cli_hold_and_release);
 	tcase_add_test(tc, test_feed_cli_full_update_is_obsolete);

@@ -192,7 +192,8 @@ START_TEST(test_state_migrates_an_older_schema)
 	ck_assert_int_eq(bsi_state_history_add(st, "apply", "kept", NULL, NULL, NULL), 0);
 	bsi_state_free(st);
 	/* Make it a version 1 database, as the first release wrote it. */
-	sql(db, "DROP TABLE meta; DROP TABLE payload_cache; PRAGMA user_version = 1", 1);
+	sql(db, "DROP TABLE meta; DROP TABLE payload_cache; "
+		"ALTER TABLE feed DROP COLUMN head_seen_at; PRAGMA user_version = 1", 1);
 	st = open_ok(dir);
 	/* The payload cache, outside the versioned schema, is there too. */
 	{
@@ -228,6 +229,59 @@ START_TEST(test_state_migrates_an_older_schema)
 	bsi_root_free(root);
 	bsi_root_free(root2);
 	bsi_state_free(st);
+}
+END_TEST
+
+/* head_seen_at of st's enrolled feed. */
+static int64_t head_seen_at(bsi_state *st)
+{
+	bsi_state_feed *f = NULL;
+	int64_t t;
+
+	ck_assert_int_eq(bsi_state_feed_get(st, &f), 0);
+	ck_assert_ptr_nonnull(f);
+	t = f->head_seen_at;
+	bsi_state_feed_free(f);
+	return t;
+}
+
+/* A version-2 state learns when its head was first trusted: the head's
+ * commit time when earlier than the last sync, else the last sync; with
+ * no head yet, the enrollment. */
+START_TEST(test_state_migration_estimates_head_seen_at)
+{
+	static const struct {
+		const char *head;
+		int64_t head_time, synced_at, want;
+	} cases[] = {
+	    {"2222", 1700000000, 1700000500, 1700000000},
+	    {"2222", 4102444800, 1700000500, 1700000500}, /* dated 2100 */
+	    {"2222", 0, 1700000500, 1700000500},          /* dated 1970 */
+	    {NULL, 0, 0, -1},                             /* enrolled, never synced */
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *dir = tu_tmpdir(), db[4300];
+		bsi_state *st = open_ok(dir);
+		int64_t enrolled;
+
+		snprintf(db, sizeof(db), "%s/state.db", dir);
+		ck_assert_int_eq(bsi_state_feed_set_anchor(st, "u", "1111", "ssh-ed25519 A"), 0);
+		ck_assert_int_eq(bsi_state_history_add(st, "enroll", NULL, "1111", NULL, "u"), 0);
+		if (cases[i].head)
+			ck_assert_int_eq(bsi_state_feed_set_head(st, cases[i].head, cases[i].head_time,
+								 cases[i].synced_at),
+					 0);
+		enrolled = head_seen_at(st);
+		bsi_state_free(st);
+		sql(db, "ALTER TABLE feed DROP COLUMN head_seen_at; PRAGMA user_version = 2", 1);
+		st = open_ok(dir);
+		if (cases[i].want < 0)
+			ck_assert_int_ge(head_seen_at(st), enrolled - 5);
+		else
+			ck_assert_int_eq(head_seen_at(st), cases[i].want);
+		bsi_state_free(st);
+	}
 }
 END_TEST
 
@@ -396,7 +450,18 @@ START_TEST(test_state_feed_and_commit_cache)
 	ck_assert_str_eq(f->head, "2222");
 	ck_assert_int_eq(f->head_time, 1700000000);
 	ck_assert_int_eq(f->synced_at, 1700000100);
+	ck_assert_int_eq(f->head_seen_at, 1700000100);
 	bsi_state_feed_free(f);
+	/* Finding the same head again does not renew it (a frozen feed stays
+	 * stale); a time recorded ahead of the clock comes down to it; a new
+	 * head is seen now. */
+	ck_assert_int_eq(bsi_state_feed_set_head(st, "2222", 1700000000, 1700000900), 0);
+	ck_assert_int_eq(head_seen_at(st), 1700000100);
+	ck_assert_int_eq(bsi_state_feed_set_head(st, "2222", 1700000000, 1700000050), 0);
+	ck_assert_int_eq(head_seen_at(st), 1700000050);
+	ck_assert_int_eq(bsi_state_feed_set_head(st, "2223", 1600000000, 1700001000), 0);
+	ck_assert_int_eq(head_seen_at(st), 1700001000);
+	ck_assert_int_eq(bsi_state_feed_set_head(st, "2222", 1700000000, 1700000100), 0);
 
 	ck_assert_int_eq(bsi_state_commit_lookup(st, "2222", &found, &signer), 0);
 	ck_assert(!found);
@@ -609,6 +674,7 @@ static Suite *state_suite(void)
 	tcase_add_test(tc, test_state_concurrent_first_opens_share_one_database);
 	tcase_add_test(tc, test_state_damaged_database_is_an_error_not_recreated);
 	tcase_add_test(tc, test_state_migrates_an_older_schema);
+	tcase_add_test(tc, test_state_migration_estimates_head_seen_at);
 	tcase_add_test(tc, test_state_newer_schema_is_refused);
 	tcase_add_test(tc, test_state_improvements_roundtrip);
 	tcase_add_test(tc, test_state_history_is_append_only);

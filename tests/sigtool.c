@@ -155,6 +155,7 @@ uint8_t *sigtool_blob(size_t *out_len, const sigtool_spec *spec, const uint8_t s
 	const char *ns = sp->ns ? sp->ns : "git";
 	const char *signed_ns = sp->signed_ns ? sp->signed_ns : ns;
 	const char *reserved = sp->reserved ? sp->reserved : "";
+	const char *signed_reserved = sp->signed_reserved ? sp->signed_reserved : reserved;
 	const char *hash = sp->hash ? sp->hash : "sha512";
 	const char *signed_hash = sp->signed_hash ? sp->signed_hash : hash;
 	const char *sig_type = sp->sig_type ? sp->sig_type : "ssh-ed25519";
@@ -173,7 +174,7 @@ uint8_t *sigtool_blob(size_t *out_len, const sigtool_spec *spec, const uint8_t s
 	}
 	buf_add(&tbs, "SSHSIG", 6);
 	buf_str(&tbs, signed_ns, strlen(signed_ns));
-	buf_str(&tbs, reserved, strlen(reserved));
+	buf_str(&tbs, signed_reserved, strlen(signed_reserved));
 	buf_str(&tbs, signed_hash, strlen(signed_hash));
 	buf_str(&tbs, digest, digest_len);
 	crypto_sign_detached(sig, NULL, tbs.p, tbs.len, sk);

@@ -25,6 +25,7 @@ typedef struct {
 	const char *ns;          /* namespace written in the blob, default "git" */
 	const char *signed_ns;   /* namespace covered by the signature, default ns */
 	const char *reserved;    /* default "" */
+	const char *signed_reserved; /* reserved covered by the signature, default reserved */
 	const char *hash;        /* written hash name, default "sha512" */
 	const char *signed_hash; /* hash actually used (sha512/sha256), default hash */
 	const char *sig_type;    /* default "ssh-ed25519" */

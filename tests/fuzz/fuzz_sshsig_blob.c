@@ -9,6 +9,7 @@
  *   byte 0      flags: 1 sign the other digest (sha256 <-> sha512),
  *               2 flip a bit of the signature, 4 sign with another key,
  *               8 armor on one line instead of ssh-keygen's 70 columns
+ *               (refused: only ssh-keygen's exact armor is accepted)
  *   then fields [len:1][len bytes] in blob order, each optional (the input
  *   may end anywhere; a missing field takes the valid default):
  *     magic, version (raw bytes), key type, key, bytes appended inside the
@@ -23,8 +24,9 @@
  * (magic, version 1, ssh-ed25519 key and signature types, 32-byte key,
  * 64-byte signature, no trailing bytes, namespace "git", hash sha512 or
  * sha256 and signed with that hash, signed by the key it names: a fixed
- * key, or with flag 4 another fixed one) whatever
- * the reserved field holds, and then returns that key.
+ * key, or with flag 4 another fixed one), with an empty reserved field (as
+ * ssh-keygen writes it) and armored as ssh-keygen does (not flag 8), and
+ * then returns that key.
  */
 #include "error.h"
 #include "sshsig.h"
@@ -215,7 +217,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	expect = field_is(magic, "SSHSIG") && version.n == 4 && memcmp(version.p, version1, 4) == 0 &&
 		 field_is(ktype, "ssh-ed25519") && key.n == 32 &&
 		 memcmp(key.p, flags & 4 ? pk2 : pk, 32) == 0 && ktrail.n == 0 &&
-		 field_is(ns, "git") && (sha256 || field_is(hash, "sha512")) && !(flags & 1) &&
+		 field_is(ns, "git") && reserved.n == 0 && !(flags & 8) &&
+		 (sha256 || field_is(hash, "sha512")) && !(flags & 1) &&
 		 !(flags & 2) && field_is(stype, "ssh-ed25519") &&
 		 !sigf.given && strail.n == 0 && left == 0;
 	/* a given signature or key that happens to equal the genuine one */
@@ -224,7 +227,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		expect = field_is(magic, "SSHSIG") && version.n == 4 &&
 			 memcmp(version.p, version1, 4) == 0 && field_is(ktype, "ssh-ed25519") &&
 			 key.n == 32 && memcmp(key.p, flags & 4 ? pk2 : pk, 32) == 0 &&
-			 ktrail.n == 0 && field_is(ns, "git") &&
+			 ktrail.n == 0 && field_is(ns, "git") && reserved.n == 0 && !(flags & 8) &&
 			 (sha256 || field_is(hash, "sha512")) && !(flags & 1) &&
 			 field_is(stype, "ssh-ed25519") && strail.n == 0 && left == 0;
 	if (expect) {
