@@ -203,6 +203,8 @@ int bsi_device_open(bsi_device *d, bsi_cli *cli, int flags)
 		rc = bsi_lock_acquire(&d->lock, cli->state_dir, cli->wait);
 	if (rc == 0 && (rc = bsi_root_open(&d->root, cli->root)) < 0)
 		bsi_error_wrap("target root");
+	if (rc == 0)
+		bsi_root_set_max_target(d->root, (uint64_t)cli->cfg.max_target_mib << 20);
 	if (rc == 0 && (flags & BSI_DEVICE_PLUGIN)) {
 		char dir[4096];
 

@@ -1164,42 +1164,27 @@ int bsi_state_payload_put(void *ctx, const char *blob, const char *digest)
 	return run_cache_write(st, s, "update payload cache");
 }
 
+/* The digest of rel, opened by `open` (bsi_root_open_regular or
+ * bsi_root_open_target), through the cache; "" when it does not exist. */
+static int hash_under_root(bsi_state *st, const bsi_root *root, const char *rel,
+			   int (*open)(const bsi_root *, const char *, bsi_root_target *),
+			   char out_digest[BSI_DIGEST_STRLEN + 1])
+{
+	bsi_root_target t;
+	int ret;
+
+	out_digest[0] = '\0';
+	ret = open(root, rel, &t);
+	if (ret == 0 && t.fd >= 0 && (ret = bsi_state_hash_fd(st, t.fd, out_digest)) != 0)
+		bsi_error_wrap("%s", rel);
+	bsi_root_target_close(&t);
+	return ret;
+}
+
 int bsi_state_hash_file(bsi_state *st, const bsi_root *root, const char *rel,
 			char out_digest[BSI_DIGEST_STRLEN + 1])
 {
-	char name[NAME_MAX + 1];
-	struct stat sb;
-	int dirfd = -1, fd = -1, ret;
-
-	out_digest[0] = '\0';
-	if ((ret = bsi_root_open_parent(root, rel, &dirfd, name)) != 0)
-		return ret;
-	if (dirfd < 0)
-		return 0;
-	if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) != 0) {
-		if (errno != ENOENT)
-			ret = bsi_error_set(BSI_EFAIL, "%s: %s", rel, strerror(errno));
-		goto done;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		ret = bsi_error_set(BSI_ERECIPE, "%s is not a regular file%s", rel,
-				    S_ISLNK(sb.st_mode) ? " (a symlink)" : "");
-		goto done;
-	}
-	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0) {
-		if (errno != ENOENT)
-			ret = bsi_error_set(BSI_EFAIL, "open %s: %s", rel, strerror(errno));
-		goto done;
-	}
-	if ((ret = bsi_state_hash_fd(st, fd, out_digest)) != 0)
-		bsi_error_wrap("%s", rel);
-done:
-	if (fd >= 0)
-		close(fd);
-	if (dirfd >= 0)
-		close(dirfd);
-	return ret;
+	return hash_under_root(st, root, rel, bsi_root_open_regular, out_digest);
 }
 
 int bsi_state_bind_root(bsi_state *st, const bsi_root *root)
@@ -1284,7 +1269,7 @@ int bsi_state_synchronous(bsi_state *st)
 int bsi_state_plan_hasher(void *st, const bsi_root *root, const char *rel,
 			  char out[BSI_DIGEST_STRLEN + 1], bool *out_exists)
 {
-	int ret = bsi_state_hash_file(st, root, rel, out);
+	int ret = hash_under_root(st, root, rel, bsi_root_open_target, out);
 
 	*out_exists = ret == 0 && out[0] != '\0';
 	return ret;

@@ -30,6 +30,7 @@ typedef struct {
 	char name[NAME_MAX + 1];
 	char stage[NAME_MAX + 1];
 	char backup[32];
+	int fd;             /* the target as it was checked (O_RDONLY), or -1 */
 	struct stat orig;
 	bool staged, backed, renamed;
 } step;
@@ -55,7 +56,7 @@ static int run_alloc(run *r, size_t cap)
 		return bsi_error_set(BSI_EFAIL, "out of memory");
 	r->cap = cap;
 	for (i = 0; i < cap; i++)
-		r->steps[i].dirfd = -1;
+		r->steps[i].dirfd = r->steps[i].fd = -1;
 	return 0;
 }
 
@@ -476,47 +477,101 @@ static int open_parent(const bsi_root *root, const char *path, int *out_dirfd,
 	return ret;
 }
 
-/* Open the parent of `path` and check its final component: *out_missing
- * when absent, else it must be a regular file (not a symlink). */
-static int open_target(const bsi_root *root, const char *path, int *out_dirfd,
-		       char name[NAME_MAX + 1], struct stat *sb, bool *out_missing)
+/*
+ * Open the target of s (bsi_root_open_target(): a regular file with one
+ * link, within the size limit, else BSI_ERECIPE naming what it is) and put
+ * its digest in `digest` ("" when it is missing).  s keeps the directory,
+ * the name, the open file and its fstat: staging takes the original's
+ * attributes from that very descriptor.  The refusals come before anything
+ * is written, whatever the plan said: the file may have changed since.
+ */
+static int look_at_target(bsi_state *st, const bsi_root *root, const char *path, step *s,
+			  char digest[BSI_DIGEST_STRLEN + 1])
 {
-	int ret;
+	bsi_root_target t;
+	int ret = bsi_root_open_target(root, path, &t);
 
-	*out_missing = false;
-	*out_dirfd = -1;
-	if ((ret = open_parent(root, path, out_dirfd, name)) != 0)
-		return ret;
-	if (*out_dirfd < 0) {
-		*out_missing = true;
-		return 0;
+	digest[0] = '\0';
+	if (ret == 0 && t.fd >= 0 && (ret = bsi_state_hash_fd(st, t.fd, digest)) != 0)
+		bsi_error_wrap("%s", path);
+	if (ret == 0) {
+		s->dirfd = t.dirfd;
+		s->fd = t.fd;
+		s->orig = t.st;
+		snprintf(s->name, sizeof(s->name), "%s", t.name);
+		t.dirfd = t.fd = -1;
 	}
-	if (fstatat(*out_dirfd, name, sb, AT_SYMLINK_NOFOLLOW) != 0) {
-		if (errno == ENOENT) {
-			*out_missing = true;
-			return 0;
-		}
-		return bsi_error_set(BSI_EFAIL, "%s: %s", path, strerror(errno));
-	}
-	if (S_ISLNK(sb->st_mode))
-		return bsi_error_set(BSI_ERECIPE, "%s is a symlink; bsi replaces regular files only",
-				     path);
-	if (!S_ISREG(sb->st_mode))
-		return bsi_error_set(BSI_ERECIPE, "%s is not a regular file", path);
+	bsi_root_target_close(&t);
+	return ret;
+}
+
+/* Done with the files of a step that has nothing to do. */
+static void step_close(step *s)
+{
+	if (s->fd >= 0)
+		close(s->fd);
+	if (s->dirfd >= 0)
+		close(s->dirfd);
+	s->fd = s->dirfd = -1;
+}
+
+/* An existing target of one transaction, by (device, inode). */
+typedef struct {
+	dev_t dev;
+	ino_t ino;
+	const char *path;
+} file_id;
+
+/*
+ * Refuse a second path to a file already named (a symlinked directory,
+ * merged /usr: lib/x and usr/lib/x): two renames over one inode would
+ * leave the first one's backup describing a file that is gone.  By
+ * (device, inode), never by the strings.
+ */
+static int check_distinct(file_id *seen, size_t *n, const step *s, const char *path)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (seen[i].dev == s->orig.st_dev && seen[i].ino == s->orig.st_ino)
+			return bsi_error_set(BSI_ERECIPE,
+					     "%s and %s are the same file (through a symlink); an "
+					     "improvement replaces each file once, by one path",
+					     seen[i].path, path);
+	seen[*n].dev = s->orig.st_dev;
+	seen[*n].ino = s->orig.st_ino;
+	seen[*n].path = path;
+	(*n)++;
 	return 0;
 }
 
-/* Digest of (dirfd, name) through the hash cache. */
+/*
+ * Digest of (dirfd, name) through the hash cache, for recovery: "" when
+ * missing, and also when it is anything but a regular file (looked at, not
+ * opened: a FIFO put there would block), which recovery counts as neither
+ * version.
+ */
 static int hash_at(bsi_state *st, int dirfd, const char *name, const char *path,
 		   char out[BSI_DIGEST_STRLEN + 1])
 {
-	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK), ret;
+	struct stat sb, now;
+	int fd, ret;
 
 	out[0] = '\0';
-	if (fd < 0) {
+	if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) != 0) {
 		if (errno == ENOENT)
 			return 0;
+		return bsi_error_set(BSI_EFAIL, "stat %s: %s", path, strerror(errno));
+	}
+	if (!S_ISREG(sb.st_mode))
+		return 0;
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0) {
+		if (errno == ENOENT || errno == ELOOP)
+			return 0;
 		return bsi_error_set(BSI_EFAIL, "open %s: %s", path, strerror(errno));
+	}
+	if (fstat(fd, &now) != 0 || !S_ISREG(now.st_mode)) {
+		close(fd);
+		return 0;
 	}
 	if ((ret = bsi_state_hash_fd(st, fd, out)) != 0)
 		bsi_error_wrap("%s", path);
@@ -604,29 +659,19 @@ static int stage_step(run *r, step *s)
 	snprintf(what, sizeof(what), "staged file for %s", s->path);
 	if (s->payload) {
 		struct stat sb;
-		int orig_fd;
 
-		/* the original whose digest was checked gives its attributes */
-		orig_fd = openat(s->dirfd, s->name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-		if (orig_fd < 0 || fstat(orig_fd, &sb) != 0) {
-			ret = bsi_error_set(BSI_EFAIL, "open %s: %s", s->path, strerror(errno));
-			if (orig_fd >= 0)
-				close(orig_fd);
-			return ret;
-		}
-		if (sb.st_dev != s->orig.st_dev || sb.st_ino != s->orig.st_ino) {
-			close(orig_fd);
+		/* the original whose digest was checked (s->fd) gives its
+		 * attributes; its name must still be that file */
+		if (fstatat(s->dirfd, s->name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+			return bsi_error_set(BSI_EFAIL, "stat %s: %s", s->path, strerror(errno));
+		if (sb.st_dev != s->orig.st_dev || sb.st_ino != s->orig.st_ino)
 			return bsi_error_set(BSI_EFAIL, "%s changed while its replacement was staged",
 					     s->path);
-		}
-		if (bsi_source_open(r->ctx->source, s->payload, &in.reader, &size) != 0) {
-			close(orig_fd);
+		if (bsi_source_open(r->ctx->source, s->payload, &in.reader, &size) != 0)
 			return bsi_error_wrap("payload %s for %s", s->payload, s->path);
-		}
-		ret = place_copy(&in, s->dirfd, s->stage, &s->orig, orig_fd, false, s->path, "stage",
+		ret = place_copy(&in, s->dirfd, s->stage, &s->orig, s->fd, false, s->path, "stage",
 				 what, digest);
 		bsi_reader_free(in.reader);
-		close(orig_fd);
 		if (ret != 0)
 			return ret;
 		s->staged = true;
@@ -660,6 +705,13 @@ static int backup_step(run *r, step *s)
 			return bsi_error_set(BSI_EFAIL, "stat %s: %s", what, strerror(errno));
 		if (sb.st_dev != s->orig.st_dev || sb.st_ino != s->orig.st_ino)
 			return bsi_error_set(BSI_EFAIL, "%s changed while it was being backed up",
+					     s->path);
+		/* ...and have no name but these two: once renamed over, the
+		 * backup must be the only name of the original */
+		if (sb.st_nlink != 2)
+			return bsi_error_set(BSI_ERECIPE,
+					     "%s gained a hard link while it was being backed up; bsi "
+					     "replaces files with one link only",
 					     s->path);
 		return 0;
 	}
@@ -769,8 +821,7 @@ static void run_free(run *r)
 	size_t i;
 
 	for (i = 0; r->steps && i < r->cap; i++) {
-		if (r->steps[i].dirfd >= 0)
-			close(r->steps[i].dirfd);
+		step_close(&r->steps[i]);
 		free(r->steps[i].source_backup);
 	}
 	free(r->steps);
@@ -1068,8 +1119,9 @@ int bsi_txn_apply(bsi_txn_result *out, const bsi_txn_ctx *ctx, const bsi_improve
 	apply_arg arg = {.ctx = ctx, .imp = imp};
 	char **services = NULL;
 	bsi_state_improvement *known = NULL;
-	size_t i, nservices = 0, nreplace = 0;
-	bool missing, in_place;
+	size_t i, nservices = 0, nreplace = 0, nseen = 0;
+	file_id *seen = NULL;
+	bool in_place;
 	int ret;
 
 	result_init(out, BSI_STATUS_PENDING);
@@ -1095,6 +1147,10 @@ int bsi_txn_apply(bsi_txn_result *out, const bsi_txn_ctx *ctx, const bsi_improve
 		return ret;
 	if ((ret = run_alloc(&r, imp->nactions + 1)) != 0)
 		return ret;
+	if (!(seen = calloc(imp->nactions + 1, sizeof(*seen)))) {
+		ret = bsi_error_set(BSI_EFAIL, "out of memory");
+		goto done;
+	}
 
 	/* 1. Every target must be at `from` (to do) or `to` (done). */
 	for (i = 0; i < imp->nactions; i++) {
@@ -1104,16 +1160,11 @@ int bsi_txn_apply(bsi_txn_result *out, const bsi_txn_ctx *ctx, const bsi_improve
 		if (a->op != BSI_ACTION_REPLACE)
 			continue;
 		nreplace++;
-		s->dirfd = -1;
-		if ((ret = open_target(ctx->root, a->path, &s->dirfd, s->name, &s->orig, &missing)) !=
-		    0)
-			goto done;
-		digest[0] = '\0';
-		if (!missing && (ret = hash_at(ctx->state, s->dirfd, s->name, a->path, digest)) != 0)
+		if ((ret = look_at_target(ctx->state, ctx->root, a->path, s, digest)) != 0 ||
+		    (digest[0] && (ret = check_distinct(seen, &nseen, s, a->path)) != 0))
 			goto done;
 		if (strcmp(digest, a->to) == 0) {
-			close(s->dirfd);
-			s->dirfd = -1;
+			step_close(s);
 			continue;
 		}
 		if (strcmp(digest, a->from) != 0) {
@@ -1165,6 +1216,7 @@ int bsi_txn_apply(bsi_txn_result *out, const bsi_txn_ctx *ctx, const bsi_improve
 	ret = restart_services(out, ctx, imp->id, services, nservices, "apply");
 done:
 	free(services);
+	free(seen);
 	run_free(&r);
 	return ret;
 }
@@ -1256,8 +1308,9 @@ int bsi_txn_rollback(bsi_txn_result *out, const bsi_txn_ctx *ctx, const char *id
 	bsi_state_txn **applied = NULL;
 	json_t *notes = NULL;
 	char **services = NULL;
-	size_t i, t, napplied = 0, nactions = 0, nservices = 0;
-	bool missing, restart;
+	size_t i, t, napplied = 0, nactions = 0, nservices = 0, nseen = 0;
+	file_id *seen = NULL;
+	bool restart;
 	int ret;
 
 	if ((ret = load_recorded(out, ctx, id, &cur)) != 0)
@@ -1275,6 +1328,10 @@ int bsi_txn_rollback(bsi_txn_result *out, const bsi_txn_ctx *ctx, const char *id
 		nactions += applied[t]->nactions;
 	if ((ret = run_alloc(&r, nactions + 1)) != 0)
 		goto done;
+	if (!(seen = calloc(nactions + 1, sizeof(*seen)))) {
+		ret = bsi_error_set(BSI_EFAIL, "out of memory");
+		goto done;
+	}
 	/* Every replaced file must still be the payload (or already the original). */
 	for (t = 0; t < napplied; t++) {
 		for (i = 0; i < applied[t]->nactions; i++) {
@@ -1284,17 +1341,11 @@ int bsi_txn_rollback(bsi_txn_result *out, const bsi_txn_ctx *ctx, const char *id
 
 			if (newest_action(applied, napplied, a->path, &owner) != a)
 				continue;
-			s->dirfd = -1;
-			if ((ret = open_target(ctx->root, a->path, &s->dirfd, s->name, &s->orig,
-					       &missing)) != 0)
-				goto done;
-			digest[0] = '\0';
-			if (!missing &&
-			    (ret = hash_at(ctx->state, s->dirfd, s->name, a->path, digest)) != 0)
+			if ((ret = look_at_target(ctx->state, ctx->root, a->path, s, digest)) != 0 ||
+			    (digest[0] && (ret = check_distinct(seen, &nseen, s, a->path)) != 0))
 				goto done;
 			if (strcmp(digest, a->before) == 0) {
-				close(s->dirfd);
-				s->dirfd = -1;
+				step_close(s);
 				continue;
 			}
 			if (strcmp(digest, a->after) != 0) {
@@ -1302,7 +1353,7 @@ int bsi_txn_rollback(bsi_txn_result *out, const bsi_txn_ctx *ctx, const char *id
 						    "cannot roll back %s: %s %s since it was applied "
 						    "(it has %s, not %s); rolling back would destroy "
 						    "that change; nothing was changed",
-						    id, a->path, missing ? "was removed" : "changed",
+						    id, a->path, digest[0] ? "changed" : "was removed",
 						    digest[0] ? digest : "nothing", a->after);
 				goto done;
 			}
@@ -1348,6 +1399,7 @@ int bsi_txn_rollback(bsi_txn_result *out, const bsi_txn_ctx *ctx, const char *id
 	if (r.n > 0)
 		ret = restart_services(out, ctx, id, services, nservices, "rollback");
 done:
+	free(seen);
 	free(services);
 	json_decref(notes);
 	run_free(&r);

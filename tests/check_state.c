@@ -496,6 +496,81 @@ START_TEST(test_state_hash_cache_skips_unchanged_files)
 }
 END_TEST
 
+static int count_rows(const char *db_path, const char *table)
+{
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	char q[128];
+	int n;
+
+	snprintf(q, sizeof(q), "SELECT COUNT(*) FROM %s", table);
+	ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, q, -1, &s, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
+	n = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return n;
+}
+
+/* Both hashers on rel: the same refusal, word for word, naming rel and why. */
+static void expect_both_refuse(bsi_state *st, const bsi_root *root, const char *rel,
+			       const char *why)
+{
+	char digest[BSI_DIGEST_STRLEN + 1], preview[1024];
+	bool exists = true;
+	int rc;
+
+	rc = bsi_plan_hash_file(NULL, root, rel, digest, &exists);
+	ck_assert_msg(rc == BSI_ERECIPE, "preview of %s: %d (%s)", rel, rc, bsi_error_message());
+	ck_assert(!exists);
+	snprintf(preview, sizeof(preview), "%s", bsi_error_message());
+	ck_assert_msg(strstr(preview, rel) && strstr(preview, why), "%s lacks %s", preview, why);
+	exists = true;
+	rc = bsi_state_plan_hasher(st, root, rel, digest, &exists);
+	ck_assert_msg(rc == BSI_ERECIPE, "device plan of %s: %d (%s)", rel, rc, bsi_error_message());
+	ck_assert(!exists);
+	ck_assert_str_eq(bsi_error_message(), preview);
+}
+
+/*
+ * A preview (no state) and a device's plan (the state's cached hasher) give
+ * the same verdict on every kind of target that is no file to patch, never
+ * open a FIFO (it would hang the plan), never read a /proc file without end,
+ * and cache nothing for any of them.
+ */
+START_TEST(test_state_plan_hashers_agree_on_odd_targets)
+{
+	char *dir = tu_tmpdir(), root_dir[4200], sdir[4200], db[4300];
+	bsi_state *st;
+	bsi_root *root, *slash;
+
+	snprintf(root_dir, sizeof(root_dir), "%s/root", dir);
+	snprintf(sdir, sizeof(sdir), "%s/state", dir);
+	snprintf(db, sizeof(db), "%s/state.db", sdir);
+	tu_must("mkdir -p '%s/etc/dir' && cd '%s/etc' && echo f > f && ln -s f link && "
+		"ln -s /etc/f abslink && mkfifo fifo && echo two > hard && ln hard hard2 && "
+		"head -c 3000 /dev/zero > big",
+		root_dir, root_dir);
+	ck_assert_int_eq(bsi_root_open(&root, root_dir), 0);
+	st = open_ok(sdir);
+	expect_both_refuse(st, root, "etc/link", "is a symlink to f;");
+	expect_both_refuse(st, root, "etc/abslink", "is a symlink to /etc/f;");
+	expect_both_refuse(st, root, "etc/dir", "is a directory");
+	expect_both_refuse(st, root, "etc/fifo", "is a FIFO");
+	expect_both_refuse(st, root, "etc/hard", "has 2 hard links");
+	bsi_root_set_max_target(root, 2048);
+	expect_both_refuse(st, root, "etc/big", "max_target_mib");
+	/* A /proc file says it holds 0 bytes and holds more. */
+	ck_assert_int_eq(bsi_root_open(&slash, "/"), 0);
+	expect_both_refuse(st, slash, "proc/self/status", "holds more than the 0 bytes");
+	bsi_root_free(slash);
+	ck_assert_int_eq(count_rows(db, "hash_cache"), 0);
+	bsi_root_free(root);
+	bsi_state_free(st);
+}
+END_TEST
+
 /* ---- lock ------------------------------------------------------------ */
 
 START_TEST(test_lock_second_fails_fast_naming_the_holder)
@@ -614,6 +689,7 @@ static Suite *state_suite(void)
 	tcase_add_test(tc, test_state_history_is_append_only);
 	tcase_add_test(tc, test_state_feed_and_commit_cache);
 	tcase_add_test(tc, test_state_hash_cache_skips_unchanged_files);
+	tcase_add_test(tc, test_state_plan_hashers_agree_on_odd_targets);
 	tcase_add_test(tc, test_lock_second_fails_fast_naming_the_holder);
 	tcase_add_test(tc, test_lock_waits_for_the_holder);
 	suite_add_tcase(s, tc);

@@ -12,6 +12,7 @@
 #include "error.h"
 #include "fsroot.h"
 #include "lock.h"
+#include "plan.h"
 #include "plugin.h"
 #include "source.h"
 #include "state.h"
@@ -27,7 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <sys/xattr.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -597,6 +601,169 @@ START_TEST(test_txn_symlink_target_is_refused)
 	fp = tu_tree_fingerprint(e.root);
 	ck_assert_str_eq(fp, e.old_fp);
 	free(fp);
+	bsi_changeset_free(cs);
+	env_free(&e);
+}
+END_TEST
+
+static int count_backup_files(const env *e)
+{
+	tu_result r;
+	int n;
+
+	tu_sh(&r, "find '%s/backups' -type f 2>/dev/null | wc -l", e->state);
+	n = atoi(r.out);
+	tu_result_free(&r);
+	return n;
+}
+
+/* A socket bound at path (left bound: only its node matters). */
+static void make_socket(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_uint_lt(strlen(path), sizeof(sa.sun_path));
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(fd);
+}
+
+/* What the first target becomes, and what the refusal must say. */
+static const struct {
+	const char *kind, *want;
+} odd_targets[] = {
+	{"symlink", "usr/lib/libfoo.so.1 is a symlink to libfoo.real; bsi replaces regular files "
+		    "only: name the file it points to"},
+	{"directory", "usr/lib/libfoo.so.1 is a directory; bsi replaces regular files only"},
+	{"fifo", "usr/lib/libfoo.so.1 is a FIFO; bsi replaces regular files only"},
+	{"socket", "usr/lib/libfoo.so.1 is a socket; bsi replaces regular files only"},
+	{"device", "usr/lib/libfoo.so.1 is a character device; bsi replaces regular files only"},
+	{"hardlink", "usr/lib/libfoo.so.1 has 2 hard links; bsi cannot find every name of such a "
+		     "file, so it replaces files with one link only"},
+	{"large", "usr/lib/libfoo.so.1 is 1000 bytes, more than max_target_mib allows"},
+};
+
+/*
+ * A target that is no file to patch is refused before anything is written,
+ * whatever a plan said before (the transaction looks again): the error
+ * names the path and what it is, and the root, the backups and the state
+ * are as they were.  A FIFO is never opened, so the apply cannot hang on it.
+ */
+START_TEST(test_txn_odd_target_is_refused_untouched)
+{
+	const char *kind = odd_targets[_i].kind;
+	env e;
+	bsi_changeset *cs;
+	bsi_txn_result res;
+	session s;
+	char p[4400], q[4400], *fp;
+
+	env_setup(&e);
+	snprintf(p, sizeof(p), "%s/%s", e.root, paths[0]);
+	snprintf(q, sizeof(q), "%s/usr/lib/libfoo.real", e.root);
+	if (strcmp(kind, "symlink") == 0) {
+		ck_assert_int_eq(rename(p, q), 0);
+		ck_assert_int_eq(symlink("libfoo.real", p), 0);
+	} else if (strcmp(kind, "directory") == 0) {
+		ck_assert_int_eq(unlink(p), 0);
+		ck_assert_int_eq(mkdir(p, 0755), 0);
+	} else if (strcmp(kind, "fifo") == 0) {
+		ck_assert_int_eq(unlink(p), 0);
+		ck_assert_int_eq(mkfifo(p, 0644), 0);
+	} else if (strcmp(kind, "socket") == 0) {
+		ck_assert_int_eq(unlink(p), 0);
+		make_socket(p);
+	} else if (strcmp(kind, "device") == 0) {
+		ck_assert_int_eq(unlink(p), 0);
+		if (mknod(p, S_IFCHR | 0600, makedev(1, 3)) != 0) {
+			fprintf(stderr, "SKIP test_txn_odd_target_is_refused_untouched (device): "
+					"mknod: %s\n",
+				strerror(errno));
+			env_free(&e);
+			return;
+		}
+	} else if (strcmp(kind, "hardlink") == 0) {
+		ck_assert_int_eq(link(p, q), 0);
+	}
+	free(e.old_fp);
+	e.old_fp = tu_tree_fingerprint(e.root);
+	build_imp(&cs, &e, true);
+	session_open(&s, &e);
+	if (strcmp(kind, "large") == 0)
+		bsi_root_set_max_target(s.root, 999);
+	ck_assert_int_eq(bsi_txn_apply(&res, &s.ctx, &cs->items[0]), BSI_ERECIPE);
+	ck_assert_msg(strstr(bsi_error_message(), odd_targets[_i].want), "%s: %s", kind,
+		      bsi_error_message());
+	session_close(&s);
+	fp = tu_tree_fingerprint(e.root);
+	ck_assert_str_eq(fp, e.old_fp);
+	free(fp);
+	ck_assert_int_eq(count_stage_files(&e), 0);
+	ck_assert_int_eq(count_backup_files(&e), 0);
+	ck_assert_int_ne(status_of(&e, NULL), BSI_STATUS_APPLIED);
+	fp = read_file(&e, "restarts.log");
+	ck_assert_str_eq(fp, "");
+	free(fp);
+	bsi_changeset_free(cs);
+	env_free(&e);
+}
+END_TEST
+
+/*
+ * Two actions that reach one file by two paths (lib -> usr/lib, as merged
+ * /usr has it) are refused by (device, inode), in apply and in the plan,
+ * before anything is written.
+ */
+START_TEST(test_txn_same_file_by_two_paths_is_refused)
+{
+	env e;
+	bsi_changeset *cs;
+	bsi_improvement *imp;
+	bsi_txn_result res;
+	session s;
+	char p[4400], *fp;
+	bool exists;
+
+	env_setup(&e);
+	snprintf(p, sizeof(p), "%s/lib", e.root);
+	ck_assert_int_eq(symlink("usr/lib", p), 0);
+	free(e.old_fp);
+	e.old_fp = tu_tree_fingerprint(e.root);
+	ck_assert_int_eq(bsi_changeset_new(&cs), 0);
+	ck_assert_int_eq(bsi_changeset_add(cs, &imp), 0);
+	imp->id = strdup(IMP);
+	imp->component = strdup("tool");
+	imp->summary = strdup("tool: one file, two names");
+	imp->severity = strdup("high");
+	imp->recipe = strdup("recipes/tool.lua");
+	ck_assert_int_eq(bsi_improvement_add_replace(imp, paths[0], e.from[0], e.to[0], "payloads/f0",
+						     10),
+			 0);
+	ck_assert_int_eq(bsi_improvement_add_replace(imp, "lib/libfoo.so.1", e.from[0], e.to[0],
+						     "payloads/f0", 11),
+			 0);
+	session_open(&s, &e);
+	ck_assert_int_eq(bsi_txn_apply(&res, &s.ctx, imp), BSI_ERECIPE);
+	ck_assert_msg(strstr(bsi_error_message(), "usr/lib/libfoo.so.1 and lib/libfoo.so.1 are the "
+						  "same file"),
+		      "%s", bsi_error_message());
+	/* the plan says so too, with either hasher */
+	ck_assert_int_eq(bsi_plan_assess(cs, s.root, bsi_plan_hash_file, NULL), BSI_ERECIPE);
+	ck_assert_msg(strstr(bsi_error_message(), "are the same file"), "%s", bsi_error_message());
+	ck_assert_int_eq(bsi_plan_assess(cs, s.root, bsi_state_plan_hasher, s.st), BSI_ERECIPE);
+	ck_assert_msg(strstr(bsi_error_message(), "are the same file"), "%s", bsi_error_message());
+	/* one of them alone is fine */
+	ck_assert_int_eq(bsi_plan_hash_file(NULL, s.root, "lib/libfoo.so.1", p, &exists), 0);
+	ck_assert(exists);
+	ck_assert_str_eq(p, e.from[0]);
+	session_close(&s);
+	fp = tu_tree_fingerprint(e.root);
+	ck_assert_str_eq(fp, e.old_fp);
+	free(fp);
+	ck_assert_int_eq(count_stage_files(&e), 0);
+	ck_assert_int_eq(count_backup_files(&e), 0);
 	bsi_changeset_free(cs);
 	env_free(&e);
 }
@@ -1431,6 +1598,9 @@ static Suite *txn_suite(void)
 	tcase_add_test(tc, test_txn_not_applicable_touches_nothing);
 	tcase_add_test(tc, test_txn_payload_with_wrong_digest_is_refused);
 	tcase_add_test(tc, test_txn_symlink_target_is_refused);
+	tcase_add_loop_test(tc, test_txn_odd_target_is_refused_untouched, 0,
+			    sizeof(odd_targets) / sizeof(odd_targets[0]));
+	tcase_add_test(tc, test_txn_same_file_by_two_paths_is_refused);
 	tcase_add_test(tc, test_txn_rollback_restores_byte_identical_originals);
 	tcase_add_test(tc, test_txn_rollback_after_reapply_restores_every_file);
 	tcase_add_test(tc, test_txn_edited_recipe_does_not_disown_applied_files);
