@@ -1236,20 +1236,52 @@ static int rollback_commit(run *r, void *arg)
 	return bsi_state_history_add(r->ctx->state, "rollback", r->improvement, NULL, NULL, NULL);
 }
 
-/* The newest apply action for `path` among txns[0..n) (oldest first), with
- * the transaction that holds its backup. */
-static const bsi_state_action *newest_action(bsi_state_txn **txns, size_t n, const char *path,
-					     const bsi_state_txn **out_txn)
+/* The action for `path` in txns[t] (a transaction replaces a path once),
+ * or NULL. */
+static const bsi_state_action *action_for(const bsi_state_txn *txn, const char *path)
 {
-	size_t t, i;
-
-	for (t = n; t-- > 0;)
-		for (i = 0; i < txns[t]->nactions; i++)
-			if (strcmp(txns[t]->actions[i].path, path) == 0) {
-				*out_txn = txns[t];
-				return &txns[t]->actions[i];
-			}
+	for (size_t i = 0; i < txn->nactions; i++)
+		if (strcmp(txn->actions[i].path, path) == 0)
+			return &txn->actions[i];
 	return NULL;
+}
+
+/* The newest apply action for `path` among txns[0..n) (oldest first). */
+static const bsi_state_action *newest_action(bsi_state_txn **txns, size_t n, const char *path)
+{
+	const bsi_state_action *a;
+
+	for (size_t t = n; t-- > 0;)
+		if ((a = action_for(txns[t], path)))
+			return a;
+	return NULL;
+}
+
+/*
+ * What rollback puts back for the path of a, the action of txns[t]: the
+ * oldest action of the unbroken chain that ends in a, each link's `before`
+ * the `after` of the one before it (a revision of the improvement applied
+ * on top of an earlier one, docs/transactions.md).  Its `before` is the
+ * file as it was before bsi first replaced it, and its transaction
+ * (*out_txn) holds that backup.  The chain breaks where someone else
+ * changed the file between two applies (reverted it, or a full update
+ * replaced it): what bsi found then is what it puts back.
+ */
+static const bsi_state_action *chain_start(bsi_state_txn **txns, size_t t,
+					   const bsi_state_action *a, const bsi_state_txn **out_txn)
+{
+	*out_txn = txns[t];
+	while (t-- > 0) {
+		const bsi_state_action *older = action_for(txns[t], a->path);
+
+		if (!older)
+			continue;
+		if (strcmp(older->after, a->before) != 0)
+			break;
+		a = older;
+		*out_txn = txns[t];
+	}
+	return a;
 }
 
 /* Record a rollback that had nothing to put back (every file was already
@@ -1320,8 +1352,10 @@ int bsi_txn_rollback(bsi_txn_result *out, const bsi_txn_ctx *ctx, const char *id
 				    bsi_status_name(cur->status));
 		goto done;
 	}
-	/* An improvement re-applied after a file was reverted has several apply
-	 * transactions; each file goes back to the backup of its newest one. */
+	/* An improvement re-applied after a file was reverted, or revised and
+	 * applied again, has several apply transactions; each file must be at
+	 * the `to` of its newest one and goes back to the start of its chain
+	 * (chain_start()). */
 	if ((ret = bsi_state_txn_applied(ctx->state, id, 0, &applied, &napplied)) != 0)
 		goto done;
 	for (t = 0; t < napplied; t++)
@@ -1336,15 +1370,16 @@ int bsi_txn_rollback(bsi_txn_result *out, const bsi_txn_ctx *ctx, const char *id
 	for (t = 0; t < napplied; t++) {
 		for (i = 0; i < applied[t]->nactions; i++) {
 			const bsi_state_txn *owner = NULL;
-			const bsi_state_action *a = &applied[t]->actions[i];
+			const bsi_state_action *a = &applied[t]->actions[i], *first;
 			step *s = &r.steps[r.n];
 
-			if (newest_action(applied, napplied, a->path, &owner) != a)
+			if (newest_action(applied, napplied, a->path) != a)
 				continue;
+			first = chain_start(applied, t, a, &owner);
 			if ((ret = look_at_target(ctx->state, ctx->root, a->path, s, digest)) != 0 ||
 			    (digest[0] && (ret = check_distinct(seen, &nseen, s, a->path)) != 0))
 				goto done;
-			if (strcmp(digest, a->before) == 0) {
+			if (strcmp(digest, first->before) == 0) {
 				step_close(s);
 				continue;
 			}
@@ -1359,9 +1394,9 @@ int bsi_txn_rollback(bsi_txn_result *out, const bsi_txn_ctx *ctx, const char *id
 			}
 			s->path = a->path;
 			s->before = a->after;
-			s->after = a->before;
+			s->after = first->before;
 			if (asprintf(&s->source_backup, "%s/backups/%lld/%s",
-				     bsi_state_dir(ctx->state), (long long)owner->id, a->backup) < 0) {
+				     bsi_state_dir(ctx->state), (long long)owner->id, first->backup) < 0) {
 				s->source_backup = NULL;
 				ret = bsi_error_set(BSI_EFAIL, "out of memory");
 				goto done;

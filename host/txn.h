@@ -90,9 +90,12 @@ typedef struct {
 int bsi_txn_apply(bsi_txn_result *out, const bsi_txn_ctx *ctx, const bsi_improvement *imp);
 
 /*
- * Undo the last apply of improvement `id`: every file it replaced goes back
- * to the byte-identical original with its owner, group and mode, the same
- * services are restarted, and the status becomes rolled-back.  Refuses
+ * Undo improvement `id`: every file its applies since its last rollback
+ * replaced goes back to the byte-identical original with its owner, group
+ * and mode (for a file applied again by a revision whose `from` was the
+ * earlier `to`, the original before the first of those applies; see
+ * docs/transactions.md), the same services are restarted, and the status
+ * becomes rolled-back.  Refuses
  * (BSI_EFAIL, nothing touched) when a replaced file no longer has the
  * payload's digest (it was changed since: rolling back would destroy that
  * change), and BSI_EUSAGE when bsi never applied `id`.

@@ -835,6 +835,66 @@ START_TEST(test_txn_rollback_after_reapply_restores_every_file)
 }
 END_TEST
 
+/*
+ * The feed revises an applied improvement under the same id: a new payload
+ * for the second file, `from` its earlier `to`; then once more.  Each
+ * revision is a transaction on top; no backup is deleted on the way (the
+ * first one holds the only copy of the original); rollback puts back the
+ * file as it was before the FIRST apply, and only then are the backups
+ * gone.
+ */
+START_TEST(test_txn_rollback_after_revision_restores_the_first_original)
+{
+	char rev[2][BSI_DIGEST_STRLEN + 1], p[4400], *fp;
+	const char *prev = NULL;
+	bsi_changeset *cs;
+	bsi_txn_result res;
+	session s;
+	env e;
+
+	env_setup(&e);
+	apply_ok(&e, false);
+	ck_assert_int_eq(count_backup_files(&e), NFILES);
+	for (int k = 0; k < 2; k++) {
+		char text[64], payload[64];
+
+		snprintf(text, sizeof(text), "revision %d of the second file\n", k + 1);
+		snprintf(payload, sizeof(payload), "payloads/f1-rev%d", k + 1);
+		snprintf(p, sizeof(p), "%s/%s", e.feed, payload);
+		tu_write(p, text);
+		bsi_digest_buf(text, strlen(text), rev[k]);
+		build_imp(&cs, &e, false);
+		/* the revision: the second file goes from what the device has */
+		free(cs->items[0].actions[1].from);
+		free(cs->items[0].actions[1].to);
+		free(cs->items[0].actions[1].payload);
+		cs->items[0].actions[1].from = strdup(prev ? prev : e.to[1]);
+		cs->items[0].actions[1].to = strdup(rev[k]);
+		cs->items[0].actions[1].payload = strdup(payload);
+		session_open(&s, &e);
+		ck_assert_msg(bsi_txn_apply(&res, &s.ctx, &cs->items[0]) == 0, "%s",
+			      bsi_error_message());
+		ck_assert_int_eq(res.status, BSI_STATUS_APPLIED);
+		ck_assert(res.changed);
+		session_close(&s);
+		bsi_changeset_free(cs);
+		prev = rev[k];
+		/* every backup is kept while the improvement is applied */
+		ck_assert_int_eq(count_backup_files(&e), NFILES + k + 1);
+		ck_assert_int_eq(verify(&e, NULL, NULL, 0), BSI_STATUS_APPLIED);
+	}
+	session_open(&s, &e);
+	ck_assert_msg(bsi_txn_rollback(&res, &s.ctx, IMP) == 0, "%s", bsi_error_message());
+	ck_assert_int_eq(res.status, BSI_STATUS_ROLLED_BACK);
+	session_close(&s);
+	fp = tu_tree_fingerprint(e.root);
+	ck_assert_str_eq(fp, e.old_fp);
+	free(fp);
+	ck_assert_int_eq(count_backup_files(&e), 0);
+	env_free(&e);
+}
+END_TEST
+
 START_TEST(test_txn_edited_recipe_does_not_disown_applied_files)
 {
 	env e;
@@ -1197,6 +1257,50 @@ START_TEST(test_txn_cli_crash_at_each_apply_failpoint_recovers)
 	}
 	free(global);
 	free(new_fp);
+	env_free(&e);
+}
+END_TEST
+
+/*
+ * The same through the command line: the feed revises imp-1 (the second
+ * file gets a new payload, `from` its earlier `to`), the device plans it
+ * pending and applies it, and `bsi rollback` returns every file to the
+ * original from before the first apply.
+ */
+START_TEST(test_txn_cli_revision_then_rollback_restores_original)
+{
+	char *global, p[4400], rev[BSI_DIGEST_STRLEN + 1], *fp;
+	const char *text = "a revised second file\n";
+	tu_result r;
+	env e;
+
+	env_setup(&e);
+	global = cli_setup(&e);
+	ck_assert_msg(tu_bsi(&r, "%s apply --tree '%s'", global, e.feed) == 0, "%s", r.err);
+	tu_result_free(&r);
+	snprintf(p, sizeof(p), "%s/payloads/f1-rev", e.feed);
+	tu_write(p, text);
+	bsi_digest_buf(text, strlen(text), rev);
+	tu_must("sed -i \"s|'%s', to = '%s', payload = 'payloads/f1'|'%s', to = '%s', "
+		"payload = 'payloads/f1-rev'|\" '%s/recipes/tool.lua'",
+		e.from[1], e.to[1], e.to[1], rev, e.feed);
+	ck_assert_msg(tu_bsi(&r, "%s plan --tree '%s' --root '%s'", global, e.feed, e.root) == 0,
+		      "%s", r.err);
+	ck_assert_msg(strstr(r.out, IMP " [high] pending"), "%s", r.out);
+	tu_result_free(&r);
+	ck_assert_msg(tu_bsi(&r, "%s apply --tree '%s'", global, e.feed) == 0, "%s", r.err);
+	tu_result_free(&r);
+	snprintf(p, sizeof(p), "%s/%s", e.root, paths[1]);
+	fp = tu_read(p);
+	ck_assert_str_eq(fp, text);
+	free(fp);
+	ck_assert_msg(tu_bsi(&r, "%s rollback " IMP, global) == 0, "%s", r.err);
+	tu_result_free(&r);
+	fp = tu_tree_fingerprint(e.root);
+	ck_assert_str_eq(fp, e.old_fp);
+	free(fp);
+	ck_assert_int_eq(count_backup_files(&e), 0);
+	free(global);
 	env_free(&e);
 }
 END_TEST
@@ -1603,6 +1707,8 @@ static Suite *txn_suite(void)
 	tcase_add_test(tc, test_txn_same_file_by_two_paths_is_refused);
 	tcase_add_test(tc, test_txn_rollback_restores_byte_identical_originals);
 	tcase_add_test(tc, test_txn_rollback_after_reapply_restores_every_file);
+	tcase_add_test(tc, test_txn_rollback_after_revision_restores_the_first_original);
+	tcase_add_test(tc, test_txn_cli_revision_then_rollback_restores_original);
 	tcase_add_test(tc, test_txn_edited_recipe_does_not_disown_applied_files);
 	tcase_add_test(tc, test_txn_rollback_refuses_to_clobber_a_changed_file);
 	tcase_add_test(tc, test_txn_failed_restart_is_pending_and_retried);
