@@ -345,7 +345,12 @@ static int old_set_add(old_set *set, bsi_device *d, const char *real_root, const
 				break;
 			}
 			set->n++;
-			if (asprintf(&backup, "%s/backups/%s", bsi_state_dir(d->st), act->backup) >= 0 &&
+			/* where txn.c keeps it: backups/<transaction>/<n>; the kernel
+			 * shows a mapping under the file's real path, so for a recipe
+			 * path through an alias (bin -> usr/bin) only this inode
+			 * finds the process */
+			if (asprintf(&backup, "%s/backups/%lld/%s", bsi_state_dir(d->st),
+				     (long long)txns[t]->id, act->backup) >= 0 &&
 			    stat(backup, &sb) == 0) {
 				f->dev = sb.st_dev;
 				f->ino = sb.st_ino;
