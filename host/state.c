@@ -1468,6 +1468,29 @@ int bsi_state_txn_unfinished(bsi_state *st, bsi_state_txn ***out, size_t *out_co
 	return load_txns(st, s, out, out_count);
 }
 
+int bsi_state_txn_backups_needed(bsi_state *st, int64_t id, bool *out_needed)
+{
+	sqlite3_stmt *s = NULL;
+	int ret, rc;
+
+	*out_needed = true;
+	if ((ret = prepare(st, &s,
+			   "SELECT state IN ('preparing', 'staged') OR (kind = 'apply' AND "
+			   "state = 'committed' AND NOT EXISTS (SELECT 1 FROM transactions r "
+			   "WHERE r.improvement = t.improvement AND r.kind = 'rollback' AND "
+			   "r.state = 'committed' AND r.id > t.id)) FROM transactions t "
+			   "WHERE t.id = ?1")) != 0)
+		return ret;
+	sqlite3_bind_int64(s, 1, id);
+	rc = step(s);
+	if (rc == SQLITE_ROW)
+		*out_needed = sqlite3_column_int(s, 0) != 0;
+	else if (rc != SQLITE_DONE)
+		ret = db_error(st, "read transaction");
+	finish(st, s);
+	return ret;
+}
+
 int bsi_state_txn_applied(bsi_state *st, const char *improvement, int64_t before,
 			  bsi_state_txn ***out, size_t *out_count)
 {

@@ -252,6 +252,15 @@ int bsi_state_txn_insert(bsi_state *st, const bsi_state_txn *txn, int64_t *out_i
 int bsi_state_txn_set_state(bsi_state *st, int64_t id, bsi_txn_state state);
 /* Transactions left PREPARING or STAGED, oldest first. */
 int bsi_state_txn_unfinished(bsi_state *st, bsi_state_txn ***out, size_t *out_count);
+/*
+ * Whether <state>/backups/<id> may still be needed: transaction id is
+ * unfinished (recovery restores from it), or a committed apply that no
+ * committed rollback of its improvement followed (rollback restores from
+ * it).  Otherwise (undone, a committed rollback, an apply rolled back
+ * since) its backups are garbage.  *out_needed stays true for an id the
+ * state does not know: never delete what cannot be explained.
+ */
+int bsi_state_txn_backups_needed(bsi_state *st, int64_t id, bool *out_needed);
 /* The COMMITTED apply transactions of improvement with an id below
  * `before` (0: no limit) since its last COMMITTED rollback below `before`,
  * oldest first: together they hold a backup of every file bsi replaced for

@@ -1574,6 +1574,45 @@ done:
 	return ret;
 }
 
+/*
+ * Delete the backup directories nothing needs any more
+ * (bsi_state_txn_backups_needed()).  A rollback records itself committed
+ * before it deletes its own backups and those of the applies it undid; an
+ * undo and a recovery record undone before they delete: a kill in between
+ * left them behind for good.  Names that are not transaction ids are left
+ * alone.  What cannot be read or deleted costs disk space, never the
+ * command: no error.
+ */
+static void sweep_backups(bsi_state *st)
+{
+	char path[4096];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/backups", bsi_state_dir(st));
+	if (!(d = opendir(path)))
+		return;
+	while ((de = readdir(d))) {
+		char *end;
+		long long id;
+		bool needed;
+
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		errno = 0;
+		id = strtoll(de->d_name, &end, 10);
+		if (*end || errno)
+			continue;
+		if (bsi_state_txn_backups_needed(st, id, &needed) != 0) {
+			bsi_error_clear();
+			break;
+		}
+		if (!needed)
+			remove_backups(st, id);
+	}
+	closedir(d);
+}
+
 int bsi_txn_recover(const bsi_txn_ctx *ctx, size_t *out_count)
 {
 	bsi_state_txn **list = NULL;
@@ -1599,6 +1638,8 @@ int bsi_txn_recover(const bsi_txn_ctx *ctx, size_t *out_count)
 			(*out_count)++;
 	}
 	bsi_state_txn_list_free(list, n);
+	if (ret == 0)
+		sweep_backups(ctx->state);
 	return ret;
 }
 

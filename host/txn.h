@@ -107,8 +107,11 @@ int bsi_txn_rollback(bsi_txn_result *out, const bsi_txn_ctx *ctx, const char *id
  * preparing or staged is finished.  When every target already has its new
  * digest the transaction is rolled forward (recorded committed, restarts
  * left pending); otherwise each renamed target is restored from the
- * backups.  Staged temp files are removed either way.  *out_count (may be
- * NULL) gets the number of transactions repaired.  Run before any other
+ * backups.  Staged temp files are removed either way.  Then the backups
+ * nothing needs any more (those of undone transactions and rollbacks, and
+ * of applies a committed rollback undid), which a kill between a commit
+ * and the deletion left behind, are deleted.  *out_count (may be NULL)
+ * gets the number of transactions repaired.  Run before any other
  * command, under the lock.
  */
 int bsi_txn_recover(const bsi_txn_ctx *ctx, size_t *out_count);

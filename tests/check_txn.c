@@ -1305,6 +1305,45 @@ START_TEST(test_txn_cli_revision_then_rollback_restores_original)
 }
 END_TEST
 
+/*
+ * `bsi rollback` killed (build/bsi-failpoint) after its commit, before it
+ * deleted the backups: the next command that takes the lock (here `bsi
+ * verify`) finishes the cleanup; `bsi status`, which only reads, leaves
+ * it.  Before, those backups stayed forever.
+ */
+START_TEST(test_txn_cli_kill_after_rollback_commit_cleans_backups_on_recovery)
+{
+	char *global, *fp;
+	tu_result r;
+	env e;
+
+	env_setup(&e);
+	global = cli_setup(&e);
+	ck_assert_msg(tu_bsi(&r, "%s apply --tree '%s'", global, e.feed) == 0, "%s", r.err);
+	tu_result_free(&r);
+	ck_assert_int_eq(count_backup_files(&e), NFILES);
+	tu_bsi_env(&r, "BSI_FAILPOINT=rollback.committed", "%s rollback " IMP, global);
+	ck_assert_msg(r.status == 128 + SIGKILL, "expected SIGKILL, got %d: %s", r.status, r.err);
+	tu_result_free(&r);
+	/* the originals are back; the backups of both transactions are left */
+	fp = tu_tree_fingerprint(e.root);
+	ck_assert_str_eq(fp, e.old_fp);
+	free(fp);
+	ck_assert_int_eq(count_backup_files(&e), 2 * NFILES);
+	ck_assert_msg(tu_bsi(&r, "%s status", global) == 0, "%s", r.err);
+	tu_result_free(&r);
+	ck_assert_msg(tu_bsi(&r, "%s verify", global) == 0, "%s", r.err);
+	tu_result_free(&r);
+	ck_assert_int_eq(count_backup_files(&e), 0);
+	ck_assert_int_eq(status_of(&e, NULL), BSI_STATUS_ROLLED_BACK);
+	fp = tu_tree_fingerprint(e.root);
+	ck_assert_str_eq(fp, e.old_fp);
+	free(fp);
+	free(global);
+	env_free(&e);
+}
+END_TEST
+
 static const char *const rollback_points[] = {
 	"rollback.prepared",  "rollback.staged",    "rollback.backed-up",
 	"rollback.recorded",  "rollback.renamed.1", "rollback.renamed.2",
@@ -1330,11 +1369,17 @@ START_TEST(test_txn_crash_at_each_rollback_failpoint_recovers)
 	if (!check_consistent(&e, new_fp, point)) {
 		ck_assert_int_eq(status_of(&e, NULL), BSI_STATUS_ROLLED_BACK);
 	} else {
-		/* Still applied: rolling back again completes it. */
+		/* Still applied: the apply's backups are all that is left (the
+		 * undone rollback's are gone); rolling back again completes it. */
+		ck_assert_msg(count_backup_files(&e) == NFILES, "%s: %d backup files", point,
+			      count_backup_files(&e));
 		ck_assert_msg(drive(&r, NULL, args) == 0, "%s: %s", point, r.err);
 		tu_result_free(&r);
 		ck_assert(!check_consistent(&e, new_fp, point));
 	}
+	/* Rolled back, whenever it was killed: no backup is left behind. */
+	ck_assert_msg(count_backup_files(&e) == 0, "%s: %d backup files left", point,
+		      count_backup_files(&e));
 	free(args);
 	free(new_fp);
 	env_free(&e);
@@ -1720,6 +1765,7 @@ static Suite *txn_suite(void)
 			    (int)(sizeof(apply_points) / sizeof(apply_points[0])));
 	tcase_add_loop_test(tc, test_txn_crash_at_each_rollback_failpoint_recovers, 0,
 			    (int)(sizeof(rollback_points) / sizeof(rollback_points[0])));
+	tcase_add_test(tc, test_txn_cli_kill_after_rollback_commit_cleans_backups_on_recovery);
 	tcase_add_test(tc, test_txn_crash_during_recovery_recovers);
 	tcase_add_test(tc, test_txn_recovery_refuses_another_root);
 	tcase_add_test(tc, test_txn_random_sigkill_of_large_apply_recovers);
