@@ -107,10 +107,37 @@ _Static_assert(NMIGRATIONS == BSI_STATE_SCHEMA_VERSION, "one migration per schem
  */
 static _Thread_local bool bind_failed, step_refused;
 
+/*
+ * Did the last call on st's connection fail for want of space?  SQLITE_FULL,
+ * or an I/O error whose system errno is ENOSPC (growing the -shm or -wal
+ * file fails as "disk I/O error").  Only for an error code that comes from
+ * the file system: the system errno is what the last failing OS call left.
+ */
+static bool no_space(bsi_state *st)
+{
+	int code = st->db ? sqlite3_extended_errcode(st->db) & 0xff : SQLITE_OK;
+
+	return code == SQLITE_FULL ||
+	       ((code == SQLITE_IOERR || code == SQLITE_CANTOPEN) &&
+		sqlite3_system_errno(st->db) == ENOSPC);
+}
+
+/* A full disk is a full disk: never a "damaged" database to move away,
+ * which would forget every backup bsi keeps. */
+static int space_error(bsi_state *st, const char *what)
+{
+	return bsi_error_set(BSI_EFAIL,
+			     "no space left on the device holding the state (%s): %s failed; "
+			     "free some space there and run bsi again",
+			     st->dir, what);
+}
+
 static int db_error(bsi_state *st, const char *what)
 {
 	const char *why = step_refused ? "out of memory binding a value" : sqlite3_errmsg(st->db);
 
+	if (!step_refused && no_space(st))
+		return space_error(st, what);
 	step_refused = false;
 	return bsi_error_set(BSI_EFAIL, "state database %s: %s: %s", st->path, what, why);
 }
@@ -121,8 +148,11 @@ static int exec(bsi_state *st, const char *sql)
 	int rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
 
 	if (rc != SQLITE_OK) {
-		bsi_error_set(BSI_EFAIL, "state database %s: %s", st->path,
-			      msg ? msg : sqlite3_errstr(rc));
+		if (no_space(st))
+			space_error(st, sql);
+		else
+			bsi_error_set(BSI_EFAIL, "state database %s: %s", st->path,
+				      msg ? msg : sqlite3_errstr(rc));
 		sqlite3_free(msg);
 		return BSI_EFAIL;
 	}
@@ -384,6 +414,8 @@ static int check_integrity(bsi_state *st)
 	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
 		return bsi_error_set(BSI_EFAIL, "state database %s is busy: %s", st->path,
 				     sqlite3_errmsg(st->db));
+	if (rc != SQLITE_OK && no_space(st))
+		return space_error(st, "opening state.db");
 	if (rc != SQLITE_OK)
 		return bsi_error_set(BSI_EFAIL,
 				     "state database %s is damaged or not a bsi database (%s); "
@@ -394,6 +426,8 @@ static int check_integrity(bsi_state *st)
 	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
 		ret = bsi_error_set(BSI_EFAIL, "state database %s is busy: %s", st->path,
 				    sqlite3_errmsg(st->db));
+	else if (rc != SQLITE_ROW && no_space(st))
+		ret = space_error(st, "checking state.db");
 	else if (rc != SQLITE_ROW || !(r = sqlite3_column_text(s, 0)) ||
 		 strcmp((const char *)r, "ok") != 0)
 		ret = bsi_error_set(BSI_EFAIL,
@@ -433,8 +467,12 @@ int bsi_state_open(bsi_state **out, const char *dir)
 			goto done;
 	}
 	if (sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
-		ret = bsi_error_set(BSI_EFAIL, "state database %s cannot be opened: %s", st->path,
-				    st->db ? sqlite3_errmsg(st->db) : "out of memory");
+		if (no_space(st))
+			ret = space_error(st, "opening state.db");
+		else
+			ret = bsi_error_set(BSI_EFAIL, "state database %s cannot be opened: %s",
+					    st->path,
+					    st->db ? sqlite3_errmsg(st->db) : "out of memory");
 		goto done;
 	}
 	sqlite3_busy_timeout(st->db, 10000);
@@ -481,10 +519,25 @@ void bsi_state_free(bsi_state *st)
 
 const char *bsi_state_dir(const bsi_state *st) { return st->dir; }
 
+/* An injected error for `site` (EIO), or for `site`.enospc (ENOSPC, which
+ * txn.h promises for every site; bsi_fault() sees one name at a time). */
+static int fault(const char *site)
+{
+	char name[64];
+	int e = bsi_fault(site);
+
+	if (e)
+		return e;
+	snprintf(name, sizeof(name), "%s.enospc", site);
+	return bsi_fault(name);
+}
+
 int bsi_state_begin(bsi_state *st)
 {
-	int e = bsi_fault("state.begin");
+	int e = fault("state.begin");
 
+	if (e == ENOSPC)
+		return space_error(st, "begin");
 	if (e)
 		return bsi_error_set(BSI_EFAIL, "state database %s: begin: %s", st->path,
 				     strerror(e));
@@ -495,10 +548,12 @@ int bsi_state_begin(bsi_state *st)
 
 int bsi_state_commit(bsi_state *st)
 {
-	int e = bsi_fault("state.commit");
+	int e = fault("state.commit");
 
 	if (e) {
 		bsi_state_rollback(st);
+		if (e == ENOSPC)
+			return space_error(st, "commit");
 		return bsi_error_set(BSI_EFAIL, "state database %s: commit: %s", st->path,
 				     strerror(e));
 	}

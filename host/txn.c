@@ -135,12 +135,16 @@ static int stage_name(const char *name, char out[NAME_MAX + 1])
 	return 0;
 }
 
+/* On failure errno is the failure's (also an injected one). */
 static int fsync_fd(int fd, const char *site, const char *what)
 {
 	int e = check(fsync(fd) != 0, site);
 
-	if (e)
-		return bsi_error_set(BSI_EFAIL, "fsync %s: %s", what, strerror(e));
+	if (e) {
+		bsi_error_set(BSI_EFAIL, "fsync %s: %s", what, strerror(e));
+		errno = e;
+		return BSI_EFAIL;
+	}
 	return 0;
 }
 
@@ -334,11 +338,15 @@ static int place_copy(input *in, int dirfd, const char *name, const struct stat 
 	char *buf = NULL;
 	size_t n, off;
 	ssize_t w;
-	int fd = -1, ret = BSI_EFAIL, e;
+	int fd = -1, ret = BSI_EFAIL, e = 0;
 
 	fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return bsi_error_set(BSI_EFAIL, "create %s: %s", what, strerror(errno));
+	if (fd < 0) {
+		e = errno;
+		bsi_error_set(BSI_EFAIL, "create %s: %s", what, strerror(e));
+		errno = e;
+		return BSI_EFAIL;
+	}
 	if (!(buf = malloc(COPY_BLOCK)) || bsi_digest_new(&dg) != 0) {
 		ret = bsi_error_set(BSI_EFAIL, "out of memory");
 		goto done;
@@ -378,8 +386,10 @@ static int place_copy(input *in, int dirfd, const char *name, const struct stat 
 	if ((ret = copy_xattrs(like_fd, fd, same_bytes, like_what, what)) != 0)
 		goto done;
 	snprintf(fault_site, sizeof(fault_site), "%s.fsync", site);
-	if ((ret = fsync_fd(fd, fault_site, what)) != 0)
+	if ((ret = fsync_fd(fd, fault_site, what)) != 0) {
+		e = errno;
 		goto done;
+	}
 	ret = 0;
 done:
 	if (fd >= 0)
@@ -388,6 +398,9 @@ done:
 		unlinkat(dirfd, name, 0);
 	bsi_digest_free(dg);
 	free(buf);
+	/* what failed, for a caller that tells a full disk apart */
+	if (ret != 0)
+		errno = e;
 	return ret;
 }
 
@@ -617,9 +630,27 @@ static void remove_backups(bsi_state *st, int64_t id)
 
 static int make_dir(const char *path)
 {
-	if (mkdir(path, 0700) != 0 && errno != EEXIST)
-		return bsi_error_set(BSI_EFAIL, "create %s: %s", path, strerror(errno));
+	int e;
+
+	if (mkdir(path, 0700) != 0 && (e = errno) != EEXIST) {
+		bsi_error_set(BSI_EFAIL, "create %s: %s", path, strerror(e));
+		errno = e;
+		return BSI_EFAIL;
+	}
 	return 0;
+}
+
+/*
+ * ret from a step that writes into the state directory (a backup, its
+ * directory), which left errno at its failure: a full disk there is said
+ * as such, as the state database says it (state.h).
+ */
+static int in_state(const run *r, int ret)
+{
+	if (ret != 0 && errno == ENOSPC)
+		bsi_error_wrap("no space left on the device holding the state (%s)",
+			       bsi_state_dir(r->ctx->state));
+	return ret;
 }
 
 static int open_backup_dir(run *r)
@@ -627,6 +658,7 @@ static int open_backup_dir(run *r)
 	char base[4096];
 	int fd, ret;
 
+	errno = 0; /* in_state() reads it */
 	snprintf(base, sizeof(base), "%s/backups", bsi_state_dir(r->ctx->state));
 	if ((ret = make_dir(base)) != 0)
 		return ret;
@@ -698,6 +730,7 @@ static int backup_step(run *r, step *s)
 	int ret;
 
 	snprintf(what, sizeof(what), "backup of %s", s->path);
+	errno = 0; /* in_state() reads it */
 	if (do_link(s->dirfd, s->name, r->backup_dirfd, s->backup) == 0) {
 		s->backed = true;
 		/* The link must name the very inode whose digest we checked. */
@@ -715,15 +748,19 @@ static int backup_step(run *r, step *s)
 					     s->path);
 		return 0;
 	}
-	if (errno != EXDEV && errno != EPERM && errno != EMLINK)
-		return bsi_error_set(BSI_EFAIL, "link %s into %s: %s", s->path, r->backup_dir,
-				     strerror(errno));
-	in.fd = openat(s->dirfd, s->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (in.fd < 0)
-		return bsi_error_set(BSI_EFAIL, "open %s: %s", s->path, strerror(errno));
+	if (errno != EXDEV && errno != EPERM && errno != EMLINK) {
+		int e = errno;
+
+		bsi_error_set(BSI_EFAIL, "link %s into %s: %s", s->path, r->backup_dir, strerror(e));
+		errno = e;
+		return BSI_EFAIL;
+	}
+	/* a copy of the very file whose digest was checked */
+	if (lseek(s->fd, 0, SEEK_SET) < 0)
+		return bsi_error_set(BSI_EFAIL, "seek %s: %s", s->path, strerror(errno));
+	in.fd = s->fd;
 	ret = place_copy(&in, r->backup_dirfd, s->backup, &s->orig, in.fd, true, s->path, "backup",
 			 what, digest);
-	close(in.fd);
 	if (ret != 0)
 		return ret;
 	s->backed = true;
@@ -882,7 +919,7 @@ static int execute(run *r, commit_fn commit, void *arg)
 				     r->improvement, saved);
 	}
 	failpoint(k, "prepared");
-	if ((ret = open_backup_dir(r)) != 0)
+	if ((ret = in_state(r, open_backup_dir(r))) != 0)
 		goto fail;
 	for (i = 0; i < r->n; i++)
 		if ((ret = stage_step(r, &r->steps[i])) != 0)
@@ -891,9 +928,9 @@ static int execute(run *r, commit_fn commit, void *arg)
 		goto fail;
 	failpoint(k, "staged");
 	for (i = 0; i < r->n; i++)
-		if ((ret = backup_step(r, &r->steps[i])) != 0)
+		if ((ret = in_state(r, backup_step(r, &r->steps[i]))) != 0)
 			goto fail;
-	if ((ret = fsync_fd(r->backup_dirfd, "backup.fsync", r->backup_dir)) != 0)
+	if ((ret = in_state(r, fsync_fd(r->backup_dirfd, "backup.fsync", r->backup_dir))) != 0)
 		goto fail;
 	failpoint(k, "backed-up");
 	if ((ret = bsi_state_begin(r->ctx->state)) != 0 ||

@@ -571,6 +571,73 @@ START_TEST(test_state_plan_hashers_agree_on_odd_targets)
 }
 END_TEST
 
+/*
+ * A full disk under the state directory (a real tmpfs, in a private mount
+ * namespace so nothing outlives the test) is reported as such, exit 1,
+ * never as a damaged database to move away (which would forget every
+ * backup): when the database cannot even be opened (SQLite fails to grow
+ * its -shm file: "disk I/O error" with errno ENOSPC), and when a write
+ * fails (SQLITE_FULL).  The database and the target root are unchanged.
+ */
+START_TEST(test_state_full_disk_is_no_space_not_damage)
+{
+	char *dir = tu_tmpdir(), sdir[4200], root[4200], feed[4200], want[4400], *script;
+	tu_result r;
+
+	if (geteuid() != 0 || tu_sh(&r, "unshare -m true") != 0) {
+		tu_result_free(&r);
+		fprintf(stderr, "SKIP test_state_full_disk_is_no_space_not_damage: needs root and "
+				"unshare -m to mount a tmpfs\n");
+		return;
+	}
+	tu_result_free(&r);
+	snprintf(sdir, sizeof(sdir), "%s/state", dir);
+	snprintf(root, sizeof(root), "%s/root", dir);
+	snprintf(feed, sizeof(feed), "%s/feed", dir);
+	tu_must("mkdir -p '%s' '%s/usr/bin' '%s/recipes' '%s/payloads' && "
+		"printf 'old tool\\n' > '%s/usr/bin/tool' && printf 'new tool\\n' > '%s/payloads/t' && "
+		"from=$(sha256sum < '%s/usr/bin/tool' | cut -d' ' -f1) && "
+		"to=$(sha256sum < '%s/payloads/t' | cut -d' ' -f1) && "
+		"printf 'return { component = \"t\", improvements = { { id = \"t-1\", summary = \"s\",\\n"
+		"  severity = \"low\", fixes = {}, apply = function(c)\\n"
+		"    c:replace(\"usr/bin/tool\", { from = \"sha256:%%s\", to = \"sha256:%%s\", "
+		"payload = \"payloads/t\" })\\n  end } } }\\n' $from $to > '%s/recipes/t.lua'",
+		sdir, root, feed, feed, root, feed, root, feed, feed);
+	/* fill: leave `free` KiB; then run one bsi command; report what it said */
+	ck_assert_int_gt(
+		asprintf(&script,
+			 "set -e; mount -t tmpfs -o size=512k tmpfs '%s'; "
+			 "b() { '%s' --root '%s' --state '%s' \"$@\"; }; "
+			 "b status > /dev/null; sum=$(sha256sum < '%s/state.db'); "
+			 "fill() { rm -f '%s/fill'; "
+			 "  head -c $(( $(df -k --output=avail '%s' | tail -n 1) * 1024 - $1 * 1024 )) "
+			 "  /dev/zero > '%s/fill' || true; }; "
+			 "fill 0; set +e; b status; echo \"status exit $?\"; b verify; "
+			 "echo \"verify exit $?\"; fill 36; b apply --tree '%s'; echo \"apply exit $?\"; "
+			 "[ \"$sum\" = \"$(sha256sum < '%s/state.db')\" ] && echo 'state.db unchanged'",
+			 sdir, tu_build_path("bsi"), root, sdir, sdir, sdir, sdir, sdir, feed, sdir),
+		0);
+	snprintf(want, sizeof(want), "%s/full.sh", dir);
+	tu_write(want, script);
+	free(script);
+	tu_sh(&r, "unshare -m sh '%s'", want);
+	snprintf(want, sizeof(want), "no space left on the device holding the state (%s): ",
+		 sdir);
+	ck_assert_msg(strstr(r.out, "status exit 1\n") && strstr(r.out, "verify exit 1\n") &&
+			      strstr(r.out, "apply exit 1\n") && strstr(r.out, "state.db unchanged"),
+		      "%s\n%s", r.out, r.err);
+	/* three commands, three times the same diagnosis */
+	ck_assert_msg(strstr(r.err, want) && strstr(strstr(r.err, want) + 1, want) &&
+			      strstr(strstr(strstr(r.err, want) + 1, want) + 1, want),
+		      "%s", r.err);
+	ck_assert_msg(!strstr(r.err, "damaged") && !strstr(r.err, "move it away"), "%s", r.err);
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_sh(&r, "cat '%s/usr/bin/tool'", root), 0);
+	ck_assert_str_eq(r.out, "old tool\n");
+	tu_result_free(&r);
+}
+END_TEST
+
 /* ---- lock ------------------------------------------------------------ */
 
 START_TEST(test_lock_second_fails_fast_naming_the_holder)
@@ -690,6 +757,7 @@ static Suite *state_suite(void)
 	tcase_add_test(tc, test_state_feed_and_commit_cache);
 	tcase_add_test(tc, test_state_hash_cache_skips_unchanged_files);
 	tcase_add_test(tc, test_state_plan_hashers_agree_on_odd_targets);
+	tcase_add_test(tc, test_state_full_disk_is_no_space_not_damage);
 	tcase_add_test(tc, test_lock_second_fails_fast_naming_the_holder);
 	tcase_add_test(tc, test_lock_waits_for_the_holder);
 	suite_add_tcase(s, tc);
