@@ -340,6 +340,8 @@ int bsi_root_open_parent(const bsi_root *root, const char *rel, int *out_dirfd,
 
 void bsi_root_set_max_target(bsi_root *root, uint64_t bytes) { root->max_target = bytes; }
 
+uint64_t bsi_root_max_target(const bsi_root *root) { return root->max_target; }
+
 void bsi_root_target_close(bsi_root_target *t)
 {
 	if (t->fd >= 0)

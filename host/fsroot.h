@@ -55,6 +55,7 @@ int bsi_root_open_parent(const bsi_root *root, const char *rel, int *out_dirfd,
 /* The largest file bsi_root_open_target() accepts (the configuration's
  * max_target_mib, in bytes); 0, the default, means no limit. */
 void bsi_root_set_max_target(bsi_root *root, uint64_t bytes);
+uint64_t bsi_root_max_target(const bsi_root *root);
 
 /* A file found under the root, with the directory that holds it. */
 typedef struct {

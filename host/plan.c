@@ -126,11 +126,13 @@ int bsi_plan_check_distinct(const bsi_improvement *imp, const bsi_root *root)
 {
 	struct stat *seen = NULL;
 	const char **names = NULL;
-	size_t n = 0;
+	size_t n = 0, replaces = 0;
 	int rc = BSI_OK;
 
-	if (imp->nactions < 2)
-		return BSI_OK;
+	for (size_t j = 0; j < imp->nactions; j++)
+		replaces += imp->actions[j].op == BSI_ACTION_REPLACE;
+	if (replaces < 2)
+		return BSI_OK; /* the common case costs no second open */
 	seen = calloc(imp->nactions, sizeof(*seen));
 	names = calloc(imp->nactions, sizeof(*names));
 	if (!seen || !names) {

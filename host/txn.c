@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -701,6 +702,18 @@ static int stage_step(run *r, step *s)
 					     s->path);
 		if (bsi_source_open(r->ctx->source, s->payload, &in.reader, &size) != 0)
 			return bsi_error_wrap("payload %s for %s", s->payload, s->path);
+		/* what bsi puts in place must be a file it may replace again:
+		 * the next plan and a rollback open it as a target */
+		if (bsi_root_max_target(r->ctx->root) &&
+		    (uint64_t)size > bsi_root_max_target(r->ctx->root)) {
+			bsi_reader_free(in.reader);
+			return bsi_error_set(BSI_ERECIPE,
+					     "payload %s for %s is %zu bytes, more than "
+					     "max_target_mib allows (%ju MiB); raise it in bsi.conf "
+					     "to install it",
+					     s->payload, s->path, size,
+					     (uintmax_t)(bsi_root_max_target(r->ctx->root) >> 20));
+		}
 		ret = place_copy(&in, s->dirfd, s->stage, &s->orig, s->fd, false, s->path, "stage",
 				 what, digest);
 		bsi_reader_free(in.reader);

@@ -712,6 +712,40 @@ START_TEST(test_txn_odd_target_is_refused_untouched)
 END_TEST
 
 /*
+ * A payload larger than max_target_mib is refused at staging, before
+ * anything is replaced: what bsi installs must be a file the next plan and
+ * a rollback may open as a target.
+ */
+START_TEST(test_txn_payload_over_size_limit_is_refused_untouched)
+{
+	env e;
+	bsi_changeset *cs;
+	bsi_txn_result res;
+	session s;
+	char *fp;
+
+	env_setup(&e); /* targets of 1000-1002 bytes, payloads of 1003, 1010, 1017 */
+	build_imp(&cs, &e, true);
+	session_open(&s, &e);
+	bsi_root_set_max_target(s.root, 1005);
+	ck_assert_int_eq(bsi_txn_apply(&res, &s.ctx, &cs->items[0]), BSI_ERECIPE);
+	ck_assert_msg(strstr(bsi_error_message(), "payload payloads/f1 for usr/bin/tool is 1010 "
+						  "bytes, more than max_target_mib allows") &&
+			      strstr(bsi_error_message(), "nothing was changed"),
+		      "%s", bsi_error_message());
+	session_close(&s);
+	fp = tu_tree_fingerprint(e.root);
+	ck_assert_str_eq(fp, e.old_fp);
+	free(fp);
+	ck_assert_int_eq(count_stage_files(&e), 0);
+	ck_assert_int_eq(count_backup_files(&e), 0);
+	ck_assert_int_ne(status_of(&e, NULL), BSI_STATUS_APPLIED);
+	bsi_changeset_free(cs);
+	env_free(&e);
+}
+END_TEST
+
+/*
  * Two actions that reach one file by two paths (lib -> usr/lib, as merged
  * /usr has it) are refused by (device, inode), in apply and in the plan,
  * before anything is written.
@@ -1758,6 +1792,7 @@ static Suite *txn_suite(void)
 	tcase_add_test(tc, test_txn_symlink_target_is_refused);
 	tcase_add_loop_test(tc, test_txn_odd_target_is_refused_untouched, 0,
 			    sizeof(odd_targets) / sizeof(odd_targets[0]));
+	tcase_add_test(tc, test_txn_payload_over_size_limit_is_refused_untouched);
 	tcase_add_test(tc, test_txn_same_file_by_two_paths_is_refused);
 	tcase_add_test(tc, test_txn_rollback_restores_byte_identical_originals);
 	tcase_add_test(tc, test_txn_rollback_after_reapply_restores_every_file);
