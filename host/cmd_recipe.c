@@ -63,6 +63,8 @@ int bsi_cmd_plan(bsi_cli *cli)
 	if (rc == 0 && (rc = bsi_root_open(&root, cli->root)) < 0)
 		bsi_error_wrap("target root");
 	if (rc == 0)
+		bsi_root_set_max_target(root, (uint64_t)cli->cfg.max_target_mib << 20);
+	if (rc == 0)
 		rc = bsi_device_plan(&cs, cli, src, root, NULL);
 	if (rc == 0)
 		rc = bsi_output_show_plan(cli, cs);

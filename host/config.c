@@ -53,6 +53,7 @@ static const key_spec keys[] = {
 	KEY(min_severity, T_SEVERITY),
 	KEY(restart_affected, T_BOOL),
 	KEY(power_supply_dir, T_STRING),
+	KEY(max_target_mib, T_INT),
 };
 
 static const char *const type_names[] = {
@@ -81,6 +82,7 @@ int bsi_config_defaults(bsi_config *cfg)
 	cfg->feed_eval_seconds = 120;
 	cfg->fetch_max_mib = 1024;
 	cfg->fetch_timeout = 60;
+	cfg->max_target_mib = 1024;
 	cfg->service_manager = strdup("systemd");
 	cfg->power_supply_dir = strdup("/sys/class/power_supply");
 	if (!cfg->service_manager || !cfg->power_supply_dir)

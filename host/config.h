@@ -35,6 +35,7 @@ typedef struct {
 	char *min_severity;         /* lowest severity applied unattended, or NULL */
 	bool restart_affected;      /* restart units still running replaced code */
 	char *power_supply_dir;     /* sysfs power_supply class directory */
+	long max_target_mib;        /* largest file bsi hashes or replaces */
 } bsi_config;
 
 /* Fill cfg with the defaults. */

@@ -192,6 +192,8 @@ int bsi_device_open(bsi_device *d, bsi_cli *cli, int flags)
 		rc = bsi_lock_acquire(&d->lock, bsi_state_dir(d->st), cli->wait);
 	if (rc == 0 && (rc = bsi_root_open(&d->root, cli->root)) < 0)
 		bsi_error_wrap("target root");
+	if (rc == 0)
+		bsi_root_set_max_target(d->root, (uint64_t)cli->cfg.max_target_mib << 20);
 	if (rc == 0 && (flags & BSI_DEVICE_PLUGIN)) {
 		char dir[4096];
 
@@ -351,7 +353,12 @@ static int old_set_add(old_set *set, bsi_device *d, const char *real_root, const
 				break;
 			}
 			set->n++;
-			if (asprintf(&backup, "%s/backups/%s", bsi_state_dir(d->st), act->backup) >= 0 &&
+			/* where txn.c keeps it: backups/<transaction>/<n>; the kernel
+			 * shows a mapping under the file's real path, so for a recipe
+			 * path through an alias (bin -> usr/bin) only this inode
+			 * finds the process */
+			if (asprintf(&backup, "%s/backups/%lld/%s", bsi_state_dir(d->st),
+				     (long long)txns[t]->id, act->backup) >= 0 &&
 			    stat(backup, &sb) == 0) {
 				f->dev = sb.st_dev;
 				f->ino = sb.st_ino;

@@ -12,7 +12,9 @@
 
 #include <errno.h>
 #include <openssl/evp.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -73,8 +75,19 @@ int bsi_digest_fd(int fd, char out[BSI_DIGEST_STRLEN + 1])
 {
 	bsi_digest_ctx *ctx = NULL;
 	unsigned char *buf = NULL;
+	uint64_t left, got = 0;
+	struct stat st;
+	off_t pos;
 	int rc;
 
+	if (fstat(fd, &st) < 0)
+		return bsi_error_set(BSI_EFAIL, "fstat: %s", strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return bsi_error_set(BSI_EFAIL, "not a regular file");
+	pos = lseek(fd, 0, SEEK_CUR);
+	if (pos < 0)
+		return bsi_error_set(BSI_EFAIL, "seek: %s", strerror(errno));
+	left = st.st_size > pos ? (uint64_t)(st.st_size - pos) : 0;
 	rc = bsi_digest_new(&ctx);
 	if (rc < 0)
 		goto done;
@@ -94,9 +107,23 @@ int bsi_digest_fd(int fd, char out[BSI_DIGEST_STRLEN + 1])
 		}
 		if (n == 0)
 			break;
+		got += (uint64_t)n;
+		if (got > left) {
+			rc = bsi_error_set(BSI_ERECIPE,
+					   "it holds more than the %ju bytes its size says (a file "
+					   "of /proc or /sys, or one being written to); bsi hashes "
+					   "files of a settled size only",
+					   (uintmax_t)left);
+			goto done;
+		}
 		rc = bsi_digest_update(ctx, buf, (size_t)n);
 		if (rc < 0)
 			goto done;
+	}
+	if (got < left) {
+		rc = bsi_error_set(BSI_EFAIL, "it shrank from %ju to %ju bytes while bsi read it",
+				   (uintmax_t)left, (uintmax_t)got);
+		goto done;
 	}
 	rc = bsi_digest_final(ctx, out);
 done:

@@ -20,7 +20,13 @@ int bsi_digest_update(bsi_digest_ctx *ctx, const void *data, size_t len);
 int bsi_digest_final(bsi_digest_ctx *ctx, char out[BSI_DIGEST_STRLEN + 1]);
 void bsi_digest_free(bsi_digest_ctx *ctx);
 
-/* Digest an open file descriptor from its current offset to its end. */
+/*
+ * Digest an open regular file from its current offset to the end its
+ * fstat(2) size gives, and no further: a file that holds more than its
+ * size says (a /proc file says 0) is refused with BSI_ERECIPE, so neither
+ * such a file nor one that keeps growing is read without end; one that
+ * holds less changed while it was read (BSI_EFAIL).
+ */
 int bsi_digest_fd(int fd, char out[BSI_DIGEST_STRLEN + 1]);
 /* Digest a buffer. */
 int bsi_digest_buf(const void *data, size_t len, char out[BSI_DIGEST_STRLEN + 1]);

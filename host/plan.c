@@ -13,24 +13,21 @@
 int bsi_plan_hash_file(void *ctx, const bsi_root *root, const char *rel,
 		       char out[BSI_DIGEST_STRLEN + 1], bool *out_exists)
 {
-	struct stat st;
-	int fd, rc;
+	bsi_root_target t;
+	int rc;
 
 	(void)ctx;
 	*out_exists = false;
-	rc = bsi_root_open_file(root, rel, O_RDONLY, &fd);
-	if (rc < 0 || fd < 0)
-		return rc;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return BSI_OK; /* a directory or device is no file to patch: absent */
+	rc = bsi_root_open_target(root, rel, &t);
+	if (rc == 0 && t.fd >= 0) {
+		rc = bsi_digest_fd(t.fd, out);
+		if (rc < 0)
+			bsi_error_wrap("%s", rel);
+		else
+			*out_exists = true;
 	}
-	rc = bsi_digest_fd(fd, out);
-	close(fd);
-	if (rc < 0)
-		return bsi_error_wrap("hash %s", rel);
-	*out_exists = true;
-	return BSI_OK;
+	bsi_root_target_close(&t);
+	return rc;
 }
 
 static int payload_digest(const bsi_source *src, const char *path,
@@ -135,12 +132,66 @@ static const char *superseded_to(const bsi_changeset *cs, const bsi_improvement 
 	return NULL;
 }
 
+/*
+ * Two replace targets of imp that are one file (a symlinked directory,
+ * merged /usr: lib/x and usr/lib/x), told by (device, inode), never by
+ * the strings: BSI_ERECIPE naming both.  The transaction refuses the same
+ * (txn.h); here a preview and a device's plan say so first.  Each target
+ * is opened as the hashers open it, so a target that is no file to patch
+ * gets the hashers' verdict.
+ */
+int bsi_plan_check_distinct(const bsi_improvement *imp, const bsi_root *root)
+{
+	struct stat *seen = NULL;
+	const char **names = NULL;
+	size_t n = 0, replaces = 0;
+	int rc = BSI_OK;
+
+	for (size_t j = 0; j < imp->nactions; j++)
+		replaces += imp->actions[j].op == BSI_ACTION_REPLACE;
+	if (replaces < 2)
+		return BSI_OK; /* the common case costs no second open */
+	seen = calloc(imp->nactions, sizeof(*seen));
+	names = calloc(imp->nactions, sizeof(*names));
+	if (!seen || !names) {
+		rc = bsi_error_set(BSI_EFAIL, "out of memory");
+		goto done;
+	}
+	for (size_t j = 0; rc == 0 && j < imp->nactions; j++) {
+		const bsi_action *a = &imp->actions[j];
+		bsi_root_target t;
+
+		if (a->op != BSI_ACTION_REPLACE)
+			continue;
+		rc = bsi_root_open_target(root, a->path, &t);
+		for (size_t k = 0; rc == 0 && t.fd >= 0 && k < n; k++)
+			if (seen[k].st_dev == t.st.st_dev && seen[k].st_ino == t.st.st_ino)
+				rc = bsi_error_set(BSI_ERECIPE,
+						   "%s and %s are the same file (through a "
+						   "symlink); an improvement replaces each file "
+						   "once, by one path",
+						   names[k], a->path);
+		if (rc == 0 && t.fd >= 0) {
+			seen[n] = t.st;
+			names[n++] = a->path;
+		}
+		bsi_root_target_close(&t);
+	}
+done:
+	free(seen);
+	free(names);
+	return rc;
+}
+
 /* The status of one improvement from its targets' digests. */
 static int assess_one(const bsi_changeset *cs, bsi_improvement *imp, const bsi_root *root,
 		      bsi_plan_hasher hash, void *ctx, int *out_line)
 {
 	size_t replaces = 0, done = 0;
+	int distinct = bsi_plan_check_distinct(imp, root);
 
+	if (distinct < 0)
+		return bsi_error_wrap("%s: improvement \"%s\"", imp->recipe, imp->id);
 	for (size_t j = 0; j < imp->nactions; j++) {
 		const bsi_action *a = &imp->actions[j];
 		char cur[BSI_DIGEST_STRLEN + 1];

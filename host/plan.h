@@ -22,7 +22,10 @@
 #include <stdbool.h>
 
 /* How the plan reads a target's digest; lets the state's hash cache stand
- * in for hashing.  *out_exists false (and 0 returned) when it is absent. */
+ * in for hashing.  *out_exists false (and 0 returned) when it is absent.
+ * A target that is no file bsi may replace (bsi_root_open_target(): a
+ * symlink, a directory, a special file, more than one hard link, over the
+ * size limit) is BSI_ERECIPE, naming the path and what it is. */
 typedef int (*bsi_plan_hasher)(void *ctx, const bsi_root *root, const char *rel,
 			       char out[BSI_DIGEST_STRLEN + 1], bool *out_exists);
 
@@ -65,5 +68,9 @@ int bsi_plan_check_payloads(bsi_changeset *cs, const bsi_source *src, bool pendi
  * an improvement superseded by one that applies here is not-applicable.
  */
 int bsi_plan_assess(bsi_changeset *cs, const bsi_root *root, bsi_plan_hasher hash, void *ctx);
+
+/* BSI_ERECIPE when two replace targets of imp are one file by (device,
+ * inode), reached by two paths (a symlinked directory, merged /usr). */
+int bsi_plan_check_distinct(const bsi_improvement *imp, const bsi_root *root);
 
 #endif

@@ -122,10 +122,37 @@ _Static_assert(NMIGRATIONS == BSI_STATE_SCHEMA_VERSION, "one migration per schem
  */
 static _Thread_local bool bind_failed, step_refused;
 
+/*
+ * Did the last call on st's connection fail for want of space?  SQLITE_FULL,
+ * or an I/O error whose system errno is ENOSPC (growing the -shm or -wal
+ * file fails as "disk I/O error").  Only for an error code that comes from
+ * the file system: the system errno is what the last failing OS call left.
+ */
+static bool no_space(bsi_state *st)
+{
+	int code = st->db ? sqlite3_extended_errcode(st->db) & 0xff : SQLITE_OK;
+
+	return code == SQLITE_FULL ||
+	       ((code == SQLITE_IOERR || code == SQLITE_CANTOPEN) &&
+		sqlite3_system_errno(st->db) == ENOSPC);
+}
+
+/* A full disk is a full disk: never a "damaged" database to move away,
+ * which would forget every backup bsi keeps. */
+static int space_error(bsi_state *st, const char *what)
+{
+	return bsi_error_set(BSI_EFAIL,
+			     "no space left on the device holding the state (%s): %s failed; "
+			     "free some space there and run bsi again",
+			     st->dir, what);
+}
+
 static int db_error(bsi_state *st, const char *what)
 {
 	const char *why = step_refused ? "out of memory binding a value" : sqlite3_errmsg(st->db);
 
+	if (!step_refused && no_space(st))
+		return space_error(st, what);
 	step_refused = false;
 	return bsi_error_set(BSI_EFAIL, "state database %s: %s: %s", st->path, what, why);
 }
@@ -136,8 +163,11 @@ static int exec(bsi_state *st, const char *sql)
 	int rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
 
 	if (rc != SQLITE_OK) {
-		bsi_error_set(BSI_EFAIL, "state database %s: %s", st->path,
-			      msg ? msg : sqlite3_errstr(rc));
+		if (no_space(st))
+			space_error(st, sql);
+		else
+			bsi_error_set(BSI_EFAIL, "state database %s: %s", st->path,
+				      msg ? msg : sqlite3_errstr(rc));
 		sqlite3_free(msg);
 		return BSI_EFAIL;
 	}
@@ -400,6 +430,8 @@ static int check_integrity(bsi_state *st)
 	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
 		return bsi_error_set(BSI_EFAIL, "state database %s is busy: %s", st->path,
 				     sqlite3_errmsg(st->db));
+	if (rc != SQLITE_OK && no_space(st))
+		return space_error(st, "opening state.db");
 	if (rc != SQLITE_OK)
 		return bsi_error_set(BSI_EFAIL,
 				     "state database %s is damaged or not a bsi database (%s); "
@@ -410,6 +442,8 @@ static int check_integrity(bsi_state *st)
 	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
 		ret = bsi_error_set(BSI_EFAIL, "state database %s is busy: %s", st->path,
 				    sqlite3_errmsg(st->db));
+	else if (rc != SQLITE_ROW && no_space(st))
+		ret = space_error(st, "checking state.db");
 	else if (rc != SQLITE_ROW || !(r = sqlite3_column_text(s, 0)) ||
 		 strcmp((const char *)r, "ok") != 0)
 		ret = bsi_error_set(BSI_EFAIL,
@@ -452,8 +486,12 @@ int bsi_state_open(bsi_state **out, const char *dir)
 	 * are opened with O_NOFOLLOW by SQLite in any case). */
 	if (sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW,
 			    NULL) != SQLITE_OK) {
-		ret = bsi_error_set(BSI_EFAIL, "state database %s cannot be opened: %s", st->path,
-				    st->db ? sqlite3_errmsg(st->db) : "out of memory");
+		if (no_space(st))
+			ret = space_error(st, "opening state.db");
+		else
+			ret = bsi_error_set(BSI_EFAIL, "state database %s cannot be opened: %s",
+					    st->path,
+					    st->db ? sqlite3_errmsg(st->db) : "out of memory");
 		goto done;
 	}
 	sqlite3_busy_timeout(st->db, 10000);
@@ -500,10 +538,25 @@ void bsi_state_free(bsi_state *st)
 
 const char *bsi_state_dir(const bsi_state *st) { return st->dir; }
 
+/* An injected error for `site` (EIO), or for `site`.enospc (ENOSPC, which
+ * txn.h promises for every site; bsi_fault() sees one name at a time). */
+static int fault(const char *site)
+{
+	char name[64];
+	int e = bsi_fault(site);
+
+	if (e)
+		return e;
+	snprintf(name, sizeof(name), "%s.enospc", site);
+	return bsi_fault(name);
+}
+
 int bsi_state_begin(bsi_state *st)
 {
-	int e = bsi_fault("state.begin");
+	int e = fault("state.begin");
 
+	if (e == ENOSPC)
+		return space_error(st, "begin");
 	if (e)
 		return bsi_error_set(BSI_EFAIL, "state database %s: begin: %s", st->path,
 				     strerror(e));
@@ -514,10 +567,12 @@ int bsi_state_begin(bsi_state *st)
 
 int bsi_state_commit(bsi_state *st)
 {
-	int e = bsi_fault("state.commit");
+	int e = fault("state.commit");
 
 	if (e) {
 		bsi_state_rollback(st);
+		if (e == ENOSPC)
+			return space_error(st, "commit");
 		return bsi_error_set(BSI_EFAIL, "state database %s: commit: %s", st->path,
 				     strerror(e));
 	}
@@ -1189,42 +1244,27 @@ int bsi_state_payload_put(void *ctx, const char *blob, const char *digest)
 	return run_cache_write(st, s, "update payload cache");
 }
 
+/* The digest of rel, opened by `open` (bsi_root_open_regular or
+ * bsi_root_open_target), through the cache; "" when it does not exist. */
+static int hash_under_root(bsi_state *st, const bsi_root *root, const char *rel,
+			   int (*open)(const bsi_root *, const char *, bsi_root_target *),
+			   char out_digest[BSI_DIGEST_STRLEN + 1])
+{
+	bsi_root_target t;
+	int ret;
+
+	out_digest[0] = '\0';
+	ret = open(root, rel, &t);
+	if (ret == 0 && t.fd >= 0 && (ret = bsi_state_hash_fd(st, t.fd, out_digest)) != 0)
+		bsi_error_wrap("%s", rel);
+	bsi_root_target_close(&t);
+	return ret;
+}
+
 int bsi_state_hash_file(bsi_state *st, const bsi_root *root, const char *rel,
 			char out_digest[BSI_DIGEST_STRLEN + 1])
 {
-	char name[NAME_MAX + 1];
-	struct stat sb;
-	int dirfd = -1, fd = -1, ret;
-
-	out_digest[0] = '\0';
-	if ((ret = bsi_root_open_parent(root, rel, &dirfd, name)) != 0)
-		return ret;
-	if (dirfd < 0)
-		return 0;
-	if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) != 0) {
-		if (errno != ENOENT)
-			ret = bsi_error_set(BSI_EFAIL, "%s: %s", rel, strerror(errno));
-		goto done;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		ret = bsi_error_set(BSI_ERECIPE, "%s is not a regular file%s", rel,
-				    S_ISLNK(sb.st_mode) ? " (a symlink)" : "");
-		goto done;
-	}
-	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0) {
-		if (errno != ENOENT)
-			ret = bsi_error_set(BSI_EFAIL, "open %s: %s", rel, strerror(errno));
-		goto done;
-	}
-	if ((ret = bsi_state_hash_fd(st, fd, out_digest)) != 0)
-		bsi_error_wrap("%s", rel);
-done:
-	if (fd >= 0)
-		close(fd);
-	if (dirfd >= 0)
-		close(dirfd);
-	return ret;
+	return hash_under_root(st, root, rel, bsi_root_open_regular, out_digest);
 }
 
 int bsi_state_bind_root(bsi_state *st, const bsi_root *root)
@@ -1309,7 +1349,7 @@ int bsi_state_synchronous(bsi_state *st)
 int bsi_state_plan_hasher(void *st, const bsi_root *root, const char *rel,
 			  char out[BSI_DIGEST_STRLEN + 1], bool *out_exists)
 {
-	int ret = bsi_state_hash_file(st, root, rel, out);
+	int ret = hash_under_root(st, root, rel, bsi_root_open_target, out);
 
 	*out_exists = ret == 0 && out[0] != '\0';
 	return ret;
@@ -1506,6 +1546,29 @@ int bsi_state_txn_unfinished(bsi_state *st, bsi_state_txn ***out, size_t *out_co
 			   "WHERE state IN ('preparing', 'staged') ORDER BY id")) != 0)
 		return ret;
 	return load_txns(st, s, out, out_count);
+}
+
+int bsi_state_txn_backups_needed(bsi_state *st, int64_t id, bool *out_needed)
+{
+	sqlite3_stmt *s = NULL;
+	int ret, rc;
+
+	*out_needed = true;
+	if ((ret = prepare(st, &s,
+			   "SELECT state IN ('preparing', 'staged') OR (kind = 'apply' AND "
+			   "state = 'committed' AND NOT EXISTS (SELECT 1 FROM transactions r "
+			   "WHERE r.improvement = t.improvement AND r.kind = 'rollback' AND "
+			   "r.state = 'committed' AND r.id > t.id)) FROM transactions t "
+			   "WHERE t.id = ?1")) != 0)
+		return ret;
+	sqlite3_bind_int64(s, 1, id);
+	rc = step(s);
+	if (rc == SQLITE_ROW)
+		*out_needed = sqlite3_column_int(s, 0) != 0;
+	else if (rc != SQLITE_DONE)
+		ret = db_error(st, "read transaction");
+	finish(st, s);
+	return ret;
 }
 
 int bsi_state_txn_applied(bsi_state *st, const char *improvement, int64_t before,

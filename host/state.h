@@ -183,7 +183,9 @@ int bsi_state_feed_advance(bsi_state *st, const char *head, int64_t head_time, i
  * confined resolver and fstat'ed on that descriptor; the digest is taken
  * from the cache when (device, inode, size, mtime ns, ctime ns) all match,
  * else computed from the same descriptor and cached.  A final component
- * that is not a regular file is refused (BSI_ERECIPE).
+ * that is not a regular file is refused (BSI_ERECIPE) without being opened
+ * (bsi_root_open_regular()).  What verify uses: it asks what a file holds,
+ * not whether bsi could replace it.
  */
 int bsi_state_hash_file(bsi_state *st, const bsi_root *root, const char *rel,
 			char out_digest[BSI_DIGEST_STRLEN + 1]);
@@ -207,7 +209,9 @@ int bsi_state_meta_get(bsi_state *st, const char *key, char **out);
 int bsi_state_meta_set(bsi_state *st, const char *key, const char *value);
 
 /* bsi_state_hash_file in the shape of plan.h's bsi_plan_hasher, so the plan
- * uses the cache: pass (bsi_state_plan_hasher, st). */
+ * uses the cache: pass (bsi_state_plan_hasher, st).  It opens `rel` as a
+ * replace target (bsi_root_open_target()), with that function's refusals,
+ * exactly as the preview's hasher (plan.h) does. */
 int bsi_state_plan_hasher(void *st, const bsi_root *root, const char *rel,
 			  char out[BSI_DIGEST_STRLEN + 1], bool *out_exists);
 /* Same, for a descriptor already open (regular file); reads from offset 0.
@@ -265,6 +269,15 @@ int bsi_state_txn_insert(bsi_state *st, const bsi_state_txn *txn, int64_t *out_i
 int bsi_state_txn_set_state(bsi_state *st, int64_t id, bsi_txn_state state);
 /* Transactions left PREPARING or STAGED, oldest first. */
 int bsi_state_txn_unfinished(bsi_state *st, bsi_state_txn ***out, size_t *out_count);
+/*
+ * Whether <state>/backups/<id> may still be needed: transaction id is
+ * unfinished (recovery restores from it), or a committed apply that no
+ * committed rollback of its improvement followed (rollback restores from
+ * it).  Otherwise (undone, a committed rollback, an apply rolled back
+ * since) its backups are garbage.  *out_needed stays true for an id the
+ * state does not know: never delete what cannot be explained.
+ */
+int bsi_state_txn_backups_needed(bsi_state *st, int64_t id, bool *out_needed);
 /* The COMMITTED apply transactions of improvement with an id below
  * `before` (0: no limit) since its last COMMITTED rollback below `before`,
  * oldest first: together they hold a backup of every file bsi replaced for

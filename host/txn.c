@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@ typedef struct {
 	char name[NAME_MAX + 1];
 	char stage[NAME_MAX + 1];
 	char backup[32];
+	int fd;             /* the target as it was checked (O_RDONLY), or -1 */
 	struct stat orig;
 	bool staged, backed, renamed;
 } step;
@@ -55,7 +57,7 @@ static int run_alloc(run *r, size_t cap)
 		return bsi_error_set(BSI_EFAIL, "out of memory");
 	r->cap = cap;
 	for (i = 0; i < cap; i++)
-		r->steps[i].dirfd = -1;
+		r->steps[i].dirfd = r->steps[i].fd = -1;
 	return 0;
 }
 
@@ -134,12 +136,16 @@ static int stage_name(const char *name, char out[NAME_MAX + 1])
 	return 0;
 }
 
+/* On failure errno is the failure's (also an injected one). */
 static int fsync_fd(int fd, const char *site, const char *what)
 {
 	int e = check(fsync(fd) != 0, site);
 
-	if (e)
-		return bsi_error_set(BSI_EFAIL, "fsync %s: %s", what, strerror(e));
+	if (e) {
+		bsi_error_set(BSI_EFAIL, "fsync %s: %s", what, strerror(e));
+		errno = e;
+		return BSI_EFAIL;
+	}
 	return 0;
 }
 
@@ -333,11 +339,15 @@ static int place_copy(input *in, int dirfd, const char *name, const struct stat 
 	char *buf = NULL;
 	size_t n, off;
 	ssize_t w;
-	int fd = -1, ret = BSI_EFAIL, e;
+	int fd = -1, ret = BSI_EFAIL, e = 0;
 
 	fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return bsi_error_set(BSI_EFAIL, "create %s: %s", what, strerror(errno));
+	if (fd < 0) {
+		e = errno;
+		bsi_error_set(BSI_EFAIL, "create %s: %s", what, strerror(e));
+		errno = e;
+		return BSI_EFAIL;
+	}
 	if (!(buf = malloc(COPY_BLOCK)) || bsi_digest_new(&dg) != 0) {
 		ret = bsi_error_set(BSI_EFAIL, "out of memory");
 		goto done;
@@ -377,8 +387,10 @@ static int place_copy(input *in, int dirfd, const char *name, const struct stat 
 	if ((ret = copy_xattrs(like_fd, fd, same_bytes, like_what, what)) != 0)
 		goto done;
 	snprintf(fault_site, sizeof(fault_site), "%s.fsync", site);
-	if ((ret = fsync_fd(fd, fault_site, what)) != 0)
+	if ((ret = fsync_fd(fd, fault_site, what)) != 0) {
+		e = errno;
 		goto done;
+	}
 	ret = 0;
 done:
 	if (fd >= 0)
@@ -387,6 +399,9 @@ done:
 		unlinkat(dirfd, name, 0);
 	bsi_digest_free(dg);
 	free(buf);
+	/* what failed, for a caller that tells a full disk apart */
+	if (ret != 0)
+		errno = e;
 	return ret;
 }
 
@@ -476,47 +491,101 @@ static int open_parent(const bsi_root *root, const char *path, int *out_dirfd,
 	return ret;
 }
 
-/* Open the parent of `path` and check its final component: *out_missing
- * when absent, else it must be a regular file (not a symlink). */
-static int open_target(const bsi_root *root, const char *path, int *out_dirfd,
-		       char name[NAME_MAX + 1], struct stat *sb, bool *out_missing)
+/*
+ * Open the target of s (bsi_root_open_target(): a regular file with one
+ * link, within the size limit, else BSI_ERECIPE naming what it is) and put
+ * its digest in `digest` ("" when it is missing).  s keeps the directory,
+ * the name, the open file and its fstat: staging takes the original's
+ * attributes from that very descriptor.  The refusals come before anything
+ * is written, whatever the plan said: the file may have changed since.
+ */
+static int look_at_target(bsi_state *st, const bsi_root *root, const char *path, step *s,
+			  char digest[BSI_DIGEST_STRLEN + 1])
 {
-	int ret;
+	bsi_root_target t;
+	int ret = bsi_root_open_target(root, path, &t);
 
-	*out_missing = false;
-	*out_dirfd = -1;
-	if ((ret = open_parent(root, path, out_dirfd, name)) != 0)
-		return ret;
-	if (*out_dirfd < 0) {
-		*out_missing = true;
-		return 0;
+	digest[0] = '\0';
+	if (ret == 0 && t.fd >= 0 && (ret = bsi_state_hash_fd(st, t.fd, digest)) != 0)
+		bsi_error_wrap("%s", path);
+	if (ret == 0) {
+		s->dirfd = t.dirfd;
+		s->fd = t.fd;
+		s->orig = t.st;
+		snprintf(s->name, sizeof(s->name), "%s", t.name);
+		t.dirfd = t.fd = -1;
 	}
-	if (fstatat(*out_dirfd, name, sb, AT_SYMLINK_NOFOLLOW) != 0) {
-		if (errno == ENOENT) {
-			*out_missing = true;
-			return 0;
-		}
-		return bsi_error_set(BSI_EFAIL, "%s: %s", path, strerror(errno));
-	}
-	if (S_ISLNK(sb->st_mode))
-		return bsi_error_set(BSI_ERECIPE, "%s is a symlink; bsi replaces regular files only",
-				     path);
-	if (!S_ISREG(sb->st_mode))
-		return bsi_error_set(BSI_ERECIPE, "%s is not a regular file", path);
+	bsi_root_target_close(&t);
+	return ret;
+}
+
+/* Done with the files of a step that has nothing to do. */
+static void step_close(step *s)
+{
+	if (s->fd >= 0)
+		close(s->fd);
+	if (s->dirfd >= 0)
+		close(s->dirfd);
+	s->fd = s->dirfd = -1;
+}
+
+/* An existing target of one transaction, by (device, inode). */
+typedef struct {
+	dev_t dev;
+	ino_t ino;
+	const char *path;
+} file_id;
+
+/*
+ * Refuse a second path to a file already named (a symlinked directory,
+ * merged /usr: lib/x and usr/lib/x): two renames over one inode would
+ * leave the first one's backup describing a file that is gone.  By
+ * (device, inode), never by the strings.
+ */
+static int check_distinct(file_id *seen, size_t *n, const step *s, const char *path)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (seen[i].dev == s->orig.st_dev && seen[i].ino == s->orig.st_ino)
+			return bsi_error_set(BSI_ERECIPE,
+					     "%s and %s are the same file (through a symlink); an "
+					     "improvement replaces each file once, by one path",
+					     seen[i].path, path);
+	seen[*n].dev = s->orig.st_dev;
+	seen[*n].ino = s->orig.st_ino;
+	seen[*n].path = path;
+	(*n)++;
 	return 0;
 }
 
-/* Digest of (dirfd, name) through the hash cache. */
+/*
+ * Digest of (dirfd, name) through the hash cache, for recovery: "" when
+ * missing, and also when it is anything but a regular file (looked at, not
+ * opened: a FIFO put there would block), which recovery counts as neither
+ * version.
+ */
 static int hash_at(bsi_state *st, int dirfd, const char *name, const char *path,
 		   char out[BSI_DIGEST_STRLEN + 1])
 {
-	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK), ret;
+	struct stat sb, now;
+	int fd, ret;
 
 	out[0] = '\0';
-	if (fd < 0) {
+	if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) != 0) {
 		if (errno == ENOENT)
 			return 0;
+		return bsi_error_set(BSI_EFAIL, "stat %s: %s", path, strerror(errno));
+	}
+	if (!S_ISREG(sb.st_mode))
+		return 0;
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0) {
+		if (errno == ENOENT || errno == ELOOP)
+			return 0;
 		return bsi_error_set(BSI_EFAIL, "open %s: %s", path, strerror(errno));
+	}
+	if (fstat(fd, &now) != 0 || !S_ISREG(now.st_mode)) {
+		close(fd);
+		return 0;
 	}
 	if ((ret = bsi_state_hash_fd(st, fd, out)) != 0)
 		bsi_error_wrap("%s", path);
@@ -562,9 +631,27 @@ static void remove_backups(bsi_state *st, int64_t id)
 
 static int make_dir(const char *path)
 {
-	if (mkdir(path, 0700) != 0 && errno != EEXIST)
-		return bsi_error_set(BSI_EFAIL, "create %s: %s", path, strerror(errno));
+	int e;
+
+	if (mkdir(path, 0700) != 0 && (e = errno) != EEXIST) {
+		bsi_error_set(BSI_EFAIL, "create %s: %s", path, strerror(e));
+		errno = e;
+		return BSI_EFAIL;
+	}
 	return 0;
+}
+
+/*
+ * ret from a step that writes into the state directory (a backup, its
+ * directory), which left errno at its failure: a full disk there is said
+ * as such, as the state database says it (state.h).
+ */
+static int in_state(const run *r, int ret)
+{
+	if (ret != 0 && errno == ENOSPC)
+		bsi_error_wrap("no space left on the device holding the state (%s)",
+			       bsi_state_dir(r->ctx->state));
+	return ret;
 }
 
 static int open_backup_dir(run *r)
@@ -572,6 +659,7 @@ static int open_backup_dir(run *r)
 	char base[4096];
 	int fd, ret;
 
+	errno = 0; /* in_state() reads it */
 	snprintf(base, sizeof(base), "%s/backups", bsi_state_dir(r->ctx->state));
 	if ((ret = make_dir(base)) != 0)
 		return ret;
@@ -604,29 +692,31 @@ static int stage_step(run *r, step *s)
 	snprintf(what, sizeof(what), "staged file for %s", s->path);
 	if (s->payload) {
 		struct stat sb;
-		int orig_fd;
 
-		/* the original whose digest was checked gives its attributes */
-		orig_fd = openat(s->dirfd, s->name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-		if (orig_fd < 0 || fstat(orig_fd, &sb) != 0) {
-			ret = bsi_error_set(BSI_EFAIL, "open %s: %s", s->path, strerror(errno));
-			if (orig_fd >= 0)
-				close(orig_fd);
-			return ret;
-		}
-		if (sb.st_dev != s->orig.st_dev || sb.st_ino != s->orig.st_ino) {
-			close(orig_fd);
+		/* the original whose digest was checked (s->fd) gives its
+		 * attributes; its name must still be that file */
+		if (fstatat(s->dirfd, s->name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+			return bsi_error_set(BSI_EFAIL, "stat %s: %s", s->path, strerror(errno));
+		if (sb.st_dev != s->orig.st_dev || sb.st_ino != s->orig.st_ino)
 			return bsi_error_set(BSI_EFAIL, "%s changed while its replacement was staged",
 					     s->path);
-		}
-		if (bsi_source_open(r->ctx->source, s->payload, &in.reader, &size) != 0) {
-			close(orig_fd);
+		if (bsi_source_open(r->ctx->source, s->payload, &in.reader, &size) != 0)
 			return bsi_error_wrap("payload %s for %s", s->payload, s->path);
+		/* what bsi puts in place must be a file it may replace again:
+		 * the next plan and a rollback open it as a target */
+		if (bsi_root_max_target(r->ctx->root) &&
+		    (uint64_t)size > bsi_root_max_target(r->ctx->root)) {
+			bsi_reader_free(in.reader);
+			return bsi_error_set(BSI_ERECIPE,
+					     "payload %s for %s is %zu bytes, more than "
+					     "max_target_mib allows (%ju MiB); raise it in bsi.conf "
+					     "to install it",
+					     s->payload, s->path, size,
+					     (uintmax_t)(bsi_root_max_target(r->ctx->root) >> 20));
 		}
-		ret = place_copy(&in, s->dirfd, s->stage, &s->orig, orig_fd, false, s->path, "stage",
+		ret = place_copy(&in, s->dirfd, s->stage, &s->orig, s->fd, false, s->path, "stage",
 				 what, digest);
 		bsi_reader_free(in.reader);
-		close(orig_fd);
 		if (ret != 0)
 			return ret;
 		s->staged = true;
@@ -653,6 +743,7 @@ static int backup_step(run *r, step *s)
 	int ret;
 
 	snprintf(what, sizeof(what), "backup of %s", s->path);
+	errno = 0; /* in_state() reads it */
 	if (do_link(s->dirfd, s->name, r->backup_dirfd, s->backup) == 0) {
 		s->backed = true;
 		/* The link must name the very inode whose digest we checked. */
@@ -661,17 +752,28 @@ static int backup_step(run *r, step *s)
 		if (sb.st_dev != s->orig.st_dev || sb.st_ino != s->orig.st_ino)
 			return bsi_error_set(BSI_EFAIL, "%s changed while it was being backed up",
 					     s->path);
+		/* ...and have no name but these two: once renamed over, the
+		 * backup must be the only name of the original */
+		if (sb.st_nlink != 2)
+			return bsi_error_set(BSI_ERECIPE,
+					     "%s gained a hard link while it was being backed up; bsi "
+					     "replaces files with one link only",
+					     s->path);
 		return 0;
 	}
-	if (errno != EXDEV && errno != EPERM && errno != EMLINK)
-		return bsi_error_set(BSI_EFAIL, "link %s into %s: %s", s->path, r->backup_dir,
-				     strerror(errno));
-	in.fd = openat(s->dirfd, s->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (in.fd < 0)
-		return bsi_error_set(BSI_EFAIL, "open %s: %s", s->path, strerror(errno));
+	if (errno != EXDEV && errno != EPERM && errno != EMLINK) {
+		int e = errno;
+
+		bsi_error_set(BSI_EFAIL, "link %s into %s: %s", s->path, r->backup_dir, strerror(e));
+		errno = e;
+		return BSI_EFAIL;
+	}
+	/* a copy of the very file whose digest was checked */
+	if (lseek(s->fd, 0, SEEK_SET) < 0)
+		return bsi_error_set(BSI_EFAIL, "seek %s: %s", s->path, strerror(errno));
+	in.fd = s->fd;
 	ret = place_copy(&in, r->backup_dirfd, s->backup, &s->orig, in.fd, true, s->path, "backup",
 			 what, digest);
-	close(in.fd);
 	if (ret != 0)
 		return ret;
 	s->backed = true;
@@ -769,8 +871,7 @@ static void run_free(run *r)
 	size_t i;
 
 	for (i = 0; r->steps && i < r->cap; i++) {
-		if (r->steps[i].dirfd >= 0)
-			close(r->steps[i].dirfd);
+		step_close(&r->steps[i]);
 		free(r->steps[i].source_backup);
 	}
 	free(r->steps);
@@ -831,7 +932,7 @@ static int execute(run *r, commit_fn commit, void *arg)
 				     r->improvement, saved);
 	}
 	failpoint(k, "prepared");
-	if ((ret = open_backup_dir(r)) != 0)
+	if ((ret = in_state(r, open_backup_dir(r))) != 0)
 		goto fail;
 	for (i = 0; i < r->n; i++)
 		if ((ret = stage_step(r, &r->steps[i])) != 0)
@@ -840,9 +941,9 @@ static int execute(run *r, commit_fn commit, void *arg)
 		goto fail;
 	failpoint(k, "staged");
 	for (i = 0; i < r->n; i++)
-		if ((ret = backup_step(r, &r->steps[i])) != 0)
+		if ((ret = in_state(r, backup_step(r, &r->steps[i]))) != 0)
 			goto fail;
-	if ((ret = fsync_fd(r->backup_dirfd, "backup.fsync", r->backup_dir)) != 0)
+	if ((ret = in_state(r, fsync_fd(r->backup_dirfd, "backup.fsync", r->backup_dir))) != 0)
 		goto fail;
 	failpoint(k, "backed-up");
 	if ((ret = bsi_state_begin(r->ctx->state)) != 0 ||
@@ -1068,8 +1169,9 @@ int bsi_txn_apply(bsi_txn_result *out, const bsi_txn_ctx *ctx, const bsi_improve
 	apply_arg arg = {.ctx = ctx, .imp = imp};
 	char **services = NULL;
 	bsi_state_improvement *known = NULL;
-	size_t i, nservices = 0, nreplace = 0;
-	bool missing, in_place;
+	size_t i, nservices = 0, nreplace = 0, nseen = 0;
+	file_id *seen = NULL;
+	bool in_place;
 	int ret;
 
 	result_init(out, BSI_STATUS_PENDING);
@@ -1095,6 +1197,10 @@ int bsi_txn_apply(bsi_txn_result *out, const bsi_txn_ctx *ctx, const bsi_improve
 		return ret;
 	if ((ret = run_alloc(&r, imp->nactions + 1)) != 0)
 		return ret;
+	if (!(seen = calloc(imp->nactions + 1, sizeof(*seen)))) {
+		ret = bsi_error_set(BSI_EFAIL, "out of memory");
+		goto done;
+	}
 
 	/* 1. Every target must be at `from` (to do) or `to` (done). */
 	for (i = 0; i < imp->nactions; i++) {
@@ -1104,16 +1210,11 @@ int bsi_txn_apply(bsi_txn_result *out, const bsi_txn_ctx *ctx, const bsi_improve
 		if (a->op != BSI_ACTION_REPLACE)
 			continue;
 		nreplace++;
-		s->dirfd = -1;
-		if ((ret = open_target(ctx->root, a->path, &s->dirfd, s->name, &s->orig, &missing)) !=
-		    0)
-			goto done;
-		digest[0] = '\0';
-		if (!missing && (ret = hash_at(ctx->state, s->dirfd, s->name, a->path, digest)) != 0)
+		if ((ret = look_at_target(ctx->state, ctx->root, a->path, s, digest)) != 0 ||
+		    (digest[0] && (ret = check_distinct(seen, &nseen, s, a->path)) != 0))
 			goto done;
 		if (strcmp(digest, a->to) == 0) {
-			close(s->dirfd);
-			s->dirfd = -1;
+			step_close(s);
 			continue;
 		}
 		if (strcmp(digest, a->from) != 0) {
@@ -1165,6 +1266,7 @@ int bsi_txn_apply(bsi_txn_result *out, const bsi_txn_ctx *ctx, const bsi_improve
 	ret = restart_services(out, ctx, imp->id, services, nservices, "apply");
 done:
 	free(services);
+	free(seen);
 	run_free(&r);
 	return ret;
 }
@@ -1184,20 +1286,52 @@ static int rollback_commit(run *r, void *arg)
 	return bsi_state_history_add(r->ctx->state, "rollback", r->improvement, NULL, NULL, NULL);
 }
 
-/* The newest apply action for `path` among txns[0..n) (oldest first), with
- * the transaction that holds its backup. */
-static const bsi_state_action *newest_action(bsi_state_txn **txns, size_t n, const char *path,
-					     const bsi_state_txn **out_txn)
+/* The action for `path` in txns[t] (a transaction replaces a path once),
+ * or NULL. */
+static const bsi_state_action *action_for(const bsi_state_txn *txn, const char *path)
 {
-	size_t t, i;
-
-	for (t = n; t-- > 0;)
-		for (i = 0; i < txns[t]->nactions; i++)
-			if (strcmp(txns[t]->actions[i].path, path) == 0) {
-				*out_txn = txns[t];
-				return &txns[t]->actions[i];
-			}
+	for (size_t i = 0; i < txn->nactions; i++)
+		if (strcmp(txn->actions[i].path, path) == 0)
+			return &txn->actions[i];
 	return NULL;
+}
+
+/* The newest apply action for `path` among txns[0..n) (oldest first). */
+static const bsi_state_action *newest_action(bsi_state_txn **txns, size_t n, const char *path)
+{
+	const bsi_state_action *a;
+
+	for (size_t t = n; t-- > 0;)
+		if ((a = action_for(txns[t], path)))
+			return a;
+	return NULL;
+}
+
+/*
+ * What rollback puts back for the path of a, the action of txns[t]: the
+ * oldest action of the unbroken chain that ends in a, each link's `before`
+ * the `after` of the one before it (a revision of the improvement applied
+ * on top of an earlier one, docs/transactions.md).  Its `before` is the
+ * file as it was before bsi first replaced it, and its transaction
+ * (*out_txn) holds that backup.  The chain breaks where someone else
+ * changed the file between two applies (reverted it, or a full update
+ * replaced it): what bsi found then is what it puts back.
+ */
+static const bsi_state_action *chain_start(bsi_state_txn **txns, size_t t,
+					   const bsi_state_action *a, const bsi_state_txn **out_txn)
+{
+	*out_txn = txns[t];
+	while (t-- > 0) {
+		const bsi_state_action *older = action_for(txns[t], a->path);
+
+		if (!older)
+			continue;
+		if (strcmp(older->after, a->before) != 0)
+			break;
+		a = older;
+		*out_txn = txns[t];
+	}
+	return a;
 }
 
 /* Record a rollback that had nothing to put back (every file was already
@@ -1256,8 +1390,9 @@ int bsi_txn_rollback(bsi_txn_result *out, const bsi_txn_ctx *ctx, const char *id
 	bsi_state_txn **applied = NULL;
 	json_t *notes = NULL;
 	char **services = NULL;
-	size_t i, t, napplied = 0, nactions = 0, nservices = 0;
-	bool missing, restart;
+	size_t i, t, napplied = 0, nactions = 0, nservices = 0, nseen = 0;
+	file_id *seen = NULL;
+	bool restart;
 	int ret;
 
 	if ((ret = load_recorded(out, ctx, id, &cur)) != 0)
@@ -1267,34 +1402,35 @@ int bsi_txn_rollback(bsi_txn_result *out, const bsi_txn_ctx *ctx, const char *id
 				    bsi_status_name(cur->status));
 		goto done;
 	}
-	/* An improvement re-applied after a file was reverted has several apply
-	 * transactions; each file goes back to the backup of its newest one. */
+	/* An improvement re-applied after a file was reverted, or revised and
+	 * applied again, has several apply transactions; each file must be at
+	 * the `to` of its newest one and goes back to the start of its chain
+	 * (chain_start()). */
 	if ((ret = bsi_state_txn_applied(ctx->state, id, 0, &applied, &napplied)) != 0)
 		goto done;
 	for (t = 0; t < napplied; t++)
 		nactions += applied[t]->nactions;
 	if ((ret = run_alloc(&r, nactions + 1)) != 0)
 		goto done;
+	if (!(seen = calloc(nactions + 1, sizeof(*seen)))) {
+		ret = bsi_error_set(BSI_EFAIL, "out of memory");
+		goto done;
+	}
 	/* Every replaced file must still be the payload (or already the original). */
 	for (t = 0; t < napplied; t++) {
 		for (i = 0; i < applied[t]->nactions; i++) {
 			const bsi_state_txn *owner = NULL;
-			const bsi_state_action *a = &applied[t]->actions[i];
+			const bsi_state_action *a = &applied[t]->actions[i], *first;
 			step *s = &r.steps[r.n];
 
-			if (newest_action(applied, napplied, a->path, &owner) != a)
+			if (newest_action(applied, napplied, a->path) != a)
 				continue;
-			s->dirfd = -1;
-			if ((ret = open_target(ctx->root, a->path, &s->dirfd, s->name, &s->orig,
-					       &missing)) != 0)
+			first = chain_start(applied, t, a, &owner);
+			if ((ret = look_at_target(ctx->state, ctx->root, a->path, s, digest)) != 0 ||
+			    (digest[0] && (ret = check_distinct(seen, &nseen, s, a->path)) != 0))
 				goto done;
-			digest[0] = '\0';
-			if (!missing &&
-			    (ret = hash_at(ctx->state, s->dirfd, s->name, a->path, digest)) != 0)
-				goto done;
-			if (strcmp(digest, a->before) == 0) {
-				close(s->dirfd);
-				s->dirfd = -1;
+			if (strcmp(digest, first->before) == 0) {
+				step_close(s);
 				continue;
 			}
 			if (strcmp(digest, a->after) != 0) {
@@ -1302,15 +1438,15 @@ int bsi_txn_rollback(bsi_txn_result *out, const bsi_txn_ctx *ctx, const char *id
 						    "cannot roll back %s: %s %s since it was applied "
 						    "(it has %s, not %s); rolling back would destroy "
 						    "that change; nothing was changed",
-						    id, a->path, missing ? "was removed" : "changed",
+						    id, a->path, digest[0] ? "changed" : "was removed",
 						    digest[0] ? digest : "nothing", a->after);
 				goto done;
 			}
 			s->path = a->path;
 			s->before = a->after;
-			s->after = a->before;
+			s->after = first->before;
 			if (asprintf(&s->source_backup, "%s/backups/%lld/%s",
-				     bsi_state_dir(ctx->state), (long long)owner->id, a->backup) < 0) {
+				     bsi_state_dir(ctx->state), (long long)owner->id, first->backup) < 0) {
 				s->source_backup = NULL;
 				ret = bsi_error_set(BSI_EFAIL, "out of memory");
 				goto done;
@@ -1348,6 +1484,7 @@ int bsi_txn_rollback(bsi_txn_result *out, const bsi_txn_ctx *ctx, const char *id
 	if (r.n > 0)
 		ret = restart_services(out, ctx, id, services, nservices, "rollback");
 done:
+	free(seen);
 	free(services);
 	json_decref(notes);
 	run_free(&r);
@@ -1487,6 +1624,45 @@ done:
 	return ret;
 }
 
+/*
+ * Delete the backup directories nothing needs any more
+ * (bsi_state_txn_backups_needed()).  A rollback records itself committed
+ * before it deletes its own backups and those of the applies it undid; an
+ * undo and a recovery record undone before they delete: a kill in between
+ * left them behind for good.  Names that are not transaction ids are left
+ * alone.  What cannot be read or deleted costs disk space, never the
+ * command: no error.
+ */
+static void sweep_backups(bsi_state *st)
+{
+	char path[4096];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/backups", bsi_state_dir(st));
+	if (!(d = opendir(path)))
+		return;
+	while ((de = readdir(d))) {
+		char *end;
+		long long id;
+		bool needed;
+
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		errno = 0;
+		id = strtoll(de->d_name, &end, 10);
+		if (*end || errno)
+			continue;
+		if (bsi_state_txn_backups_needed(st, id, &needed) != 0) {
+			bsi_error_clear();
+			break;
+		}
+		if (!needed)
+			remove_backups(st, id);
+	}
+	closedir(d);
+}
+
 int bsi_txn_recover(const bsi_txn_ctx *ctx, size_t *out_count)
 {
 	bsi_state_txn **list = NULL;
@@ -1512,6 +1688,8 @@ int bsi_txn_recover(const bsi_txn_ctx *ctx, size_t *out_count)
 			(*out_count)++;
 	}
 	bsi_state_txn_list_free(list, n);
+	if (ret == 0)
+		sweep_backups(ctx->state);
 	return ret;
 }
 

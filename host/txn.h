@@ -90,9 +90,12 @@ typedef struct {
 int bsi_txn_apply(bsi_txn_result *out, const bsi_txn_ctx *ctx, const bsi_improvement *imp);
 
 /*
- * Undo the last apply of improvement `id`: every file it replaced goes back
- * to the byte-identical original with its owner, group and mode, the same
- * services are restarted, and the status becomes rolled-back.  Refuses
+ * Undo improvement `id`: every file its applies since its last rollback
+ * replaced goes back to the byte-identical original with its owner, group
+ * and mode (for a file applied again by a revision whose `from` was the
+ * earlier `to`, the original before the first of those applies; see
+ * docs/transactions.md), the same services are restarted, and the status
+ * becomes rolled-back.  Refuses
  * (BSI_EFAIL, nothing touched) when a replaced file no longer has the
  * payload's digest (it was changed since: rolling back would destroy that
  * change), and BSI_EUSAGE when bsi never applied `id`.
@@ -104,8 +107,11 @@ int bsi_txn_rollback(bsi_txn_result *out, const bsi_txn_ctx *ctx, const char *id
  * preparing or staged is finished.  When every target already has its new
  * digest the transaction is rolled forward (recorded committed, restarts
  * left pending); otherwise each renamed target is restored from the
- * backups.  Staged temp files are removed either way.  *out_count (may be
- * NULL) gets the number of transactions repaired.  Run before any other
+ * backups.  Staged temp files are removed either way.  Then the backups
+ * nothing needs any more (those of undone transactions and rollbacks, and
+ * of applies a committed rollback undid), which a kill between a commit
+ * and the deletion left behind, are deleted.  *out_count (may be NULL)
+ * gets the number of transactions repaired.  Run before any other
  * command, under the lock.
  */
 int bsi_txn_recover(const bsi_txn_ctx *ctx, size_t *out_count);

@@ -1166,6 +1166,63 @@ START_TEST(test_agent_reports_process_running_replaced_library)
 }
 END_TEST
 
+/*
+ * The recipe names the library through an alias (lib -> usr/lib, as merged
+ * /usr has it), while the kernel shows the mapping under its real path:
+ * only the old inode, which the backup keeps, identifies it.  The process
+ * is reported, and with restart_affected its unit would be restarted.
+ */
+START_TEST(test_agent_reports_process_running_replaced_library_through_alias)
+{
+	char src[4200], bin[4200], ready[4200], want[256];
+	tu_result r;
+
+	tu_must("ln -s usr/lib '%s/lib' && cd '%s' && "
+		"sed -i 's|\"usr/lib/lib-1.so\"|\"lib/lib-1.so\"|' recipes/lib-1.lua && "
+		"grep -q '\"lib/lib-1.so\"' recipes/lib-1.lua",
+		root, feed);
+	commit("lib-1 through the alias");
+	snprintf(src, sizeof(src), "%s/mapper.c", dir);
+	snprintf(bin, sizeof(bin), "%s/mapper", dir);
+	snprintf(ready, sizeof(ready), "%s/ready", dir);
+	tu_write(src, "#include <fcntl.h>\n#include <stdio.h>\n#include <sys/mman.h>\n"
+		      "#include <unistd.h>\n"
+		      "int main(int argc, char **argv) {\n"
+		      "  int fd = open(argv[1], O_RDONLY);\n"
+		      "  if (fd < 0 || mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0) == MAP_FAILED)\n"
+		      "    return 1;\n"
+		      "  close(fd);\n"
+		      "  FILE *f = fopen(argv[2], \"w\"); fputs(\"ok\", f); fclose(f);\n"
+		      "  for (;;) pause();\n}\n");
+	tu_must("cc -o '%s' '%s'", bin, src);
+	enroll_file();
+	mapper_pid = fork();
+	ck_assert_int_ge(mapper_pid, 0);
+	if (mapper_pid == 0) {
+		char lib[4200];
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives a failed test */
+		snprintf(lib, sizeof(lib), "%s/usr/lib/lib-1.so", root);
+		execl(bin, "mapper", lib, ready, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 500 && access(ready, F_OK) != 0; i++)
+		usleep(10 * 1000);
+	ck_assert_int_eq(access(ready, F_OK), 0);
+
+	ck_assert_msg(BSI(&r, "agent --once") == 0, "agent: %s", r.err);
+	snprintf(want, sizeof(want), "pid %d (mapper, unit none) still runs the old lib/lib-1.so",
+		 (int)mapper_pid);
+	ASSERT_HAS(r.err, want);
+	tu_result_free(&r);
+	ck_assert_int_eq(BSI(&r, "status"), 0);
+	snprintf(want, sizeof(want), "still running old code: pid %d (mapper), unit none",
+		 (int)mapper_pid);
+	ASSERT_HAS(r.out, want);
+	tu_result_free(&r);
+}
+END_TEST
+
 /* The scan on a fake /proc: "(deleted)" path, old inode, and the unit. */
 START_TEST(test_agent_procs_scan_finds_unit)
 {
@@ -1364,6 +1421,7 @@ static Suite *suite(void)
 	tcase_add_test(procs, test_agent_procs_scan_finds_unit);
 	tcase_add_test(procs, test_agent_cgroup_unit_parsing);
 	tcase_add_test(procs, test_agent_restart_old_code_units_once);
+	tcase_add_test(procs, test_agent_reports_process_running_replaced_library_through_alias);
 	suite_add_tcase(s, procs);
 	return s;
 }

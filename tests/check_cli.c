@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static char *dir, tree[4096], image[4096], state[4096];
 
@@ -372,6 +374,243 @@ START_TEST(test_cli_plan_is_deterministic)
 }
 END_TEST
 
+/* ---- odd files on real devices ------------------------------------- */
+
+/* The SHA-256 of a file as sha256sum prints it (symlinks followed). */
+static void sha256_of(const char *path, char out[72])
+{
+	tu_result r;
+
+	ck_assert_int_eq(tu_sh(&r, "sha256sum '%s'", path), 0);
+	ck_assert_int_ge(strlen(r.out), 64);
+	snprintf(out, 72, "sha256:%.64s", r.out);
+	tu_result_free(&r);
+}
+
+/* A feed tree at `feed` with one recipe file (text) and payloads/p. */
+static void one_recipe_feed(const char *feed, const char *text)
+{
+	char p[4400];
+
+	tu_must("rm -rf '%s' && mkdir -p '%s/recipes' '%s/payloads' && "
+		"printf 'the new bytes\\n' > '%s/payloads/p'",
+		feed, feed, feed, feed);
+	snprintf(p, sizeof(p), "%s/recipes/sys.lua", feed);
+	tu_write(p, text);
+}
+
+
+/*
+ * `--root /` on this Debian system: usr/bin/awk -> /etc/alternatives/awk ->
+ * /usr/bin/mawk, and a directory reached through an absolute symlink
+ * (usr/lib/ssl/certs -> /etc/ssl/certs, or the first such directory found),
+ * both read as a chroot reads them: no confinement error, the digests of the
+ * real files, a pending replace.  A preview only reads: the state directory
+ * it is given is never created, and the target is as it was.
+ */
+START_TEST(test_cli_plan_root_slash_follows_absolute_symlinks)
+{
+	char feed[4200], none[4400], awk[72], target_digest[72], pay[72], *text, target[4096];
+	struct stat before, after;
+	tu_result r;
+
+	if (tu_sh(&r, "readlink /usr/bin/awk | grep -q '^/'") != 0) {
+		tu_result_free(&r);
+		fprintf(stderr, "SKIP test_cli_plan_root_slash_follows_absolute_symlinks: "
+				"/usr/bin/awk is no absolute symlink here\n");
+		return;
+	}
+	tu_result_free(&r);
+	/* a small regular file with one link behind an absolute directory symlink */
+	tu_sh(&r, "for l in /usr/lib/ssl/certs $(find /usr /etc /var -xdev -maxdepth 4 -type l "
+		  "-lname '/*' 2>/dev/null | sort); do [ -d \"$l\" ] || continue; "
+		  "f=$(find \"$l/\" -maxdepth 1 -type f -links 1 -size -2048k -readable "
+		  "2>/dev/null | sort | head -n 1); [ -n \"$f\" ] && echo \"$f\" && break; done");
+	if (!r.out[0]) {
+		tu_result_free(&r);
+		fprintf(stderr, "SKIP test_cli_plan_root_slash_follows_absolute_symlinks: no "
+				"absolute directory symlink with a small file here\n");
+		return;
+	}
+	snprintf(target, sizeof(target), "%s", r.out + 1); /* relative to / */
+	target[strcspn(target, "\n")] = '\0';
+	tu_result_free(&r);
+	sha256_of("/usr/bin/awk", awk);
+	snprintf(none, sizeof(none), "/%s", target);
+	sha256_of(none, target_digest);
+	ck_assert_int_eq(stat(none, &before), 0);
+	snprintf(feed, sizeof(feed), "%s/sysfeed", dir);
+	snprintf(none, sizeof(none), "%s/no-state", dir);
+	ck_assert_int_gt(
+		asprintf(&text,
+			 "local awk = bsi.hash('usr/bin/awk')\n"
+			 "assert(awk == '%s', 'usr/bin/awk hashed as ' .. tostring(awk))\n"
+			 "assert(bsi.verify('bin/awk', '%s'))\n"
+			 "assert(bsi.read('usr/bin/awk', 4) == '\\127ELF')\n"
+			 "assert(bsi.exists('etc/alternatives/awk'))\n"
+			 "return { component = 'sys', improvements = { { id = 'sys-1',\n"
+			 "  summary = 'a file behind absolute symlinks', severity = 'low', fixes = {},\n"
+			 "  when = function() return bsi.hash('%s') == '%s', 'target moved' end,\n"
+			 "  apply = function(c)\n"
+			 "    c:replace('%s', { from = '%s', to = 'PAYLOAD', payload = 'payloads/p' })\n"
+			 "  end } } }\n",
+			 awk, awk, target, target_digest, target, target_digest),
+		0);
+	one_recipe_feed(feed, text);
+	free(text);
+	snprintf(none, sizeof(none), "%s/payloads/p", feed);
+	sha256_of(none, pay);
+	snprintf(none, sizeof(none), "%s/no-state", dir);
+	tu_must("sed -i 's/PAYLOAD/%s/' '%s/recipes/sys.lua'", pay, feed);
+
+	ck_assert_msg(tu_bsi(&r, "plan --tree '%s' --root / --state '%s'", feed, none) == 0,
+		      "%s%s", r.out, r.err);
+	ASSERT_HAS(r.out, "sys sys-1 [low] pending");
+	ASSERT_HAS(r.out, target);
+	ck_assert_msg(!strstr(r.err, "refused"), "%s", r.err);
+	tu_result_free(&r);
+	/* read only: no state, no staged file, the target untouched */
+	ck_assert_int_ne(access(none, F_OK), 0);
+	snprintf(none, sizeof(none), "/%s", target);
+	ck_assert_int_eq(stat(none, &after), 0);
+	ck_assert(before.st_ino == after.st_ino && before.st_size == after.st_size &&
+		  before.st_mtim.tv_sec == after.st_mtim.tv_sec &&
+		  before.st_mtim.tv_nsec == after.st_mtim.tv_nsec &&
+		  before.st_ctim.tv_nsec == after.st_ctim.tv_nsec);
+	ck_assert_int_eq(tu_sh(&r, "ls -a \"$(dirname '%s')\" | grep -c '^\\.bsi-stage' ", none), 1);
+	tu_result_free(&r);
+}
+END_TEST
+
+/*
+ * Symlinks in a test image that try to leave it: an absolute one to the
+ * marker's real path means that path inside the image (nothing there), and
+ * "/../../" or "../../../" above the root are refused.  The marker outside
+ * the image is never read.
+ */
+START_TEST(test_cli_plan_symlink_escapes_stay_inside)
+{
+	static const char *const escapes[] = {"abs", "slashdotdot", "dotdot"};
+	char feed[4200], marker[4200], *text;
+	tu_result r;
+
+	snprintf(marker, sizeof(marker), "%s/outside/marker", dir);
+	snprintf(feed, sizeof(feed), "%s/escfeed", dir);
+	tu_must("mkdir -p '%s/outside' '%s/usr/share' && echo MARKER-OUTSIDE > '%s' && "
+		"ln -s '%s' '%s/usr/share/abs' && "
+		"ln -s /../../outside/marker '%s/usr/share/slashdotdot' && "
+		"ln -s ../../../outside/marker '%s/usr/share/dotdot'",
+		dir, image, marker, marker, image, image, image);
+	for (size_t i = 0; i < 3; i++) {
+		ck_assert_int_gt(
+			asprintf(&text,
+				 "return { component = 'esc', improvements = { { id = 'esc-1',\n"
+				 "  summary = 's', severity = 'low', fixes = {},\n"
+				 "  when = function()\n"
+				 "    local got = bsi.read('usr/share/%s', 100)\n"
+				 "    return got == nil, 'read ' .. tostring(got)\n"
+				 "  end,\n"
+				 "  apply = function(c) c:restart('x') end } } }\n",
+				 escapes[i]),
+			0);
+		one_recipe_feed(feed, text);
+		free(text);
+		tu_bsi(&r, "plan --tree '%s' --root '%s'", feed, image);
+		ck_assert_msg(!strstr(r.out, "MARKER") && !strstr(r.err, "MARKER"), "%s: %s%s",
+			      escapes[i], r.out, r.err);
+		if (i == 0) {
+			ck_assert_msg(r.status == 0, "%s", r.err);
+			ASSERT_HAS(r.out, "esc esc-1 [low] pending");
+		} else {
+			/* the escape is refused: that improvement's error */
+			ck_assert_int_eq(r.status, 4);
+			ASSERT_HAS(r.out, "esc esc-1 [low] error\n");
+			ASSERT_HAS(r.out, "bsi.read: path \"usr/share/");
+			ASSERT_HAS(r.out, "\" refused: \"..\" leads outside the target root");
+		}
+		tu_result_free(&r);
+	}
+}
+END_TEST
+
+/* What the target becomes in a test image, and what both plans must say. */
+static const struct {
+	const char *make; /* shell, run in the image's usr/bin */
+	const char *want;
+} odd_targets[] = {
+	{"mv tool tool.real && ln -s /usr/bin/tool.real tool",
+	 "usr/bin/tool is a symlink to /usr/bin/tool.real; bsi replaces regular files only: name "
+	 "the file it points to"},
+	{"rm tool && mkdir tool", "usr/bin/tool is a directory; bsi replaces regular files only"},
+	{"rm tool && mkfifo tool", "usr/bin/tool is a FIFO; bsi replaces regular files only"},
+	{"ln tool tool.alias",
+	 "usr/bin/tool has 2 hard links; bsi cannot find every name of such a file"},
+	{"head -c 2097152 /dev/zero >> tool", "usr/bin/tool is 2097160 bytes, more than "
+					      "max_target_mib allows (1 MiB)"},
+};
+
+/*
+ * A replace target that is no file to patch: the preview (`plan --tree`)
+ * and the device (`apply --tree`, which plans with the state's hasher) give
+ * that improvement the same error, exit 4, without hanging on a FIFO (the
+ * recipe queries it too), and nothing in the image changes.
+ */
+START_TEST(test_cli_odd_target_same_verdict_preview_and_device)
+{
+	char feed[4200], conf[4200], *text, *before, *after, preview[2048];
+	tu_result r;
+
+	snprintf(feed, sizeof(feed), "%s/oddfeed", dir);
+	snprintf(conf, sizeof(conf), "%s/bsi.conf", dir);
+	tu_write(conf, "service_manager = \"record\"\nmax_target_mib = 1\n");
+	tu_must("mkdir -p '%s/usr/bin' && printf 'old tool' > '%s/usr/bin/tool'", image, image);
+	ck_assert_int_gt(
+		asprintf(&text,
+			 "return { component = 'odd', improvements = { { id = 'odd-1',\n"
+			 "  summary = 's', severity = 'low', fixes = {},\n"
+			 "  when = function()\n"
+			 "    return bsi.hash('usr/bin/tool') ~= nil or bsi.read('usr/bin/tool') == nil\n"
+			 "  end,\n"
+			 "  apply = function(c)\n"
+			 "    c:replace('usr/bin/tool', { from = "
+			 "'sha256:2e9ab4d2d3b41b1a23e6d05d0d36b4ab3a1ef13f3a3c8c1f1e6a47e90f0ab3c1', "
+			 "to = 'PAYLOAD', payload = 'payloads/p' })\n"
+			 "  end } } }\n"),
+		0);
+	one_recipe_feed(feed, text);
+	free(text);
+	{
+		char pay[72], p[4400];
+
+		snprintf(p, sizeof(p), "%s/payloads/p", feed);
+		sha256_of(p, pay);
+		tu_must("sed -i 's/PAYLOAD/%s/' '%s/recipes/sys.lua'", pay, feed);
+	}
+	tu_must("cd '%s/usr/bin' && %s", image, odd_targets[_i].make);
+	before = tu_tree_fingerprint(image);
+	tu_bsi_env(&r, "timeout -k 5 30", "--config '%s' plan --tree '%s' --root '%s'", conf, feed,
+		   image);
+	ck_assert_msg(r.status == 4, "preview: exit %d: %s%s", r.status, r.out, r.err);
+	ASSERT_HAS(r.out, "odd odd-1 [low] error\n");
+	ASSERT_HAS(r.out, odd_targets[_i].want);
+	/* the reason, as the preview shows it: "    error: <reason>\n" */
+	ck_assert_ptr_nonnull(strstr(r.out, "    error: "));
+	snprintf(preview, sizeof(preview), "bsi: odd-1: not applied: %s",
+		 strstr(r.out, "    error: ") + 11);
+	*strchr(preview, '\n') = '\0';
+	tu_result_free(&r);
+	tu_bsi_env(&r, "timeout -k 5 30", "--config '%s' apply --tree '%s' --root '%s' --state '%s'",
+		   conf, feed, image, state);
+	ck_assert_msg(r.status == 4, "device: exit %d: %s%s", r.status, r.out, r.err);
+	ASSERT_HAS(r.err, preview);
+	tu_result_free(&r);
+	after = tu_tree_fingerprint(image);
+	ck_assert_str_eq(before, after);
+	free(before);
+	free(after);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("cli");
@@ -394,6 +633,10 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_cli_recipe_check_reports_each_broken_improvement);
 	tcase_add_test(tc, test_cli_plan_refuses_missing_payload);
 	tcase_add_test(tc, test_cli_apply_checks_only_payloads_it_may_stage);
+	tcase_add_test(tc, test_cli_plan_root_slash_follows_absolute_symlinks);
+	tcase_add_test(tc, test_cli_plan_symlink_escapes_stay_inside);
+	tcase_add_loop_test(tc, test_cli_odd_target_same_verdict_preview_and_device, 0,
+			    sizeof(odd_targets) / sizeof(odd_targets[0]));
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -561,6 +561,148 @@ START_TEST(test_state_hash_cache_skips_unchanged_files)
 }
 END_TEST
 
+static int count_rows(const char *db_path, const char *table)
+{
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	char q[128];
+	int n;
+
+	snprintf(q, sizeof(q), "SELECT COUNT(*) FROM %s", table);
+	ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, q, -1, &s, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
+	n = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return n;
+}
+
+/* Both hashers on rel: the same refusal, word for word, naming rel and why. */
+static void expect_both_refuse(bsi_state *st, const bsi_root *root, const char *rel,
+			       const char *why)
+{
+	char digest[BSI_DIGEST_STRLEN + 1], preview[1024];
+	bool exists = true;
+	int rc;
+
+	rc = bsi_plan_hash_file(NULL, root, rel, digest, &exists);
+	ck_assert_msg(rc == BSI_ERECIPE, "preview of %s: %d (%s)", rel, rc, bsi_error_message());
+	ck_assert(!exists);
+	snprintf(preview, sizeof(preview), "%s", bsi_error_message());
+	ck_assert_msg(strstr(preview, rel) && strstr(preview, why), "%s lacks %s", preview, why);
+	exists = true;
+	rc = bsi_state_plan_hasher(st, root, rel, digest, &exists);
+	ck_assert_msg(rc == BSI_ERECIPE, "device plan of %s: %d (%s)", rel, rc, bsi_error_message());
+	ck_assert(!exists);
+	ck_assert_str_eq(bsi_error_message(), preview);
+}
+
+/*
+ * A preview (no state) and a device's plan (the state's cached hasher) give
+ * the same verdict on every kind of target that is no file to patch, never
+ * open a FIFO (it would hang the plan), never read a /proc file without end,
+ * and cache nothing for any of them.
+ */
+START_TEST(test_state_plan_hashers_agree_on_odd_targets)
+{
+	char *dir = tu_tmpdir(), root_dir[4200], sdir[4200], db[4300];
+	bsi_state *st;
+	bsi_root *root, *slash;
+
+	snprintf(root_dir, sizeof(root_dir), "%s/root", dir);
+	snprintf(sdir, sizeof(sdir), "%s/state", dir);
+	snprintf(db, sizeof(db), "%s/state.db", sdir);
+	tu_must("mkdir -p '%s/etc/dir' && cd '%s/etc' && echo f > f && ln -s f link && "
+		"ln -s /etc/f abslink && mkfifo fifo && echo two > hard && ln hard hard2 && "
+		"head -c 3000 /dev/zero > big",
+		root_dir, root_dir);
+	ck_assert_int_eq(bsi_root_open(&root, root_dir), 0);
+	st = open_ok(sdir);
+	expect_both_refuse(st, root, "etc/link", "is a symlink to f;");
+	expect_both_refuse(st, root, "etc/abslink", "is a symlink to /etc/f;");
+	expect_both_refuse(st, root, "etc/dir", "is a directory");
+	expect_both_refuse(st, root, "etc/fifo", "is a FIFO");
+	expect_both_refuse(st, root, "etc/hard", "has 2 hard links");
+	bsi_root_set_max_target(root, 2048);
+	expect_both_refuse(st, root, "etc/big", "max_target_mib");
+	/* A /proc file says it holds 0 bytes and holds more. */
+	ck_assert_int_eq(bsi_root_open(&slash, "/"), 0);
+	expect_both_refuse(st, slash, "proc/self/status", "holds more than the 0 bytes");
+	bsi_root_free(slash);
+	ck_assert_int_eq(count_rows(db, "hash_cache"), 0);
+	bsi_root_free(root);
+	bsi_state_free(st);
+}
+END_TEST
+
+/*
+ * A full disk under the state directory (a real tmpfs, in a private mount
+ * namespace so nothing outlives the test) is reported as such, exit 1,
+ * never as a damaged database to move away (which would forget every
+ * backup): when the database cannot even be opened (SQLite fails to grow
+ * its -shm file: "disk I/O error" with errno ENOSPC), and when a write
+ * fails (SQLITE_FULL).  The database and the target root are unchanged.
+ */
+START_TEST(test_state_full_disk_is_no_space_not_damage)
+{
+	char *dir = tu_tmpdir(), sdir[4200], root[4200], feed[4200], want[4400], *script;
+	tu_result r;
+
+	if (geteuid() != 0 || tu_sh(&r, "unshare -m true") != 0) {
+		tu_result_free(&r);
+		fprintf(stderr, "SKIP test_state_full_disk_is_no_space_not_damage: needs root and "
+				"unshare -m to mount a tmpfs\n");
+		return;
+	}
+	tu_result_free(&r);
+	snprintf(sdir, sizeof(sdir), "%s/state", dir);
+	snprintf(root, sizeof(root), "%s/root", dir);
+	snprintf(feed, sizeof(feed), "%s/feed", dir);
+	tu_must("mkdir -p '%s' '%s/usr/bin' '%s/recipes' '%s/payloads' && "
+		"printf 'old tool\\n' > '%s/usr/bin/tool' && printf 'new tool\\n' > '%s/payloads/t' && "
+		"from=$(sha256sum < '%s/usr/bin/tool' | cut -d' ' -f1) && "
+		"to=$(sha256sum < '%s/payloads/t' | cut -d' ' -f1) && "
+		"printf 'return { component = \"t\", improvements = { { id = \"t-1\", summary = \"s\",\\n"
+		"  severity = \"low\", fixes = {}, apply = function(c)\\n"
+		"    c:replace(\"usr/bin/tool\", { from = \"sha256:%%s\", to = \"sha256:%%s\", "
+		"payload = \"payloads/t\" })\\n  end } } }\\n' $from $to > '%s/recipes/t.lua'",
+		sdir, root, feed, feed, root, feed, root, feed, feed);
+	/* fill: leave `free` KiB; then run one bsi command; report what it said */
+	ck_assert_int_gt(
+		asprintf(&script,
+			 "set -e; mount -t tmpfs -o size=512k tmpfs '%s'; "
+			 "b() { '%s' --root '%s' --state '%s' \"$@\"; }; "
+			 "b status > /dev/null; sum=$(sha256sum < '%s/state.db'); "
+			 "fill() { rm -f '%s/fill'; "
+			 "  head -c $(( $(df -k --output=avail '%s' | tail -n 1) * 1024 - $1 * 1024 )) "
+			 "  /dev/zero > '%s/fill' || true; }; "
+			 "fill 0; set +e; b status; echo \"status exit $?\"; b verify; "
+			 "echo \"verify exit $?\"; fill 36; b apply --tree '%s'; echo \"apply exit $?\"; "
+			 "[ \"$sum\" = \"$(sha256sum < '%s/state.db')\" ] && echo 'state.db unchanged'",
+			 sdir, tu_build_path("bsi"), root, sdir, sdir, sdir, sdir, sdir, feed, sdir),
+		0);
+	snprintf(want, sizeof(want), "%s/full.sh", dir);
+	tu_write(want, script);
+	free(script);
+	tu_sh(&r, "unshare -m sh '%s'", want);
+	snprintf(want, sizeof(want), "no space left on the device holding the state (%s): ",
+		 sdir);
+	ck_assert_msg(strstr(r.out, "status exit 1\n") && strstr(r.out, "verify exit 1\n") &&
+			      strstr(r.out, "apply exit 1\n") && strstr(r.out, "state.db unchanged"),
+		      "%s\n%s", r.out, r.err);
+	/* three commands, three times the same diagnosis */
+	ck_assert_msg(strstr(r.err, want) && strstr(strstr(r.err, want) + 1, want) &&
+			      strstr(strstr(strstr(r.err, want) + 1, want) + 1, want),
+		      "%s", r.err);
+	ck_assert_msg(!strstr(r.err, "damaged") && !strstr(r.err, "move it away"), "%s", r.err);
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_sh(&r, "cat '%s/usr/bin/tool'", root), 0);
+	ck_assert_str_eq(r.out, "old tool\n");
+	tu_result_free(&r);
+}
+END_TEST
+
 /* ---- lock ------------------------------------------------------------ */
 
 START_TEST(test_lock_second_fails_fast_naming_the_holder)
@@ -680,6 +822,8 @@ static Suite *state_suite(void)
 	tcase_add_test(tc, test_state_history_is_append_only);
 	tcase_add_test(tc, test_state_feed_and_commit_cache);
 	tcase_add_test(tc, test_state_hash_cache_skips_unchanged_files);
+	tcase_add_test(tc, test_state_plan_hashers_agree_on_odd_targets);
+	tcase_add_test(tc, test_state_full_disk_is_no_space_not_damage);
 	tcase_add_test(tc, test_lock_second_fails_fast_naming_the_holder);
 	tcase_add_test(tc, test_lock_waits_for_the_holder);
 	suite_add_tcase(s, tc);
