@@ -140,7 +140,7 @@ static const char *superseded_to(const bsi_changeset *cs, const bsi_improvement 
  * is opened as the hashers open it, so a target that is no file to patch
  * gets the hashers' verdict.
  */
-int bsi_plan_check_distinct(const bsi_improvement *imp, const bsi_root *root)
+int bsi_plan_check_distinct(const bsi_improvement *imp, const bsi_root *root, int *out_line)
 {
 	struct stat *seen = NULL;
 	const char **names = NULL;
@@ -171,6 +171,8 @@ int bsi_plan_check_distinct(const bsi_improvement *imp, const bsi_root *root)
 						   "symlink); an improvement replaces each file "
 						   "once, by one path",
 						   names[k], a->path);
+		if (rc < 0)
+			*out_line = a->line;
 		if (rc == 0 && t.fd >= 0) {
 			seen[n] = t.st;
 			names[n++] = a->path;
@@ -188,10 +190,10 @@ static int assess_one(const bsi_changeset *cs, bsi_improvement *imp, const bsi_r
 		      bsi_plan_hasher hash, void *ctx, int *out_line)
 {
 	size_t replaces = 0, done = 0;
-	int distinct = bsi_plan_check_distinct(imp, root);
+	int distinct = bsi_plan_check_distinct(imp, root, out_line);
 
 	if (distinct < 0)
-		return bsi_error_wrap("%s: improvement \"%s\"", imp->recipe, imp->id);
+		return bsi_error_wrap("%s:%d: improvement \"%s\"", imp->recipe, *out_line, imp->id);
 	for (size_t j = 0; j < imp->nactions; j++) {
 		const bsi_action *a = &imp->actions[j];
 		char cur[BSI_DIGEST_STRLEN + 1];

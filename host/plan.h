@@ -70,7 +70,8 @@ int bsi_plan_check_payloads(bsi_changeset *cs, const bsi_source *src, bool pendi
 int bsi_plan_assess(bsi_changeset *cs, const bsi_root *root, bsi_plan_hasher hash, void *ctx);
 
 /* BSI_ERECIPE when two replace targets of imp are one file by (device,
- * inode), reached by two paths (a symlinked directory, merged /usr). */
-int bsi_plan_check_distinct(const bsi_improvement *imp, const bsi_root *root);
+ * inode), reached by two paths (a symlinked directory, merged /usr);
+ * *out_line is then the recipe line of the second. */
+int bsi_plan_check_distinct(const bsi_improvement *imp, const bsi_root *root, int *out_line);
 
 #endif

@@ -671,7 +671,7 @@ START_TEST(test_state_full_disk_is_no_space_not_damage)
 	/* fill: leave `free` KiB; then run one bsi command; report what it said */
 	ck_assert_int_gt(
 		asprintf(&script,
-			 "set -e; mount -t tmpfs -o size=512k tmpfs '%s'; "
+			 "set -e; mount -t tmpfs -o size=512k,mode=0700 tmpfs '%s'; "
 			 "b() { '%s' --root '%s' --state '%s' \"$@\"; }; "
 			 "b status > /dev/null; sum=$(sha256sum < '%s/state.db'); "
 			 "fill() { rm -f '%s/fill'; "
