@@ -28,7 +28,8 @@ function bsi.verify(path, digest) end
 function bsi.exists(path) end
 
 ---At most `max` bytes (never more than 64 KiB) of a small file, such as a
----version file.
+---version file.  A file that holds more than its size says (one of /proc
+---or /sys) is an error: its bytes change from run to run.
 ---@param path string
 ---@param max integer
 ---@return string|nil contents nil when the file does not exist

@@ -104,6 +104,7 @@ bool bsi_agent_deferral(char *out, size_t len, const bsi_config *cfg, const bsi_
 /* ---- errors, logged once ---------------------------------------------- */
 
 #define KEY_LOGGED "agent.logged_errors"
+#define MAX_LOGGED 10000 /* digests remembered for one commit */
 
 /* The digest that stands for one error: who (an id or a file) and why. */
 static int error_print(char out[BSI_DIGEST_STRLEN + 1], const char *who, const char *why)
@@ -126,6 +127,7 @@ int bsi_agent_errors_news(bool **out_new, bool **out_new_file, bsi_state *st,
 	bool *news = calloc(cs->count + 1, sizeof(bool));
 	bool *news_file = calloc(cs->nerrors + 1, sizeof(bool));
 	const char *old_commit;
+	size_t added;
 	int rc;
 
 	*out_new = NULL;
@@ -164,11 +166,19 @@ int bsi_agent_errors_news(bool **out_new, bool **out_new_file, bsi_state *st,
 			news_file[i - cs->count] = !known;
 		else
 			news[i] = !known;
-		if (json_array_append_new(now, json_string(print)) < 0)
+		if (!known && json_array_append_new(now, json_string(print)) < 0)
 			rc = bsi_error_set(BSI_EFAIL, "out of memory");
 	}
+	/* Remembered: every error logged at this commit, not only this
+	 * run's, so an error that comes and goes (a flaky disk) is still
+	 * logged once per commit; the oldest go first past a bound. */
+	added = json_array_size(now);
+	if (rc == 0 && seen && json_array_extend(now, seen) < 0)
+		rc = bsi_error_set(BSI_EFAIL, "out of memory");
+	while (rc == 0 && json_array_size(now) > MAX_LOGGED)
+		json_array_remove(now, json_array_size(now) - 1);
 	/* written only when it changes: an agent run with nothing new writes nothing */
-	if (rc == 0 && (stored ? !seen || !json_equal(seen, now) : json_array_size(now) > 0)) {
+	if (rc == 0 && (added > 0 || (!seen && stored))) {
 		json_t *doc = json_pack("{s:s?, s:O}", "commit", commit, "errors", now);
 
 		dumped = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
@@ -188,6 +198,45 @@ done:
 	free(dumped);
 	json_decref(old);
 	json_decref(now);
+	return rc;
+}
+
+/* ---- deferrals -------------------------------------------------------- */
+
+#define KEY_DEFERRED "agent.deferred"
+
+int bsi_agent_deferrals_get(json_t **out, bsi_state *st)
+{
+	char *stored = NULL;
+	json_t *doc;
+	int rc;
+
+	*out = NULL;
+	if ((rc = bsi_state_meta_get(st, KEY_DEFERRED, &stored)) < 0)
+		return rc;
+	doc = stored ? json_loads(stored, 0, NULL) : NULL;
+	free(stored);
+	if (!json_is_object(doc)) { /* none, or not ours: no reasons */
+		json_decref(doc);
+		doc = json_object();
+	}
+	if (!doc)
+		return bsi_error_set(BSI_EFAIL, "out of memory");
+	*out = doc;
+	return BSI_OK;
+}
+
+int bsi_agent_deferrals_set(bsi_state *st, const json_t *reasons)
+{
+	char *text;
+	int rc;
+
+	if (json_object_size(reasons) == 0)
+		return bsi_state_meta_set(st, KEY_DEFERRED, NULL);
+	if (!(text = json_dumps(reasons, JSON_COMPACT | JSON_SORT_KEYS)))
+		return bsi_error_set(BSI_EFAIL, "out of memory");
+	rc = bsi_state_meta_set(st, KEY_DEFERRED, text);
+	free(text);
 	return rc;
 }
 

@@ -25,6 +25,8 @@
 #include "config.h"
 #include "state.h"
 
+#include <jansson.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -63,13 +65,28 @@ bool bsi_agent_deferral(char *out, size_t len, const bsi_config *cfg, const bsi_
  * Which errors of the plan cs (at feed commit, NULL for a tree) are news:
  * new[i] for improvement i in error, new_file[k] for whole-file error k,
  * true when the agent has not logged that error at that commit yet.  The
- * errors seen now are remembered in the state's meta table (one row, as
- * digests: bounded by the feed's budgets, not by time), so a broken fix
- * that waits for weeks is logged once per feed commit, not on every run.
+ * errors logged at the current commit are remembered in the state's meta
+ * table (one row of digests, at most 10,000, forgotten when the commit
+ * changes), so a broken fix that waits for weeks, or an error that comes
+ * and goes, is logged once per feed commit, not on every run.
  * The caller owns both arrays (NULL when there is nothing).
  */
 int bsi_agent_errors_news(bool **out_new, bool **out_new_file, bsi_state *st,
 			  const bsi_changeset *cs, const char *commit);
+
+/* ---- deferrals ------------------------------------------------------- */
+
+/*
+ * Why the agent left improvements pending at its last run: an object of
+ * id -> reason (a new reference, empty when there is none), kept in one
+ * meta row and replaced by each run, so it holds the improvements of the
+ * current plan only.  Deferring records no row per improvement and no
+ * history: the state grows with what is applied, not with what a feed
+ * lists and a device waits for.
+ */
+int bsi_agent_deferrals_get(json_t **out, bsi_state *st);
+/* Replace them with reasons (borrowed; empty: forget them). */
+int bsi_agent_deferrals_set(bsi_state *st, const json_t *reasons);
 
 /* ---- sync backoff ---------------------------------------------------- */
 

@@ -1,6 +1,7 @@
 #include "changeset.h"
 
 #include "error.h"
+#include "text.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -156,6 +157,7 @@ int bsi_changeset_add_error(bsi_changeset *cs, const char *file, int line, int c
 		free(e->reason);
 		return bsi_error_set(BSI_EFAIL, "out of memory");
 	}
+	bsi_text_clean(e->reason, strlen(e->reason) + 1, e->reason, strlen(e->reason));
 	cs->nerrors++;
 	return BSI_OK;
 }
@@ -226,6 +228,7 @@ int bsi_improvement_set_reason(bsi_improvement *imp, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return bsi_error_set(BSI_EFAIL, "out of memory");
+	bsi_text_clean(s, (size_t)n + 1, s, (size_t)n); /* file names, a `when`'s words */
 	free(imp->reason);
 	imp->reason = s;
 	return BSI_OK;
@@ -242,6 +245,7 @@ int bsi_improvement_set_error(bsi_improvement *imp, int code, int line, const ch
 	va_end(ap);
 	if (n < 0)
 		return bsi_error_set(BSI_EFAIL, "out of memory");
+	bsi_text_clean(s, (size_t)n + 1, s, (size_t)n);
 	free(imp->reason);
 	imp->reason = s;
 	imp->status = BSI_STATUS_ERROR;

@@ -180,28 +180,21 @@ static void log_errors(bsi_device *d)
 	free(news_file);
 }
 
-/* Record imp as pending with the reason; a history entry when the reason
- * is new, so a device that waits for weeks does not fill its history. */
-static int defer(bsi_device *d, const bsi_improvement *imp, const char *reason)
+/* Keep imp pending with the reason (agent.h, deferrals); said in the log
+ * when the reason is new since the last run, so a laptop on battery for a
+ * week does not fill its log. */
+static int defer(bsi_device *d, const bsi_improvement *imp, const char *reason,
+		 const json_t *before, json_t *now)
 {
-	bsi_state_improvement *known = NULL;
 	const char *commit = bsi_source_commit(d->src);
-	int rc;
+	const char *was = json_string_value(json_object_get(before, imp->id));
 
-	rc = bsi_state_improvement_note(d->st, imp);
-	if (rc == 0)
-		rc = bsi_state_improvement_get(d->st, imp->id, &known);
-	if (rc == 0 && (!known || !known->reason || strcmp(known->reason, reason) != 0)) {
-		rc = bsi_state_improvement_set_status(d->st, imp->id, BSI_STATUS_PENDING, reason);
-		if (rc == 0)
-			rc = bsi_state_history_add(d->st, "deferred", imp->id, commit,
-						   d->signer[0] ? d->signer : NULL, reason);
-	}
-	bsi_state_improvement_free(known);
-	if (rc == 0)
+	if (json_object_set_new(now, imp->id, json_string(reason)) < 0)
+		return bsi_error_set(BSI_EFAIL, "out of memory");
+	if (!was || strcmp(was, reason) != 0)
 		bsi_log_info("pending %s (feed commit %s): %s", imp->id, commit ? commit : "-",
 			     reason);
-	return rc;
+	return BSI_OK;
 }
 
 static void old_code(bsi_device *d, const bsi_improvement *imp, run_report *rep)
@@ -284,8 +277,9 @@ static int run_once(bsi_cli *cli)
 	bsi_device d;
 	size_t wanted = 0;
 	time_t t = time(NULL);
+	json_t *deferred_before = NULL, *deferred = NULL;
 	struct tm tm;
-	int rc;
+	int rc, worst;
 
 	rc = bsi_device_open(&d, cli, BSI_DEVICE_LOCK | BSI_DEVICE_PLUGIN);
 	if (rc < 0)
@@ -318,6 +312,11 @@ static int run_once(bsi_cli *cli)
 		      tm.tm_min, cli->cfg.min_severity ? cli->cfg.min_severity : "none");
 	log_errors(&d);
 	rep.feed_error = bsi_changeset_worst_error(d.cs, NULL, NULL);
+	if ((rc = bsi_agent_deferrals_get(&deferred_before, d.st)) < 0 ||
+	    !(deferred = json_object())) {
+		rc = rc < 0 ? rc : bsi_error_set(BSI_EFAIL, "out of memory");
+		goto done;
+	}
 	for (size_t i = 0; i < d.cs->count; i++) {
 		const bsi_improvement *imp = &d.cs->items[i];
 		char reason[512];
@@ -335,13 +334,16 @@ static int run_once(bsi_cli *cli)
 		}
 		wanted++;
 		if (bsi_agent_deferral(reason, sizeof(reason), &cli->cfg, &now, imp)) {
-			if ((rc = defer(&d, imp, reason)) < 0)
+			if ((rc = defer(&d, imp, reason, deferred_before, deferred)) < 0)
 				goto done;
 			rep.deferred++;
 			continue;
 		}
 		apply_step(&d, imp, &rep);
 	}
+	/* every improvement was looked at: these are the deferrals now */
+	if ((rc = bsi_agent_deferrals_set(d.st, deferred)) < 0)
+		goto done;
 	if (wanted == 0)
 		bsi_log_info("nothing to apply at feed commit %s", bsi_source_commit(d.src));
 	else
@@ -354,16 +356,21 @@ stopped:
 	bsi_log_info("stopping on signal %d; what is still pending waits for the next run",
 		     (int)stop_signal);
 done:
+	json_decref(deferred_before);
+	json_decref(deferred);
 	bsi_device_close(&d);
 	if (rc < 0)
 		return rc;
-	if (rep.sync_rc < 0)
+	/* the worst of the sync, the applies and the feed's own errors: a
+	 * network that is down must not hide a payload the feed got wrong */
+	worst = bsi_error_worse(rep.first_error, rep.feed_error);
+	if (rep.sync_rc < 0 && bsi_error_worse(rep.sync_rc, worst) == rep.sync_rc)
 		return bsi_error_set(rep.sync_rc, "%s", rep.sync_msg);
-	if (rep.first_error < 0 || rep.feed_error < 0)
-		return bsi_error_set(bsi_error_worse(rep.first_error, rep.feed_error),
-				     "%zu improvement%s could not be applied%s (see the log)",
+	if (worst < 0)
+		return bsi_error_set(worst, "%zu improvement%s could not be applied%s%s (see the log)",
 				     rep.failed, rep.failed == 1 ? "" : "s",
-				     rep.feed_error < 0 ? ", and the feed has errors" : "");
+				     rep.feed_error < 0 ? ", and the feed has errors" : "",
+				     rep.sync_rc < 0 ? "; the feed was not synced" : "");
 	return BSI_OK;
 }
 

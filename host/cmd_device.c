@@ -3,6 +3,7 @@
  * rollback, hold, release, status, show, history, verify; and feed verify
  * for teams.
  */
+#include "agent.h"
 #include "commands.h"
 #include "device.h"
 #include "error.h"
@@ -32,6 +33,19 @@ int bsi_cmd_enroll(bsi_cli *cli)
 	return rc;
 }
 
+/* A sync that worked ends the agent's backoff (agent.h): the feed is
+ * reachable, and the next agent run should not wait to find that out. */
+static int forget_failed_syncs(bsi_device *d)
+{
+	bsi_agent_backoff b;
+	int rc = bsi_agent_backoff_get(&b, d->st);
+
+	if (rc == 0 && b.failures > 0)
+		rc = bsi_agent_backoff_reset(d->st);
+	bsi_agent_backoff_clear_struct(&b);
+	return rc;
+}
+
 int bsi_cmd_sync(bsi_cli *cli)
 {
 	bsi_feed_sync_result res;
@@ -42,6 +56,8 @@ int bsi_cmd_sync(bsi_cli *cli)
 	if (rc < 0)
 		return rc;
 	rc = bsi_feed_sync(&res, d.st, &cli->cfg, cli->verbosity >= 0 && isatty(2));
+	if (rc == 0)
+		rc = forget_failed_syncs(&d);
 	if (rc == 0 && cli->verbosity >= 0) {
 		if (strcmp(res.head, res.previous) == 0)
 			printf("feed is up to date at %.12s\n", res.head);
@@ -160,7 +176,7 @@ int bsi_cmd_apply(bsi_cli *cli)
 		return rc;
 	for (int i = 0; i < cli->argc; i++) {
 		if (!bsi_changeset_find(d.cs, cli->argv[i])) {
-			rc = bsi_error_set(BSI_EUSAGE, "no improvement \"%s\" in the feed", cli->argv[i]);
+			rc = bsi_device_no_such_improvement(&d, cli->argv[i]);
 			goto done;
 		}
 	}

@@ -6,6 +6,7 @@
 #include "device.h"
 #include "error.h"
 #include "output.h"
+#include "text.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -101,7 +102,12 @@ static void print_feed(const bsi_state_feed *feed, const bsi_config *cfg, int64_
 	f = feed_freshness(feed, cfg, now);
 	format_age(age, f.age);
 	format_age(synced, f.since_sync);
-	printf("feed: %s\n", feed->url);
+	{
+		char url[1024]; /* enrolled before URLs were checked: shown clean */
+
+		bsi_text_clean(url, sizeof(url), feed->url, strlen(feed->url));
+		printf("feed: %s\n", url);
+	}
 	if (!feed->head)
 		printf("head: none yet (run bsi sync)\n");
 	else {
@@ -412,8 +418,7 @@ int bsi_cmd_show(bsi_cli *cli)
 	imp = d.cs ? bsi_changeset_find(d.cs, cli->argv[0]) : NULL;
 	rc = bsi_state_improvement_get(d.st, cli->argv[0], &known);
 	if (rc == 0 && !imp && !known)
-		rc = bsi_error_set(BSI_EUSAGE, "no improvement \"%s\" in the feed or on this device",
-				   cli->argv[0]);
+		rc = bsi_device_no_such_improvement(&d, cli->argv[0]);
 	if (rc == 0)
 		rc = bsi_state_history_json(d.st, cli->argv[0], &history);
 	if (rc < 0)

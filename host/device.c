@@ -1,5 +1,6 @@
 #include "device.h"
 
+#include "agent.h"
 #include "error.h"
 #include "log.h"
 #include "feed.h"
@@ -38,15 +39,30 @@ bsi_recipe_limits bsi_device_recipe_limits(const bsi_cli *cli)
  * admin's hold, a rollback (never re-applied by itself), and a verdict of
  * verify (tampered, obsolete) on files that are no longer what the plan
  * expects. */
+static bool replaces_files(const bsi_improvement *imp)
+{
+	for (size_t k = 0; k < imp->nactions; k++)
+		if (imp->actions[k].op == BSI_ACTION_REPLACE)
+			return true;
+	return false;
+}
+
 static int overlay_state(bsi_changeset *cs, bsi_state *st)
 {
-	for (size_t i = 0; i < cs->count; i++) {
+	json_t *deferred = NULL;
+	int rc = bsi_agent_deferrals_get(&deferred, st);
+
+	for (size_t i = 0; rc == 0 && i < cs->count; i++) {
 		bsi_improvement *imp = &cs->items[i];
 		bsi_state_improvement *known = NULL;
-		int rc = bsi_state_improvement_get(st, imp->id, &known);
+		const char *waits = json_string_value(json_object_get(deferred, imp->id));
 
-		if (rc < 0)
-			return rc;
+		/* why the agent left it pending (agent.h) */
+		if (imp->status == BSI_STATUS_PENDING && waits &&
+		    (rc = bsi_improvement_set_reason(imp, "%s", waits)) < 0)
+			break;
+		if ((rc = bsi_state_improvement_get(st, imp->id, &known)) < 0)
+			break;
 		if (!known)
 			continue;
 		if (imp->status == BSI_STATUS_PENDING && known->held) {
@@ -63,19 +79,19 @@ static int overlay_state(bsi_changeset *cs, bsi_state *st)
 			    known->status == BSI_STATUS_OBSOLETE)) {
 			imp->status = known->status;
 			rc = bsi_improvement_set_reason(imp, "%s", known->reason ? known->reason : "");
-		} else if (imp->status == BSI_STATUS_PENDING &&
-			   known->status == BSI_STATUS_PENDING && known->reason) {
-			/* why the agent left it pending (agent.h) */
-			rc = bsi_improvement_set_reason(imp, "%s", known->reason);
-		} else if (imp->status == BSI_STATUS_APPLIED && known->restart_pending) {
+		} else if (imp->status == BSI_STATUS_PENDING && known->status == BSI_STATUS_APPLIED &&
+			   !replaces_files(imp)) {
+			/* nothing on disk tells that a restart-only improvement
+			 * was applied: the state does */
+			imp->status = BSI_STATUS_APPLIED;
+		}
+		if (rc == 0 && imp->status == BSI_STATUS_APPLIED && known->restart_pending)
 			rc = bsi_improvement_set_reason(imp, "a service restart is pending; bsi apply "
 							     "retries it");
-		}
 		bsi_state_improvement_free(known);
-		if (rc < 0)
-			return rc;
 	}
-	return BSI_OK;
+	json_decref(deferred);
+	return rc;
 }
 
 int bsi_device_plan(bsi_changeset **out, const bsi_cli *cli, const bsi_source *src,
@@ -242,6 +258,26 @@ int bsi_device_load_plan(bsi_device *d, bool optional)
 		rc = bsi_device_plan(&d->cs, d->cli, d->src, d->root, d->st);
 	}
 	return rc;
+}
+
+int bsi_device_no_such_improvement(const bsi_device *d, const char *id)
+{
+	int worst = BSI_OK;
+
+	for (size_t i = 0; d->cs && i < d->cs->nerrors; i++)
+		worst = bsi_error_worse(worst, d->cs->errors[i].code);
+	if (worst < 0)
+		return bsi_error_set(worst,
+				     "no improvement \"%s\" in the feed; %zu recipe file%s in error "
+				     "(bsi status lists %s), and it may be in one of them",
+				     id, d->cs->nerrors, d->cs->nerrors == 1 ? " is" : "s are",
+				     d->cs->nerrors == 1 ? "it" : "them");
+	if (d->plan_rc < 0)
+		return bsi_error_set(d->plan_rc, "no improvement \"%s\" on this device, and the "
+						 "feed head cannot be planned: %s",
+				     id, d->plan_error);
+	return bsi_error_set(BSI_EUSAGE, "no improvement \"%s\" in the feed%s", id,
+			     d->cs ? "" : " or on this device");
 }
 
 void bsi_device_warn_plan(const bsi_device *d)

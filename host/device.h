@@ -52,6 +52,10 @@ int bsi_device_open(bsi_device *d, bsi_cli *cli, int flags);
  * source yet (d->cs stays NULL). */
 int bsi_device_load_plan(bsi_device *d, bool optional);
 void bsi_device_close(bsi_device *d);
+/* The error for an id the plan does not hold: a usage error (2), unless
+ * recipe files are in error or the head cannot be planned, which may be
+ * why: then that error's code, and the message says so. */
+int bsi_device_no_such_improvement(const bsi_device *d, const char *id);
 /* After a TRY_PLAN open whose plan failed: say so on stderr (not quiet). */
 void bsi_device_warn_plan(const bsi_device *d);
 

@@ -3,6 +3,7 @@
 #include "auth.h"
 #include "commitsig.h"
 #include "error.h"
+#include "text.h"
 #include "mirror.h"
 #include "signers.h"
 #include "sshsig.h"
@@ -37,6 +38,9 @@ int bsi_feed_enroll(bsi_state *st, const char *url, const char *introduction,
 	git_oid intro;
 	int rc;
 
+	if (bsi_text_has_control(url, strlen(url)))
+		return bsi_error_set(BSI_EUSAGE, "the feed URL holds control characters; a URL "
+						 "is printed in every status and log line");
 	rc = parse_oid(&intro, introduction, "--introduction");
 	if (rc < 0)
 		return rc;

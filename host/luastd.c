@@ -44,10 +44,13 @@ static void view_key(lua_State *L, int idx, key_view *out, const char *fn)
 		out->s = lua_tolstring(L, idx, &out->len);
 		return;
 	default:
+		/* the message names no type: which such key lua_next meets
+		 * first changes from run to run */
 		luaL_error(L,
-			   "%s: a table with a key of type %s has no stable order in recipes; "
-			   "use a list (ipairs) or keys that are strings or numbers",
-			   fn, luaL_typename(L, idx));
+			   "%s: a table with a key that is not a boolean, number or string has "
+			   "no stable order in recipes; use a list (ipairs) or keys that are "
+			   "strings or numbers",
+			   fn);
 	}
 }
 

@@ -23,8 +23,8 @@ void bsi_output_plan(FILE *f, const bsi_changeset *cs)
 		char a[16], b[16];
 
 		counts[imp->status]++;
-		fprintf(f, "%s %s [%s] %s\n", imp->component, imp->id, imp->severity,
-			bsi_status_name(imp->status));
+		fprintf(f, "%s %s [%s] %s\n", imp->component ? imp->component : "?", imp->id,
+			imp->severity ? imp->severity : "?", bsi_status_name(imp->status));
 		if (imp->summary)
 			fprintf(f, "    %s\n", imp->summary);
 		if (imp->nfixes > 0) {

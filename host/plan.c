@@ -226,8 +226,8 @@ static int assess_one(const bsi_changeset *cs, bsi_improvement *imp, const bsi_r
 			imp->actions[j].from = from;
 		} else if (strcmp(cur, a->from) != 0) {
 			imp->status = BSI_STATUS_NOT_APPLICABLE;
-			return bsi_improvement_set_reason(imp, "%s has %.19s, expected %.19s", a->path,
-							  cur, a->from);
+			return bsi_improvement_set_reason(imp, "%s has %s, expected %s", a->path, cur,
+							  a->from);
 		}
 	}
 	imp->status = replaces > 0 && done == replaces ? BSI_STATUS_APPLIED : BSI_STATUS_PENDING;

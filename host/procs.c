@@ -28,7 +28,19 @@ void bsi_procs_free(bsi_procs *procs)
 	free(procs);
 }
 
-/* Last ".service" component of a cgroup path; user: under user@*.service. */
+/* Only what systemd allows in a unit name (systemd.unit(5)): a cgroup a
+ * user made under their own delegated subtree can be named anything,
+ * escape sequences included, and is then no unit of ours to show. */
+static bool unit_name(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr(":-_.\\@", s[i]))
+			return false;
+	return true;
+}
+
+/* Last ".service" component of a cgroup path that is a valid unit name;
+ * user: under user@*.service. */
 static int unit_of_path(char **out, bool *out_user, const char *path)
 {
 	const char *p = path, *best = NULL;
@@ -39,7 +51,7 @@ static int unit_of_path(char **out, bool *out_user, const char *path)
 		const char *end = strchr(p, '/');
 		size_t len = end ? (size_t)(end - p) : strlen(p);
 
-		if (len > 8 && memcmp(p + len - 8, ".service", 8) == 0) {
+		if (len > 8 && memcmp(p + len - 8, ".service", 8) == 0 && unit_name(p, len)) {
 			if (strncmp(p, "user@", 5) == 0)
 				user = true;
 			best = p;

@@ -14,6 +14,7 @@
 #include <lualib.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -402,14 +403,21 @@ static int rawfield(lua_State *L, int idx, const char *key)
 /* Is every key of the table at idx a string in allowed?  If not, leaves
  * the offending key on the stack top and returns false. */
 /* Is the key at a a better one to report than the key at b: a string
- * before anything else, then the smallest (bytewise, or by value)?  Table
- * order changes from run to run; the message must not. */
+ * before a number before the other types by name, then the smallest
+ * (bytewise, by value, false first); keys of other types read the same in
+ * the message ("[a table]").  Table order changes from run to run; the
+ * message must not. */
 static bool report_first(lua_State *L, int a, int b)
 {
 	int ta = lua_type(L, a), tb = lua_type(L, b);
 
 	if (ta != tb)
-		return ta == LUA_TSTRING || (tb != LUA_TSTRING && ta == LUA_TNUMBER);
+		return ta == LUA_TSTRING ||
+		       (tb != LUA_TSTRING &&
+			(ta == LUA_TNUMBER ||
+			 (tb != LUA_TNUMBER && strcmp(lua_typename(L, ta), lua_typename(L, tb)) < 0)));
+	if (ta == LUA_TBOOLEAN)
+		return !lua_toboolean(L, a) && lua_toboolean(L, b);
 	if (ta == LUA_TSTRING) {
 		size_t la, lb;
 		const char *sa = lua_tolstring(L, a, &la), *sb = lua_tolstring(L, b, &lb);
@@ -581,6 +589,7 @@ static int l_recipe_read(lua_State *L) /* [-(1|2), +1, e] */
 	lua_Integer max = luaL_optinteger(L, 2, (lua_Integer)BSI_RECIPE_READ_MAX);
 	char buf[BSI_RECIPE_READ_MAX];
 	size_t len = 0;
+	struct stat st;
 	int fd;
 
 	if (max < 0)
@@ -591,6 +600,33 @@ static int l_recipe_read(lua_State *L) /* [-(1|2), +1, e] */
 	if (fd < 0) {
 		lua_pushnil(L);
 		return 1;
+	}
+	/* No further than the size the file states, as hashing does: a file
+	 * of /proc or /sys states 0 and makes up its bytes as it is read (a
+	 * random uuid, a pid), which would make the plan differ from run to
+	 * run.  Reading one byte more tells such a file. */
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+
+		close(fd);
+		bsi_error_set(BSI_EFAIL, "%s", strerror(e));
+		return raise_host(L, BSI_EFAIL, "bsi.read");
+	}
+	if ((uint64_t)st.st_size < (uint64_t)max) {
+		char extra;
+		ssize_t n;
+
+		max = (lua_Integer)st.st_size;
+		while ((n = pread(fd, &extra, 1, st.st_size)) < 0 && errno == EINTR)
+			;
+		if (n > 0) {
+			close(fd);
+			return raise_at(L, caller_line(L, 1),
+					"bsi.read: it holds more than the %jd bytes its size says (a "
+					"file of /proc or /sys, or one being written to); bsi reads "
+					"files of a settled size only",
+					(intmax_t)st.st_size);
+		}
 	}
 	while (len < (size_t)max) {
 		ssize_t n = read(fd, buf + len, (size_t)max - len);
@@ -1036,6 +1072,11 @@ static void open_sandbox(lua_State *L, recipe_ctx *c)
 		luaL_requiref(L, lib->name, lib->func, 1);
 		lua_pop(L, 1);
 	}
+	/* Lua names a C function that raised without a call-site name by
+	 * searching package.loaded in table order, which the hash seed
+	 * changes from run to run; an empty one makes that name "?". */
+	lua_newtable(L);
+	lua_setfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
 	lua_pushglobaltable(L);
 	g = lua_gettop(L);
 	for (const char *const *r = removed; *r; r++) {
@@ -1337,6 +1378,17 @@ static void isolate(lua_State *L, recipe_ctx *c, const imp_view *v, size_t i, in
 	}
 	error_text(L, c, msg, sizeof(msg), &line);
 	lua_pop(L, 1);
+	if (line == 0) { /* error({}), a yield: say which improvement, where */
+		char rest[sizeof(msg)];
+		size_t skip = strlen(c->name) + 2; /* "<file>: " */
+
+		memcpy(rest, strlen(msg) > skip ? msg + skip : msg, sizeof(rest) - skip);
+		rest[sizeof(rest) - skip - 1] = '\0';
+		line = v->line;
+		if (snprintf(msg, sizeof(msg), "%s:%d: improvement \"%s\": ", c->name, line, v->id) <
+		    (int)sizeof(msg))
+			strncat(msg, rest, sizeof(msg) - strlen(msg) - 1);
+	}
 	if (c->cs->count == i && bsi_changeset_add(c->cs, &imp) < 0)
 		raise_host(L, bsi_error_code(), "recipe");
 	imp = &c->cs->items[i];
@@ -1706,7 +1758,9 @@ static int check_result(bsi_changeset *got, const char *name)
 	for (size_t i = 0; i < got->count; i++) {
 		bsi_improvement *imp = &got->items[i];
 
-		if (!imp->id || !valid_name(imp->id, strlen(imp->id)) ||
+		if (!imp->id || !valid_name(imp->id, strlen(imp->id)) || !imp->component ||
+		    !valid_name(imp->component, strlen(imp->component)) ||
+		    (imp->severity && !in_list(severities, imp->severity)) ||
 		    (imp->status != BSI_STATUS_PENDING && imp->status != BSI_STATUS_NOT_APPLICABLE &&
 		     imp->status != BSI_STATUS_ERROR) ||
 		    (imp->status == BSI_STATUS_ERROR && (imp->nactions > 0 || !imp->reason)))
@@ -1714,6 +1768,16 @@ static int check_result(bsi_changeset *got, const char *name)
 		/* an error the child reports is the recipe's, whatever it claims */
 		if (imp->status == BSI_STATUS_ERROR)
 			imp->error_code = BSI_ERECIPE;
+		if (imp->error_line < 0)
+			imp->error_line = 0;
+		/* text the recipe wrote (or its file's name in a reason) is
+		 * shown: clean whatever the child sent */
+		if (imp->reason)
+			bsi_text_clean(imp->reason, strlen(imp->reason) + 1, imp->reason,
+				       strlen(imp->reason));
+		if (imp->summary)
+			bsi_text_clean(imp->summary, strlen(imp->summary) + 1, imp->summary,
+				       strlen(imp->summary));
 		free(imp->recipe);
 		imp->recipe = strdup(name);
 		if (!imp->recipe)
@@ -1970,7 +2034,10 @@ int bsi_recipe_load_all(bsi_changeset *cs, const bsi_source *src, const bsi_root
 	}
 	for (size_t i = 0; i < cs->count; i++)
 		nactions += cs->items[i].nactions;
-	if ((rc = bsi_source_list_recipes(src, &files, &nfiles)) < 0)
+	rc = bsi_source_list_recipes(src, &files, &nfiles);
+	if (rc == BSI_ERECIPE) /* recipes/ itself is wrong: an error of it */
+		rc = file_failed(cs, "recipes");
+	if (rc < 0)
 		goto done;
 	for (size_t i = 0; rc == 0 && i < nfiles; i++) {
 		bsi_changeset *one = NULL;

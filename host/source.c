@@ -141,13 +141,65 @@ static int push_name(char ***v, size_t *n, const char *name)
 	return BSI_OK;
 }
 
+/*
+ * Open path in a directory source the way a commit reads it: no component
+ * may be a symbolic link (git stores a link as a blob of its own, which is
+ * no file and no directory), so a preview reaches the verdict a device
+ * does.  path is plain (check_feed_path).  A component that is missing or
+ * a link leaves *out_fd -1, and the caller says "not a file".
+ */
+static int open_plain(const bsi_source *src, const char *path, int *out_fd)
+{
+	char part[PATH_MAX];
+	const char *p = path;
+	int dirfd = bsi_root_fd(src->dir), fd = -1;
+
+	*out_fd = -1;
+	while (*p) {
+		const char *slash = strchr(p, '/');
+		size_t len = slash ? (size_t)(slash - p) : strlen(p);
+		int next;
+
+		if (len >= sizeof(part))
+			break;
+		memcpy(part, p, len);
+		part[len] = '\0';
+		next = openat(dirfd, part,
+			      (slash ? O_PATH | O_DIRECTORY : O_RDONLY | O_NONBLOCK | O_NOCTTY) |
+				      O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+		if (next < 0) {
+			if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP)
+				return BSI_OK;
+			return bsi_error_set(BSI_EFAIL, "%s: %s: %s", src->dir_label, path,
+					     strerror(errno));
+		}
+		if (!slash) {
+			*out_fd = next;
+			return BSI_OK;
+		}
+		fd = dirfd = next;
+		p = slash + 1;
+	}
+	if (fd >= 0)
+		close(fd);
+	return BSI_OK;
+}
+
 static int list_dir(const bsi_source *src, char ***v, size_t *n)
 {
 	int fd, rc = BSI_OK;
 	DIR *d;
 	struct dirent *e;
 
-	rc = bsi_root_open_file(src->dir, "recipes", O_RDONLY | O_DIRECTORY, &fd);
+	struct stat rs;
+
+	if (fstatat(bsi_root_fd(src->dir), "recipes", &rs, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    !S_ISDIR(rs.st_mode))
+		return bsi_error_set(BSI_ERECIPE, "%s: recipes is not a directory", src->dir_label);
+	rc = open_plain(src, "recipes", &fd);
 	if (rc < 0 || fd < 0)
 		return rc;
 	d = fdopendir(fd);
@@ -158,9 +210,11 @@ static int list_dir(const bsi_source *src, char ***v, size_t *n)
 	while (rc == 0 && (e = readdir(d))) {
 		struct stat st;
 
+		/* a recipe name that is not a regular file (a symlink, a
+		 * directory) is listed too: reading it says what is wrong,
+		 * rather than its improvements vanishing without a word */
 		if (!is_recipe_name(e->d_name) ||
-		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !S_ISREG(st.st_mode))
+		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		rc = push_name(v, n, e->d_name);
 	}
@@ -210,19 +264,22 @@ static int list_tree(const bsi_source *src, char ***v, size_t *n)
 		return bsi_error_set(BSI_EFAIL, "feed commit %s: cannot read recipes/: %s",
 				     src->label,
 				     git_error_last() ? git_error_last()->message : "?");
-	if (git_tree_entry_type(entry) != GIT_OBJECT_TREE)
+	if (git_tree_entry_type(entry) != GIT_OBJECT_TREE) {
+		rc = bsi_error_set(BSI_ERECIPE, "feed commit %s: recipes is not a directory",
+				   src->label);
 		goto done;
+	}
 	if (git_tree_lookup(&sub, src->repo, git_tree_entry_id(entry)) < 0 ||
 	    !tree_is_whole(src->repo, sub)) {
 		rc = bsi_error_set(BSI_EFAIL, "feed commit %s: cannot read recipes/", src->label);
 		goto done;
 	}
+	/* every recipe name, whatever its mode: a symlink, a submodule or a
+	 * directory named x.lua is then an error of that file when read */
 	for (size_t i = 0; rc == 0 && i < git_tree_entrycount(sub); i++) {
 		const git_tree_entry *e = git_tree_entry_byindex(sub, i);
-		git_filemode_t mode = git_tree_entry_filemode(e);
 
-		if ((mode == GIT_FILEMODE_BLOB || mode == GIT_FILEMODE_BLOB_EXECUTABLE) &&
-		    is_recipe_name(git_tree_entry_name(e)))
+		if (is_recipe_name(git_tree_entry_name(e)))
 			rc = push_name(v, n, git_tree_entry_name(e));
 	}
 done:
@@ -270,7 +327,7 @@ int bsi_source_open(const bsi_source *src, const char *path, bsi_reader **out,
 	if (src->dir) {
 		struct stat st;
 
-		rc = bsi_root_open_file(src->dir, path, O_RDONLY, &r->fd);
+		rc = open_plain(src, path, &r->fd);
 		if (rc < 0)
 			goto done;
 		if (r->fd < 0 || fstat(r->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
@@ -368,6 +425,24 @@ void bsi_reader_free(bsi_reader *r)
 	free(r);
 }
 
+/* The size of the blob at path in a commit source, from the object's
+ * header; nonzero when there is none to read (bsi_source_open says why). */
+static int blob_size(const bsi_source *src, const char *path, size_t *out)
+{
+	git_tree_entry *entry = NULL;
+	git_object_t type;
+	git_odb *odb = NULL;
+	int rc = -1;
+
+	if (check_feed_path(src, path) == 0 && git_tree_entry_bypath(&entry, src->tree, path) == 0 &&
+	    git_tree_entry_type(entry) == GIT_OBJECT_BLOB && git_repository_odb(&odb, src->repo) == 0)
+		rc = git_odb_read_header(out, &type, odb, git_tree_entry_id(entry));
+	git_odb_free(odb);
+	git_tree_entry_free(entry);
+	bsi_error_clear();
+	return rc;
+}
+
 int bsi_source_read(const bsi_source *src, const char *path, size_t max, char **out,
 		    size_t *out_len)
 {
@@ -377,11 +452,18 @@ int bsi_source_read(const bsi_source *src, const char *path, size_t max, char **
 	int rc;
 
 	*out = NULL;
+	/* in a commit, the size is read from the object's header first, so a
+	 * huge blob is refused before it is inflated */
+	if (!src->dir && blob_size(src, path, &size) == 0 && size > max)
+		return bsi_error_set(BSI_ERECIPE, "%s: %s is %zu bytes, more than the %zu allowed",
+				     bsi_source_label(src), path, size, max);
 	rc = bsi_source_open(src, path, &r, &size);
+	if (rc == BSI_ETRUST) /* not a file: the recipe is at fault */
+		rc = bsi_error_set_code(BSI_ERECIPE);
 	if (rc < 0)
 		return rc;
 	if (size > max) {
-		rc = bsi_error_set(BSI_EFAIL, "%s: %s is %zu bytes, more than the %zu allowed",
+		rc = bsi_error_set(BSI_ERECIPE, "%s: %s is %zu bytes, more than the %zu allowed",
 				   bsi_source_label(src), path, size, max);
 		goto done;
 	}

@@ -28,11 +28,15 @@ const char *bsi_source_label(const bsi_source *src);
 const char *bsi_source_commit(const bsi_source *src);
 
 /* The recipe files, "recipes/<name>.lua", sorted by name (caller frees the
- * array and each string).  A missing recipes/ directory yields none. */
+ * array and each string): every entry with such a name, even one that is
+ * no regular file (reading it then says so).  A missing recipes/ directory
+ * yields none; a recipes that is no directory is BSI_ERECIPE. */
 int bsi_source_list_recipes(const bsi_source *src, char ***out, size_t *out_count);
 
-/* Read all of `path` into a NUL-terminated buffer the caller frees; refuses
- * files larger than max bytes.  A missing file is BSI_EFAIL naming it. */
+/* Read all of recipe file `path` into a NUL-terminated buffer the caller
+ * frees.  One larger than max bytes (in a commit: told by the object's
+ * header, before it is read) or that is not a regular file is BSI_ERECIPE
+ * naming it; BSI_EFAIL is left for I/O and memory. */
 int bsi_source_read(const bsi_source *src, const char *path, size_t max, char **out,
 		    size_t *out_len);
 
