@@ -5,13 +5,14 @@
  * git_odb_read per verified commit (tree and parents come from the signed
  * bytes themselves, see commitsig.h), one tree lookup per verified commit to
  * find .bsi/signers, and one parse per distinct signers blob (cached by
- * blob id).  Commits and blobs are indexed in hash maps keyed with a random
+ * blob id).  Commits and blobs are indexed in hash maps (oidmap.h) keyed with a random
  * SipHash key, so crafted ids cannot make lookups quadratic.
  */
 #include "auth.h"
 
 #include "commitsig.h"
 #include "error.h"
+#include "oidmap.h"
 #include "signers.h"
 #include "sshsig.h"
 
@@ -24,87 +25,6 @@
 #include <unistd.h>
 
 #define SIGNERS_MAX_BYTES (1024 * 1024)
-
-/* ---- an oid -> pointer hash map ---- */
-
-typedef struct {
-	git_oid id;
-	void *value;
-	bool used;
-} slot;
-
-typedef struct {
-	slot *slots;
-	size_t cap, count; /* cap is a power of two */
-	uint8_t key[crypto_shorthash_KEYBYTES];
-} oidmap;
-
-static int oidmap_init(oidmap *m, size_t hint)
-{
-	size_t cap = 16;
-
-	while (cap < hint * 2)
-		cap *= 2;
-	m->count = 0;
-	m->cap = cap;
-	randombytes_buf(m->key, sizeof(m->key));
-	if ((m->slots = calloc(cap, sizeof(slot))) == NULL)
-		return bsi_error_set(BSI_EFAIL, "out of memory");
-	return 0;
-}
-
-static size_t oidmap_index(const oidmap *m, const git_oid *id)
-{
-	uint8_t h[crypto_shorthash_BYTES];
-	uint64_t v;
-
-	crypto_shorthash(h, id->id, GIT_OID_RAWSZ, m->key);
-	memcpy(&v, h, sizeof(v));
-	return (size_t)v & (m->cap - 1);
-}
-
-static slot *oidmap_slot(const oidmap *m, const git_oid *id)
-{
-	size_t i = oidmap_index(m, id);
-
-	while (m->slots[i].used && !git_oid_equal(&m->slots[i].id, id))
-		i = (i + 1) & (m->cap - 1);
-	return &m->slots[i];
-}
-
-static void *oidmap_get(const oidmap *m, const git_oid *id)
-{
-	slot *s = oidmap_slot(m, id);
-
-	return s->used ? s->value : NULL;
-}
-
-static int oidmap_put(oidmap *m, const git_oid *id, void *value)
-{
-	slot *s;
-
-	if ((m->count + 1) * 2 > m->cap) {
-		slot *old = m->slots;
-		size_t i, oldcap = m->cap;
-
-		if ((m->slots = calloc(oldcap * 2, sizeof(slot))) == NULL) {
-			m->slots = old;
-			return bsi_error_set(BSI_EFAIL, "out of memory");
-		}
-		m->cap = oldcap * 2;
-		for (i = 0; i < oldcap; i++)
-			if (old[i].used)
-				*oidmap_slot(m, &old[i].id) = old[i];
-		free(old);
-	}
-	s = oidmap_slot(m, id);
-	if (!s->used)
-		m->count++;
-	s->used = true;
-	s->id = *id;
-	s->value = value;
-	return 0;
-}
 
 /* ---- the authentication context ---- */
 
@@ -124,10 +44,10 @@ typedef struct {
 	git_repository *repo;
 	git_odb *odb;
 	const bsi_auth_anchor *anchor;
-	oidmap by_blob;  /* signers blob id -> bsi_signers * (owned) */
-	oidmap by_dir;   /* .bsi tree id -> bsi_signers * (borrowed) */
-	oidmap walk;     /* commit id -> node * (in nodes) */
-	oidmap boundary; /* hidden authentic parent id -> bsi_signers * (borrowed) */
+	bsi_oidmap by_blob;  /* signers blob id -> bsi_signers * (owned) */
+	bsi_oidmap by_dir;   /* .bsi tree id -> bsi_signers * (borrowed) */
+	bsi_oidmap walk;     /* commit id -> node * (in nodes) */
+	bsi_oidmap boundary; /* hidden authentic parent id -> bsi_signers * (borrowed) */
 	node *nodes;
 	size_t node_count;
 	const git_oid *trusted;
@@ -145,8 +65,8 @@ static int ctx_init(authctx *c, git_repository *repo, const bsi_auth_anchor *anc
 	if (git_repository_odb(&c->odb, repo) < 0)
 		return bsi_error_set(BSI_EFAIL, "cannot open the object database: %s",
 		                     git_error_last() ? git_error_last()->message : "?");
-	if ((rc = oidmap_init(&c->by_blob, 8)) < 0 || (rc = oidmap_init(&c->by_dir, 8)) < 0 ||
-	    (rc = oidmap_init(&c->walk, 8)) < 0 || (rc = oidmap_init(&c->boundary, 8)) < 0)
+	if ((rc = bsi_oidmap_init(&c->by_blob, 8)) < 0 || (rc = bsi_oidmap_init(&c->by_dir, 8)) < 0 ||
+	    (rc = bsi_oidmap_init(&c->walk, 8)) < 0 || (rc = bsi_oidmap_init(&c->boundary, 8)) < 0)
 		return rc;
 	return 0;
 }
@@ -225,7 +145,7 @@ static int signers_of_tree(const bsi_signers **out, authctx *c, const git_oid *t
 	if (e == NULL || git_tree_entry_filemode(e) != GIT_FILEMODE_TREE)
 		goto missing;
 	dir_id = git_tree_entry_id(e);
-	if ((*out = oidmap_get(&c->by_dir, dir_id)) != NULL)
+	if ((*out = bsi_oidmap_get(&c->by_dir, dir_id)) != NULL)
 		goto done;
 	if ((rc = git_tree_lookup(&dir, c->repo, dir_id)) < 0) {
 		describe(who, id, key);
@@ -241,7 +161,7 @@ static int signers_of_tree(const bsi_signers **out, authctx *c, const git_oid *t
 		goto done;
 	}
 	blob_id = git_tree_entry_id(e);
-	if ((found = oidmap_get(&c->by_blob, blob_id)) == NULL) {
+	if ((found = bsi_oidmap_get(&c->by_blob, blob_id)) == NULL) {
 		describe(who, id, key);
 		if ((rc = git_blob_lookup(&blob, c->repo, blob_id)) < 0) {
 			rc = bsi_error_set(read_failure(rc), "%s: cannot read .bsi/signers: %s", who,
@@ -257,12 +177,12 @@ static int signers_of_tree(const bsi_signers **out, authctx *c, const git_oid *t
 		if ((rc = bsi_signers_parse(&parsed, git_blob_rawcontent(blob),
 		                            (size_t)git_blob_rawsize(blob), origin)) < 0)
 			goto done;
-		if ((rc = oidmap_put(&c->by_blob, blob_id, parsed)) < 0)
+		if ((rc = bsi_oidmap_put(&c->by_blob, blob_id, parsed)) < 0)
 			goto done;
 		found = parsed;
 		parsed = NULL;
 	}
-	if ((rc = oidmap_put(&c->by_dir, dir_id, (void *)found)) < 0)
+	if ((rc = bsi_oidmap_put(&c->by_dir, dir_id, (void *)found)) < 0)
 		goto done;
 	*out = found;
 	goto done;
@@ -416,7 +336,7 @@ done:
 static int parent_signers(const bsi_signers **out, authctx *c, const git_oid *child,
                           const uint8_t key[32], const git_oid *p)
 {
-	node *n = oidmap_get(&c->walk, p);
+	node *n = bsi_oidmap_get(&c->walk, p);
 	const bsi_signers *s;
 	char hex[GIT_OID_HEXSZ + 1], phex[GIT_OID_HEXSZ + 1];
 	int rc, d;
@@ -433,7 +353,7 @@ static int parent_signers(const bsi_signers **out, authctx *c, const git_oid *ch
 		*out = n->signers;
 		return 0;
 	}
-	if ((s = oidmap_get(&c->boundary, p)) != NULL) {
+	if ((s = bsi_oidmap_get(&c->boundary, p)) != NULL) {
 		*out = s;
 		return 0;
 	}
@@ -458,7 +378,7 @@ static int parent_signers(const bsi_signers **out, authctx *c, const git_oid *ch
 	}
 	if ((rc = signers_of_commit(&s, c, p)) < 0)
 		return rc;
-	if ((rc = oidmap_put(&c->boundary, p, (void *)s)) < 0)
+	if ((rc = bsi_oidmap_put(&c->boundary, p, (void *)s)) < 0)
 		return rc;
 	*out = s;
 	return 0;
@@ -535,9 +455,25 @@ static int check_ancestry(authctx *c, const git_oid *trusted, const git_oid *hea
 		return 0;
 	}
 	git_oid_tostr(thex, sizeof(thex), trusted);
-	if (git_oid_equal(head, trusted) || git_graph_descendant_of(c->repo, head, trusted) == 1)
+	if (git_oid_equal(head, trusted))
 		return 0;
-	if (git_graph_descendant_of(c->repo, trusted, head) == 1)
+	/* A mirror rebuilt from the served history alone lacks the trusted
+	 * head exactly when the new head does not descend from it. */
+	if (!git_odb_exists(c->odb, trusted))
+		return bsi_error_set(BSI_ETRUST,
+		                     "commit %s: does not descend from the trusted head %s "
+		                     "(rewritten history: the served history lacks it)",
+		                     hex, thex);
+	if ((err = git_graph_descendant_of(c->repo, head, trusted)) == 1)
+		return 0;
+	if (err == 0)
+		err = git_graph_descendant_of(c->repo, trusted, head);
+	if (err < 0)
+		return bsi_error_set(BSI_EFAIL,
+		                     "commit %s: cannot tell whether it descends from the trusted "
+		                     "head %s: %s",
+		                     hex, thex, git_msg());
+	if (err == 1)
 		return bsi_error_set(
 		    BSI_ETRUST,
 		    "commit %s: rollback refused: it is an ancestor of the trusted "
@@ -610,7 +546,7 @@ static int collect_walk(authctx *c, const git_oid *trusted, const git_oid *head)
 	}
 	/* Index only once nodes no longer moves. */
 	for (i = 0; i < c->node_count; i++)
-		if ((rc = oidmap_put(&c->walk, &c->nodes[i].id, &c->nodes[i])) < 0)
+		if ((rc = bsi_oidmap_put(&c->walk, &c->nodes[i].id, &c->nodes[i])) < 0)
 			goto done;
 done:
 	git_commit_free(intro);
@@ -629,6 +565,7 @@ done:
  */
 
 #define BATCH 1024
+#define READAHEAD_BYTES ((size_t)16 << 20)
 #define MAX_THREADS 8
 
 typedef struct {
@@ -658,22 +595,30 @@ static size_t cpu_count(void)
 	return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (size_t)n;
 }
 
-/* Read ahead and verify the signatures of nodes[0..count) (those not
- * cached).  Stops reading at the first commit that cannot be read or
- * parsed: the serial pass will refuse it there. */
-static void prepare_batch(authctx *c, node *nodes, size_t count)
+/* Read ahead and verify the signatures of the next nodes (those not
+ * cached): at most BATCH commits and READAHEAD_BYTES of them, at least one.
+ * Stops reading at the first commit that cannot be read or parsed: the
+ * serial pass will refuse it there.  Returns how many nodes it covered. */
+static size_t prepare_batch(authctx *c, node *nodes, size_t count)
 {
 	pthread_t tid[MAX_THREADS];
 	bool started[MAX_THREADS] = {false};
 	batch_job jobs[MAX_THREADS];
-	size_t i, t, threads = count < 64 ? 1 : cpu_count();
+	size_t i, t, threads, bytes = 0;
 
-	for (i = 0; i < count; i++) {
+	if (count > BATCH)
+		count = BATCH;
+	for (i = 0; i < count && bytes < READAHEAD_BYTES; i++) {
 		if (nodes[i].state != NODE_PENDING)
 			continue;
-		if (bsi_commitsig_read(&nodes[i].cs, c->odb, &nodes[i].id) < 0)
+		if (bsi_commitsig_read(&nodes[i].cs, c->odb, &nodes[i].id) < 0) {
+			i++;
 			break;
+		}
+		bytes += nodes[i].cs->payload_len + nodes[i].cs->signature_len;
 	}
+	count = i;
+	threads = count < 64 ? 1 : cpu_count();
 	for (t = 0; t < threads; t++) {
 		jobs[t].nodes = nodes;
 		jobs[t].count = count;
@@ -689,6 +634,7 @@ static void prepare_batch(authctx *c, node *nodes, size_t count)
 		else
 			verify_slice(&jobs[t]);
 	}
+	return count;
 }
 
 int bsi_auth_verify_range(bsi_auth_list **out, git_repository *repo, const bsi_auth_anchor *anchor,
@@ -696,7 +642,7 @@ int bsi_auth_verify_range(bsi_auth_list **out, git_repository *repo, const bsi_a
 {
 	authctx c;
 	bsi_auth_list *list = NULL;
-	size_t i;
+	size_t i, next;
 	int rc;
 
 	*out = NULL;
@@ -715,7 +661,7 @@ int bsi_auth_verify_range(bsi_auth_list **out, git_repository *repo, const bsi_a
 		goto done;
 	/* The walk hides only the introduction's parents, so it contains the
 	 * introduction exactly when head reaches it. */
-	if (trusted == NULL && oidmap_get(&c.walk, &anchor->introduction) == NULL) {
+	if (trusted == NULL && bsi_oidmap_get(&c.walk, &anchor->introduction) == NULL) {
 		char hex[GIT_OID_HEXSZ + 1], ihex[GIT_OID_HEXSZ + 1];
 
 		/* libgit2 1.5 ends a walk with GIT_ITEROVER, its error cleared,
@@ -751,12 +697,12 @@ int bsi_auth_verify_range(bsi_auth_list **out, git_repository *repo, const bsi_a
 				n->state = NODE_CACHED;
 		}
 	}
-	for (i = 0; i < c.node_count; i++) {
+	for (i = 0, next = 0; i < c.node_count; i++) {
 		node *n = &c.nodes[i];
 		bsi_auth_commit *item = &list->items[list->count];
 
-		if (i % BATCH == 0)
-			prepare_batch(&c, n, c.node_count - i < BATCH ? c.node_count - i : BATCH);
+		if (i == next)
+			next = i + prepare_batch(&c, n, c.node_count - i);
 		if (n->state == NODE_CACHED)
 			continue;
 		rc = verify_node(&c, n, item->key);

@@ -188,6 +188,30 @@ done:
 	return rc;
 }
 
+int bsi_commitsig_check_size(git_odb *odb, const git_oid *id)
+{
+	char hex[GIT_OID_HEXSZ + 1];
+	git_object_t type;
+	size_t size;
+	int err;
+
+	git_oid_tostr(hex, sizeof(hex), id);
+	if ((err = git_odb_read_header(&size, &type, odb, id)) < 0) {
+		const git_error *e = git_error_last();
+
+		return bsi_error_set(err == GIT_ENOTFOUND ? BSI_ETRUST : BSI_EFAIL,
+		                     "commit %s cannot be read: %s", hex,
+		                     e ? e->message : "unknown error");
+	}
+	if (type != GIT_OBJECT_COMMIT)
+		return bsi_error_set(BSI_ETRUST, "object %s is not a commit", hex);
+	if (size > BSI_COMMIT_MAX_BYTES)
+		return bsi_error_set(BSI_ETRUST, "commit %s is %zu bytes; commits over %d KiB are "
+		                                 "refused unread",
+		                     hex, size, BSI_COMMIT_MAX_BYTES / 1024);
+	return 0;
+}
+
 int bsi_commitsig_read(bsi_commitsig **out, git_odb *odb, const git_oid *id)
 {
 	git_odb_object *obj = NULL;
@@ -196,6 +220,8 @@ int bsi_commitsig_read(bsi_commitsig **out, git_odb *odb, const git_oid *id)
 
 	*out = NULL;
 	git_oid_tostr(hex, sizeof(hex), id);
+	if ((rc = bsi_commitsig_check_size(odb, id)) < 0)
+		return rc;
 	if ((rc = git_odb_read(&obj, odb, id)) < 0) {
 		const git_error *e = git_error_last();
 

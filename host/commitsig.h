@@ -39,8 +39,19 @@ typedef struct bsi_commitsig {
  * malformed headers are BSI_ETRUST.  The caller frees *out. */
 int bsi_commitsig_parse(bsi_commitsig **out, const char *raw, size_t len);
 
-/* Read commit id from odb with git_odb_read and parse it as above.  A
- * missing object or one that is not a commit is BSI_ETRUST naming the id. */
+/* The largest commit object bsi reads.  A commit is a few hundred bytes
+ * of headers, a signature and a message; one over this is refused by its
+ * object header, before it is read into memory. */
+#define BSI_COMMIT_MAX_BYTES (1024 * 1024)
+
+/* Check commit id's size by its object header alone: BSI_ETRUST naming the
+ * id when it is over BSI_COMMIT_MAX_BYTES or not a commit, BSI_ETRUST when
+ * missing, BSI_EFAIL when it cannot be read. */
+int bsi_commitsig_check_size(git_odb *odb, const git_oid *id);
+
+/* Read commit id from odb (after bsi_commitsig_check_size) and parse it as
+ * above.  A missing object or one that is not a commit is BSI_ETRUST
+ * naming the id. */
 int bsi_commitsig_read(bsi_commitsig **out, git_odb *odb, const git_oid *id);
 
 void bsi_commitsig_free(bsi_commitsig *cs);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define CONFIG_MAX_BYTES (64 * 1024)
 #define CONFIG_MAX_INSTRUCTIONS 1000000
@@ -49,6 +50,8 @@ static const key_spec keys[] = {
 	KEY(feed_eval_seconds, T_DURATION),
 	KEY(fetch_max_mib, T_INT),
 	KEY(fetch_timeout, T_DURATION),
+	KEY(fetch_deadline, T_DURATION),
+	KEY(feed_max_new_commits, T_INT),
 	KEY(maintenance_window, T_WINDOW),
 	KEY(min_severity, T_SEVERITY),
 	KEY(restart_affected, T_BOOL),
@@ -82,6 +85,8 @@ int bsi_config_defaults(bsi_config *cfg)
 	cfg->feed_eval_seconds = 120;
 	cfg->fetch_max_mib = 1024;
 	cfg->fetch_timeout = 60;
+	cfg->fetch_deadline = 1800;
+	cfg->feed_max_new_commits = 100000;
 	cfg->max_target_mib = 1024;
 	cfg->service_manager = strdup("systemd");
 	cfg->power_supply_dir = strdup("/sys/class/power_supply");
@@ -385,6 +390,10 @@ int bsi_config_load(bsi_config *cfg, const char *path, bool must_exist)
 	if (rc < 0 || !text)
 		goto done;
 	rc = bsi_config_load_buffer(cfg, text, len, path);
+	/* found out here, not at the first sync's certificate check */
+	if (rc == BSI_OK && cfg->ca_file && access(cfg->ca_file, R_OK) < 0)
+		rc = bsi_error_set(BSI_EUSAGE, "%s: ca_file \"%s\": %s", path, cfg->ca_file,
+				   strerror(errno));
 done:
 	free(text);
 	return rc;

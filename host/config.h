@@ -31,6 +31,8 @@ typedef struct {
 	long feed_eval_seconds;     /* wall clock for evaluating the whole feed */
 	long fetch_max_mib;         /* most a sync may download */
 	long fetch_timeout;         /* seconds a server may stall a sync */
+	long fetch_deadline;        /* seconds a whole fetch may take */
+	long feed_max_new_commits;  /* most new commits one sync may bring */
 	char *maintenance_window;   /* "HH:MM-HH:MM" or NULL */
 	char *min_severity;         /* lowest severity applied unattended, or NULL */
 	bool restart_affected;      /* restart units still running replaced code */

@@ -15,6 +15,11 @@
 
 #define MIRROR_NAME "feed.git"
 
+/* The fetch child's address space: libgit2 may hold up to about twice the
+ * largest object in memory while it indexes a pack (bench: a 256 MiB
+ * payload peaks at 518 MiB), plus its own code and maps. */
+#define FETCH_MEMORY(max_bytes) (3 * (max_bytes) + ((size_t)512 << 20))
+
 static int mirror_path(char out[4096], bsi_state *st)
 {
 	if (snprintf(out, 4096, "%s/" MIRROR_NAME, bsi_state_dir(st)) >= 4096)
@@ -122,18 +127,22 @@ int bsi_feed_sync(bsi_feed_sync_result *out, bsi_state *st, const bsi_config *cf
 {
 	bsi_mirror_limits lim = {
 		.max_bytes = (size_t)cfg->fetch_max_mib << 20,
+		.max_memory = FETCH_MEMORY((size_t)cfg->fetch_max_mib << 20),
+		.max_commits = (size_t)cfg->feed_max_new_commits,
 		.stall_seconds = cfg->fetch_timeout,
+		.deadline_seconds = cfg->fetch_deadline,
 		.ca_file = cfg->ca_file,
 		.progress = progress,
 	};
 	bsi_auth_cache cache = {.known = bsi_state_commit_known, .ctx = st};
+	bsi_mirror_fetched fetched = {0};
 	bsi_state_feed *feed = NULL;
 	bsi_auth_list *list = NULL;
-	git_repository *repo = NULL;
 	bsi_auth_anchor anchor;
-	git_oid head, trusted;
+	git_oid trusted;
 	char path[4096];
-	int rc;
+	bool accepted = false;
+	int rc, settled;
 
 	memset(out, 0, sizeof(*out));
 	rc = bsi_state_feed_get(st, &feed);
@@ -148,24 +157,31 @@ int bsi_feed_sync(bsi_feed_sync_result *out, bsi_state *st, const bsi_config *cf
 	if (rc == 0 && feed->head)
 		rc = parse_oid(&trusted, feed->head, "trusted head");
 	if (rc == 0)
-		rc = bsi_mirror_fetch(&head, path, feed->url, &lim);
-	if (rc == 0)
-		rc = bsi_mirror_open(&repo, path);
-	if (rc == 0)
-		rc = bsi_auth_verify_range(&list, repo, &anchor, feed->head ? &trusted : NULL, &head,
-					   &cache);
-	if (rc != 0) /* not < 0: list is unset whatever the code */
+		rc = bsi_mirror_fetch(&fetched, path, feed->url, feed->head ? &trusted : NULL, &lim);
+	if (rc < 0)
 		goto done;
-	snprintf(out->previous, sizeof(out->previous), "%s", feed->head ? feed->head : "");
-	git_oid_tostr(out->head, sizeof(out->head), &head);
-	out->verified = list->count;
-	if (!feed->head || strcmp(out->head, feed->head) != 0 || list->count > 0)
-		rc = record_sync(st, list, repo, &head, out->previous);
-	else
-		rc = bsi_state_feed_set_head(st, feed->head, feed->head_time, (int64_t)time(NULL));
+	rc = bsi_auth_verify_range(&list, fetched.repo, &anchor, feed->head ? &trusted : NULL,
+				   &fetched.head, &cache);
+	if (rc == 0) {
+		snprintf(out->previous, sizeof(out->previous), "%s", feed->head ? feed->head : "");
+		git_oid_tostr(out->head, sizeof(out->head), &fetched.head);
+		out->verified = list->count;
+		if (!feed->head || strcmp(out->head, feed->head) != 0 || list->count > 0)
+			rc = record_sync(st, list, fetched.repo, &fetched.head, out->previous);
+		else
+			rc = bsi_state_feed_set_head(st, feed->head, feed->head_time,
+						     (int64_t)time(NULL));
+		accepted = rc == 0;
+	}
+	/* the mirror keeps what the state now trusts, and nothing else */
+	settled = bsi_mirror_settle(&fetched, path, accepted ? &fetched.head
+							       : feed->head ? &trusted : NULL,
+				    accepted);
+	if (rc == 0)
+		rc = settled;
 done:
+	git_repository_free(fetched.repo);
 	bsi_auth_list_free(list);
-	git_repository_free(repo);
 	bsi_state_feed_free(feed);
 	return rc;
 }

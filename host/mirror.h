@@ -9,8 +9,17 @@
  *
  * A server cannot make the device download without bound or stall it
  * forever: the fetch runs in a child process that reports progress over a
- * pipe; it stops itself past max_bytes, and the parent kills it after
- * stall_seconds without progress.
+ * pipe; it stops itself past max_bytes (pack and progress text), and the
+ * parent kills it after stall_seconds without progress or deadline_seconds
+ * in all.  The child holds none of the parent's descriptors (so never the
+ * state lock), dies with its parent, and has a bounded address space.
+ *
+ * Nor can one answer poison the mirror for later syncs: only the server's
+ * HEAD is fetched, into a quarantine ref; the closure of the new head is
+ * checked before authentication; afterwards the mirror keeps exactly one
+ * ref, the trusted head.  A fetch or closure check that fails for a reason
+ * other than the network or a limit is tried again from scratch, in a
+ * fresh mirror that replaces the old one once its head is accepted.
  */
 #ifndef BSI_MIRROR_H
 #define BSI_MIRROR_H
@@ -21,7 +30,10 @@
 
 typedef struct {
 	size_t max_bytes;      /* most a fetch may receive */
+	size_t max_memory;     /* address space of the fetch child; 0: unbounded */
+	size_t max_commits;    /* most new commits one fetch may bring */
 	long stall_seconds;    /* longest silence from the server */
+	long deadline_seconds; /* longest fetch in all */
 	const char *ca_file;   /* extra CA bundle, or NULL */
 	bool progress;         /* show progress on stderr (a terminal) */
 } bsi_mirror_limits;
@@ -35,9 +47,25 @@ int bsi_mirror_init(void);
  * is an error, never replaced. */
 int bsi_mirror_open(git_repository **out, const char *path);
 
-/* Fetch url's branches into the mirror and return the commit the server's
- * HEAD names.  Nothing is trusted by this. */
-int bsi_mirror_fetch(git_oid *out_head, const char *path, const char *url,
-		     const bsi_mirror_limits *lim);
+/* What a fetch leaves for authentication. */
+typedef struct {
+	git_repository *repo; /* the mirror holding head's whole closure */
+	git_oid head;         /* what the server's HEAD names; not trusted */
+	bool fresh;           /* repo is a rebuilt mirror, not yet in place */
+} bsi_mirror_fetched;
+
+/* Fetch the server's HEAD into the mirror at path and check its closure
+ * (trusted: the head the device trusts, or NULL).  Nothing is trusted by
+ * this.  Refusals (a commit over the size cap, too many new commits) are
+ * BSI_ETRUST, anything else BSI_EFAIL.  On success, call
+ * bsi_mirror_settle() whatever authentication decides. */
+int bsi_mirror_fetch(bsi_mirror_fetched *out, const char *path, const char *url,
+		     const git_oid *trusted, const bsi_mirror_limits *lim);
+
+/* End a sync: free f->repo; put a fresh mirror in place if accepted (else
+ * remove it); then keep exactly one ref, naming trusted: the new head if it
+ * was accepted and recorded, the earlier trusted head otherwise. */
+int bsi_mirror_settle(bsi_mirror_fetched *f, const char *path, const git_oid *trusted,
+		      bool accepted);
 
 #endif

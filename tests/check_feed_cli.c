@@ -578,7 +578,10 @@ START_TEST(test_feed_cli_feed_that_stops_moving_goes_stale)
 	tu_result r;
 
 	enroll(feed);
-	ck_assert(!stale_with_max_age(1)); /* enrolled just now */
+	/* enrolled just now (an hour of slack: under valgrind two status runs
+	 * take more than the 1 s this once allowed, and text and JSON then
+	 * disagreed only because the clock moved between them) */
+	ck_assert(!stale_with_max_age(3600));
 	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 0);
 	tu_result_free(&r);
 	seen = feed_int("head_seen_at");
