@@ -48,8 +48,14 @@ typedef struct {
 	int fd;                  /* write end of the pipe */
 	const bsi_mirror_limits *lim;
 	size_t received;         /* bytes from the server, all of them */
+	bool pack_started;       /* the indexer has seen pack data */
 	time_t last_shown;
 } fetch_ctx;
+
+/* What a server may send before its pack: the list of refs (a feed has a
+ * handful; libgit2 holds them all in memory, at about twice their size on
+ * the wire) and any progress text. */
+#define BEFORE_PACK_MAX ((size_t)4 << 20)
 
 /* The fetch child's one fetch (a child process runs one). */
 static fetch_ctx *child_ctx;
@@ -210,6 +216,12 @@ static void send_failure(int fd, int klass, const char *text)
 static int over_limit(fetch_ctx *ctx, size_t more)
 {
 	ctx->received += more;
+	if (!ctx->pack_started && ctx->received > BEFORE_PACK_MAX) {
+		git_error_set(GIT_ERROR_NET, "the server sent more than %zu MiB before any pack "
+					     "(a list of refs, or progress text)",
+			      BEFORE_PACK_MAX >> 20);
+		return -1;
+	}
 	if (ctx->received <= ctx->lim->max_bytes)
 		return 0;
 	git_error_set_str(GIT_ERROR_NET, "the server sent more than the allowed download "
@@ -340,6 +352,7 @@ static int on_progress(const git_indexer_progress *stats, void *payload)
 	time_t now = time(NULL);
 
 	send_msg(ctx->fd, MSG_TICK, NULL);
+	ctx->pack_started = true;
 	/* a local transport reads no stream: count the pack here */
 	if (stats->received_bytes > ctx->lim->max_bytes)
 		return over_limit(ctx, stats->received_bytes);

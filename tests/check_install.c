@@ -298,6 +298,15 @@ START_TEST(test_install_default_config_lists_every_key_and_loads)
 	ck_assert_int_eq(tu_sh(&r, "grep -c . '%s'", unc), 0);
 	ck_assert_int_eq(atoi(r.out), nkeys);
 	tu_result_free(&r);
+	/* the example CA bundle's path is the one value that names a file:
+	 * a ca_file that cannot be read is refused at load (exit 2) */
+	ck_assert_int_eq(tu_sh(&r, "'%s/usr/bin/bsi' --config '%s' --state '%s/state' status",
+			       dest, unc, dir),
+			 2);
+	ck_assert_msg(strstr(r.err, "ca_file") != NULL, "%s", r.err);
+	tu_result_free(&r);
+	tu_must("touch '%s/ca.pem' && sed -i 's|^ca_file = .*|ca_file = \"%s/ca.pem\"|' '%s'", dir,
+		dir, unc);
 	ck_assert_msg(tu_sh(&r, "'%s/usr/bin/bsi' --config '%s' --state '%s/state' status", dest,
 			    unc, dir) == 0,
 		      "uncommented bsi.conf does not load: %s", r.err);
