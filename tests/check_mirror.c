@@ -639,6 +639,48 @@ START_TEST(test_mirror_server_error_text_is_cleaned)
 }
 END_TEST
 
+/*
+ * The device's own mirror is damaged: the trusted head's parent is gone.
+ * The verdict on a server's head never rests on the damaged copy: the
+ * closure walk trips over the hole, the fetch is done again into a fresh
+ * mirror, and the verdict is taken there (an unrelated root: rewritten
+ * history, exit 3).  The genuine next commit then syncs, the mirror
+ * rebuilt from scratch.
+ */
+START_TEST(test_mirror_damaged_mirror_is_rebuilt)
+{
+	char hostile[4200], mirror[4200], c1[41], other[41];
+	tu_result r;
+
+	/* the device trusts c1, whose parent is the introduction */
+	tu_must("echo one > '%s/NOTES'", feed);
+	tu_feed_commit(feed, key, "one");
+	rev_of(c1, feed, "HEAD");
+	tu_must("git -C '%s' push -q '%s' main", feed, served);
+	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 0);
+	tu_result_free(&r);
+	/* every object loose, then the introduction lost */
+	snprintf(mirror, sizeof(mirror), "%s/feed.git", state);
+	tu_must("cd '%s' && mkdir ../packs && mv objects/pack/* ../packs/ && "
+		"for p in ../packs/*.pack; do git unpack-objects -q < \"$p\"; done && "
+		"rm -rf ../packs && rm objects/%.2s/%s",
+		mirror, intro, intro + 2);
+	/* a server offers an unrelated root, signed by the team */
+	snprintf(hostile, sizeof(hostile), "%s/other", dir);
+	tu_must("git init -q -b main '%s' && cp -r '%s/.bsi' '%s/' && echo x > '%s/X'", hostile,
+		feed, hostile, hostile);
+	tu_feed_commit(hostile, key, "unrelated");
+	rev_of(other, hostile, "HEAD");
+	server_mode("genuine %s/.git", hostile);
+	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 3);
+	ASSERT_HAS(r.err, other);
+	ASSERT_HAS(r.err, "rewritten history: the served history lacks it");
+	tu_result_free(&r);
+	assert_mirror_clean();
+	genuine_moves_on_and_syncs("after damage to the mirror");
+}
+END_TEST
+
 static pid_t child_of(pid_t parent)
 {
 	for (int tries = 0; tries < 100; tries++) {
@@ -690,6 +732,19 @@ START_TEST(test_mirror_killed_sync_leaves_no_orphan_holding_the_lock)
 	}
 	child = child_of(bsi);
 	ck_assert_msg(child > 0, "no fetch child appeared");
+	/* it holds nothing of the state directory's: not the database, not
+	 * the lock (the mirror it opens itself, by path) */
+	{
+		tu_result fds;
+
+		usleep(300 * 1000);
+		ck_assert_int_eq(tu_sh(&fds, "for f in /proc/%d/fd/*; do readlink \"$f\"; done | "
+					    "grep -F '%s' | grep -v '/feed.git' || true",
+				       (int)child, state),
+				 0);
+		ck_assert_msg(fds.out[0] == '\0', "the fetch child holds: %s", fds.out);
+		tu_result_free(&fds);
+	}
 	kill(bsi, SIGKILL);
 	waitpid(bsi, NULL, 0);
 	for (i = 0; i < 50 && !gone(child); i++)
@@ -730,6 +785,7 @@ static Suite *mirror_suite(void)
 	tcase_add_test(tc, test_mirror_huge_commit_refused_unread);
 	tcase_add_test(tc, test_mirror_too_many_commits_refused_before_verifying);
 	tcase_add_test(tc, test_mirror_server_error_text_is_cleaned);
+	tcase_add_test(tc, test_mirror_damaged_mirror_is_rebuilt);
 	tcase_add_test(tc, test_mirror_killed_sync_leaves_no_orphan_holding_the_lock);
 	tcase_add_test(tc, test_mirror_missing_ca_file_is_a_config_error);
 	suite_add_tcase(s, tc);
