@@ -459,11 +459,14 @@ static int check_ancestry(authctx *c, const git_oid *trusted, const git_oid *hea
 		return 0;
 	/* A mirror rebuilt from the served history alone lacks the trusted
 	 * head exactly when the new head does not descend from it. */
-	if (!git_odb_exists(c->odb, trusted))
+	if ((err = git_odb_read_header(&size, &type, c->odb, trusted)) == GIT_ENOTFOUND)
 		return bsi_error_set(BSI_ETRUST,
 		                     "commit %s: does not descend from the trusted head %s "
 		                     "(rewritten history: the served history lacks it)",
 		                     hex, thex);
+	if (err < 0)
+		return bsi_error_set(BSI_EFAIL, "the trusted head %s cannot be read: %s", thex,
+		                     git_msg());
 	if ((err = git_graph_descendant_of(c->repo, head, trusted)) == 1)
 		return 0;
 	if (err == 0)
