@@ -538,7 +538,7 @@ static int watch_child(int fd, pid_t pid, const bsi_mirror_limits *lim, git_oid 
 			} else if (buf[0] == MSG_FAIL) {
 				char *text = strchr(buf + 1, ' ');
 
-				*rebuild = worth_rebuilding(atoi(buf + 1));
+				*rebuild = worth_rebuilding((int)strtol(buf + 1, NULL, 10));
 				rc = bsi_error_set(BSI_EFAIL, "fetch from %s: %s", url,
 						   text ? text + 1 : buf + 1);
 				finished = true;
@@ -819,13 +819,12 @@ int bsi_mirror_settle(bsi_mirror_fetched *f, const char *path, const git_oid *tr
 	f->repo = NULL;
 	if (rc == BSI_OK && f->fresh) {
 		f->fresh = false;
-		if (!accepted)
-			rc = remove_tree(fresh);
-		else if (renameat2(AT_FDCWD, fresh, AT_FDCWD, path, RENAME_EXCHANGE) == 0)
-			rc = remove_tree(fresh); /* now the old mirror */
-		else if (errno != ENOENT || rename(fresh, path) < 0)
+		if (accepted && renameat2(AT_FDCWD, fresh, AT_FDCWD, path, RENAME_EXCHANGE) < 0 &&
+		    (errno != ENOENT || rename(fresh, path) < 0))
 			rc = bsi_error_set(BSI_EFAIL, "feed mirror: cannot put %s in place: %s",
 					   fresh, strerror(errno));
+		else /* refused: the fresh copy; accepted: now the old mirror */
+			rc = remove_tree(fresh);
 	}
 	if (rc == BSI_OK)
 		rc = bsi_mirror_open(&repo, path);

@@ -169,7 +169,6 @@ static int open_plain(const bsi_source *src, const char *path, int *out_fd)
 				      O_NOFOLLOW | O_CLOEXEC);
 		if (fd >= 0)
 			close(fd);
-		fd = -1;
 		if (next < 0) {
 			if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP)
 				return BSI_OK;

@@ -170,7 +170,8 @@ static void serve_one(int c)
 		negotiate(c);
 		memset(msg, 'x', size + 1);
 		msg[0] = 2; /* band 2: progress text */
-		memcpy(msg + 1, "Counting objects\r", 17);
+		snprintf(msg + 1, size, "Counting objects\r");
+		msg[18] = 'x';
 		for (;;) {
 			struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
 
@@ -630,7 +631,10 @@ START_TEST(test_mirror_server_error_text_is_cleaned)
 	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 1);
 	ASSERT_HAS(r.err, "feed moved");
 	ck_assert_msg(strpbrk(r.err, "\x1b\x07\r") == NULL, "control characters in: %s", r.err);
-	ck_assert_msg(strstr(r.err, "\xe2\x80\xae") == NULL, "a bidi override in: %s", r.err);
+	/* U+202E RIGHT-TO-LEFT OVERRIDE, as bytes */
+	static const char rlo[] = {(char)0xe2, (char)0x80, (char)0xae, 0};
+
+	ck_assert_msg(strstr(r.err, rlo) == NULL, "a bidi override in: %s", r.err);
 	tu_result_free(&r);
 	ck_assert_int_eq(tu_bsi(&r, "%s status", g), 0);
 	ck_assert_msg(strpbrk(r.out, "\x1b\x07\r") == NULL, "control characters in: %s", r.out);
