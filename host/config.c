@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define CONFIG_MAX_BYTES (64 * 1024)
@@ -390,10 +391,19 @@ int bsi_config_load(bsi_config *cfg, const char *path, bool must_exist)
 	if (rc < 0 || !text)
 		goto done;
 	rc = bsi_config_load_buffer(cfg, text, len, path);
-	/* found out here, not at the first sync's certificate check */
-	if (rc == BSI_OK && cfg->ca_file && access(cfg->ca_file, R_OK) < 0)
-		rc = bsi_error_set(BSI_EUSAGE, "%s: ca_file \"%s\": %s", path, cfg->ca_file,
-				   strerror(errno));
+	/* found out here, not at the first sync's certificate check (its
+	 * content is checked by the TLS library: bsi_mirror_check_ca_file) */
+	if (rc == BSI_OK && cfg->ca_file) {
+		struct stat sb;
+
+		if (access(cfg->ca_file, R_OK) < 0 || stat(cfg->ca_file, &sb) < 0)
+			rc = bsi_error_set(BSI_EUSAGE, "%s: ca_file \"%s\": %s", path,
+					   cfg->ca_file, strerror(errno));
+		else if (!S_ISREG(sb.st_mode))
+			rc = bsi_error_set(BSI_EUSAGE, "%s: ca_file \"%s\": not a regular file (a "
+						       "PEM bundle of CA certificates)",
+					   path, cfg->ca_file);
+	}
 done:
 	free(text);
 	return rc;

@@ -162,6 +162,8 @@ int bsi_feed_sync(bsi_feed_sync_result *out, bsi_state *st, const bsi_config *cf
 		goto done;
 	rc = bsi_auth_verify_range(&list, fetched.repo, &anchor, feed->head ? &trusted : NULL,
 				   &fetched.head, &cache);
+	if (rc == 0)
+		rc = bsi_mirror_adopt(&fetched, path);
 	if (rc == 0) {
 		snprintf(out->previous, sizeof(out->previous), "%s", feed->head ? feed->head : "");
 		git_oid_tostr(out->head, sizeof(out->head), &fetched.head);
@@ -175,8 +177,7 @@ int bsi_feed_sync(bsi_feed_sync_result *out, bsi_state *st, const bsi_config *cf
 	}
 	/* the mirror keeps what the state now trusts, and nothing else */
 	settled = bsi_mirror_settle(&fetched, path, accepted ? &fetched.head
-							       : feed->head ? &trusted : NULL,
-				    accepted);
+							       : feed->head ? &trusted : NULL);
 	if (rc == 0)
 		rc = settled;
 done:

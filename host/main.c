@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "error.h"
+#include "mirror.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -299,6 +300,8 @@ int main(int argc, char **argv)
 		rc = bsi_config_defaults(&cli.cfg);
 	if (rc == 0)
 		rc = bsi_config_load(&cli.cfg, cli.config_path, config_named);
+	if (rc == 0 && cli.cfg.ca_file)
+		rc = bsi_mirror_check_ca_file(cli.cfg.ca_file, cli.config_path);
 	if (rc == 0)
 		rc = c->run(&cli);
 	bsi_config_clear(&cli.cfg);

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <ftw.h>
 #include <limits.h>
 #include <git2/sys/stream.h>
@@ -80,6 +81,17 @@ int bsi_mirror_init(void)
 		return bsi_error_set(BSI_EFAIL, "cannot initialise libgit2");
 	done = true;
 	return BSI_OK;
+}
+
+int bsi_mirror_check_ca_file(const char *ca_file, const char *config_path)
+{
+	int rc = bsi_mirror_init();
+
+	if (rc == BSI_OK && git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, ca_file, NULL) < 0)
+		rc = bsi_error_set(BSI_EUSAGE, "%s: ca_file \"%s\": %s", config_path, ca_file,
+				   git_error_last() ? git_error_last()->message
+						    : "not a bundle of CA certificates");
+	return rc;
 }
 
 static int remove_entry(const char *p, const struct stat *sb, int type, struct FTW *ftw)
@@ -201,6 +213,10 @@ static void send_msg(int fd, char kind, const char *text)
 	char buf[1024];
 	int n = snprintf(buf, sizeof(buf), "%c%s\n", kind, text ? text : "");
 
+	/* one record per line: a server's text cannot forge another */
+	for (int i = 1; n > 1 && i < n - 1 && i < (int)sizeof(buf) - 1; i++)
+		if (buf[i] == '\n')
+			buf[i] = ' ';
 	if (n > 0 && write(fd, buf, (size_t)n > sizeof(buf) ? sizeof(buf) : (size_t)n) < 0)
 		_exit(1);
 }
@@ -485,21 +501,18 @@ static long now_ms(void)
 /* Read the child's messages until it is done, silent too long, out of
  * time, or gone.  *rebuild says whether the failure is worth a second try
  * in a fresh mirror. */
-static int watch_child(int fd, pid_t pid, const bsi_mirror_limits *lim, git_oid *out_head,
-		       const char *url, bool *rebuild)
+static int watch_child(int fd, pid_t pid, const bsi_mirror_limits *lim, long end_ms,
+		       git_oid *out_head, const char *url, bool *rebuild)
 {
 	char buf[2048];
 	size_t len = 0;
 	int rc = BSI_EFAIL;
 	bool finished = false;
-	long start = now_ms();
 
 	*rebuild = false;
 	bsi_error_set(BSI_EFAIL, "fetch from %s ended without a result", url);
 	while (!finished) {
-		long left = lim->deadline_seconds > 0
-				    ? lim->deadline_seconds * 1000 - (now_ms() - start)
-				    : -1;
+		long left = end_ms >= 0 ? (end_ms > now_ms() ? end_ms - now_ms() : 0) : -1;
 		long wait = lim->stall_seconds > 0 &&
 					    (left < 0 || lim->stall_seconds * 1000 < left)
 				    ? lim->stall_seconds * 1000
@@ -553,7 +566,7 @@ static int watch_child(int fd, pid_t pid, const bsi_mirror_limits *lim, git_oid 
 }
 
 static int run_fetch(git_oid *out_head, const char *path, const char *url,
-		     const bsi_mirror_limits *lim, bool *rebuild)
+		     const bsi_mirror_limits *lim, long end_ms, bool *rebuild)
 {
 	int pipefd[2], st, rc;
 	pid_t pid, parent = getpid();
@@ -575,7 +588,7 @@ static int run_fetch(git_oid *out_head, const char *path, const char *url,
 		fetch_child(pipefd[1], path, url, lim);
 	}
 	close(pipefd[1]);
-	rc = watch_child(pipefd[0], pid, lim, out_head, url, rebuild);
+	rc = watch_child(pipefd[0], pid, lim, end_ms, out_head, url, rebuild);
 	close(pipefd[0]);
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
@@ -588,12 +601,21 @@ static int run_fetch(git_oid *out_head, const char *path, const char *url,
 
 /* ---- the closure check ---- */
 
+/* Trees are read whole to be walked: one over this is refused by its
+ * object header (a feed's directories hold tens of entries, not tens of
+ * thousands), and one closure check reads at most CLOSURE_TREE_BYTES of
+ * them in all.  A server's tree bomb (20 million entries in a 1.4 MB pack)
+ * cost 1.2 GiB of the parent's memory before. */
+#define TREE_MAX_BYTES ((size_t)1 << 20)
+#define CLOSURE_TREE_BYTES ((size_t)512 << 20)
+
 typedef struct {
 	git_repository *repo;
 	git_odb *odb;
 	bsi_oidmap seen;    /* trees and blobs known present */
 	git_oid *stack;     /* trees still to read */
 	size_t depth, cap;
+	size_t tree_bytes;  /* read so far */
 } closure;
 
 static int push_tree(closure *c, const git_oid *id)
@@ -621,6 +643,34 @@ static int missing(const char *what, const git_oid *id, const git_oid *commit)
 			     git_oid_tostr(chex, sizeof(chex), commit));
 }
 
+/* Tree id may be read: present, a tree, within the caps. */
+static int check_tree_size(closure *c, const git_oid *id, const git_oid *commit)
+{
+	char hex[GIT_OID_HEXSZ + 1], chex[GIT_OID_HEXSZ + 1];
+	git_object_t type;
+	size_t size;
+	int err = git_odb_read_header(&size, &type, c->odb, id);
+
+	if (err == GIT_ENOTFOUND)
+		return missing("tree", id, commit);
+	if (err < 0)
+		return bsi_error_set(BSI_EFAIL, "tree %s cannot be read: %s",
+				     git_oid_tostr(hex, sizeof(hex), id), git_msg());
+	git_oid_tostr(hex, sizeof(hex), id);
+	git_oid_tostr(chex, sizeof(chex), commit);
+	if (type != GIT_OBJECT_TREE)
+		return bsi_error_set(BSI_ETRUST, "commit %s: object %s is not a tree", chex, hex);
+	if (size > TREE_MAX_BYTES)
+		return bsi_error_set(BSI_ETRUST, "commit %s: tree %s is %zu bytes; trees over %zu "
+						 "KiB are refused unread",
+				     chex, hex, size, TREE_MAX_BYTES >> 10);
+	if ((c->tree_bytes += size) > CLOSURE_TREE_BYTES)
+		return bsi_error_set(BSI_ETRUST, "commit %s: the served history holds more than "
+						 "%zu MiB of trees; refused before verifying any",
+				     chex, CLOSURE_TREE_BYTES >> 20);
+	return BSI_OK;
+}
+
 /* Every tree and blob below root is present (each read once per check). */
 static int check_tree(closure *c, const git_oid *root, const git_oid *commit)
 {
@@ -632,8 +682,11 @@ static int check_tree(closure *c, const git_oid *root, const git_oid *commit)
 
 		if (bsi_oidmap_get(&c->seen, &id))
 			continue;
+		if ((rc = check_tree_size(c, &id, commit)) < 0)
+			return rc;
 		if (git_tree_lookup(&tree, c->repo, &id) < 0)
-			return missing("tree", &id, commit);
+			return bsi_error_set(BSI_EFAIL, "tree %s cannot be read: %s",
+					     git_oid_tostr_s(&id), git_msg());
 		for (size_t i = 0; rc == BSI_OK && i < git_tree_entrycount(tree); i++) {
 			const git_tree_entry *e = git_tree_entry_byindex(tree, i);
 			const git_oid *eid = git_tree_entry_id(e);
@@ -656,15 +709,31 @@ static int check_tree(closure *c, const git_oid *root, const git_oid *commit)
 	return rc;
 }
 
+/* Commit id is present, within the size cap; check its tree. */
+static int check_commit(closure *c, const git_oid *id)
+{
+	git_commit *commit = NULL;
+	int rc = bsi_commitsig_check_size(c->odb, id);
+
+	if (rc < 0)
+		return rc;
+	if (git_commit_lookup(&commit, c->repo, id) < 0)
+		return bsi_error_set(BSI_EFAIL, "commit %s cannot be read: %s", git_oid_tostr_s(id),
+				     git_msg());
+	rc = check_tree(c, git_commit_tree_id(commit), id);
+	git_commit_free(commit);
+	return rc;
+}
+
 /*
- * Everything the new head brings is present: every commit reachable from
- * head and not from trusted (when the mirror has it), with its tree, every
- * subtree and every blob.  Checked before authentication, so a server that
- * announced a commit and withheld part of it is told apart from a forgery,
- * and the mirror is rebuilt rather than trusted with a hole.  The walk is
- * unsorted, so its cost is bounded by max_commits before anything is
- * verified; each commit is refused by its header past BSI_COMMIT_MAX_BYTES
- * before it is read.
+ * Everything the device will read is present: every commit reachable from
+ * head and not from trusted (when the mirror has it), with its tree,
+ * every subtree and every blob; and the trusted head's own tree, which a
+ * mirror damaged or left hollow by an interrupted sync may lack.  Checked
+ * before authentication, so a server that announced a commit and withheld
+ * part of it is told apart from a forgery.  The walk is unsorted, so its
+ * cost is bounded by max_commits before anything is verified; commits and
+ * trees are refused by their object header past their caps, unread.
  */
 static int check_closure(git_repository *repo, const git_oid *head, const git_oid *trusted,
 			 size_t max_commits)
@@ -673,15 +742,19 @@ static int check_closure(git_repository *repo, const git_oid *head, const git_oi
 	git_revwalk *walk = NULL;
 	char hex[GIT_OID_HEXSZ + 1];
 	size_t count = 0;
+	bool hide;
 	git_oid id;
-	int rc = BSI_OK, err;
+	int rc = BSI_OK, err = GIT_ITEROVER;
 
 	if (git_repository_odb(&c.odb, repo) < 0)
 		return bsi_error_set(BSI_EFAIL, "feed mirror: %s", git_msg());
+	hide = trusted && git_odb_exists(c.odb, trusted);
 	if ((rc = bsi_oidmap_init(&c.seen, 64)) < 0)
 		goto done;
+	if (hide && (rc = check_commit(&c, trusted)) < 0)
+		goto done;
 	if (git_revwalk_new(&walk, repo) < 0 || git_revwalk_sorting(walk, GIT_SORT_NONE) < 0 ||
-	    (trusted && git_odb_exists(c.odb, trusted) && git_revwalk_hide(walk, trusted) < 0)) {
+	    (hide && git_revwalk_hide(walk, trusted) < 0)) {
 		rc = bsi_error_set(BSI_EFAIL, "feed mirror: cannot walk the history: %s", git_msg());
 		goto done;
 	}
@@ -691,9 +764,6 @@ static int check_closure(git_repository *repo, const git_oid *head, const git_oi
 		goto done;
 	}
 	while (rc == BSI_OK && (err = git_revwalk_next(&id, walk)) == 0) {
-		git_commit *commit = NULL;
-
-		git_oid_tostr(hex, sizeof(hex), &id);
 		if (++count > max_commits) {
 			rc = bsi_error_set(BSI_ETRUST, "commit %s: the served history brings more "
 						       "than %zu new commits (feed_max_new_commits); "
@@ -701,14 +771,7 @@ static int check_closure(git_repository *repo, const git_oid *head, const git_oi
 					   git_oid_tostr(hex, sizeof(hex), head), max_commits);
 			break;
 		}
-		if ((rc = bsi_commitsig_check_size(c.odb, &id)) < 0)
-			break;
-		if (git_commit_lookup(&commit, repo, &id) < 0) {
-			rc = bsi_error_set(BSI_EFAIL, "commit %s cannot be read: %s", hex, git_msg());
-			break;
-		}
-		rc = check_tree(&c, git_commit_tree_id(commit), &id);
-		git_commit_free(commit);
+		rc = check_commit(&c, &id);
 	}
 	if (rc == BSI_OK && err != GIT_ITEROVER)
 		rc = bsi_error_set(BSI_EFAIL, "the served history is incomplete: %s", git_msg());
@@ -717,6 +780,115 @@ done:
 	free(c.seen.slots);
 	free(c.stack);
 	git_odb_free(c.odb);
+	return rc;
+}
+
+/* ---- what a sync adds to the mirror, and taking it back ----
+ *
+ * libgit2 never asks a server again for an object the mirror holds, so a
+ * commit a hostile answer left hollow would stay hollow for good.  Every
+ * fetch adds packs and nothing else, so before it the mirror's packs are
+ * listed in MARK_NAME; a sync whose head is not accepted removes every
+ * pack not listed, and so does the next sync when a killed one left the
+ * list behind.  An accepted head's packs are kept by removing the list
+ * before the head is recorded.
+ */
+#define MARK_NAME "bsi-packs-before-fetch"
+
+static int pack_dir(char out[4200], const char *path)
+{
+	if ((size_t)snprintf(out, 4200, "%s/objects/pack", path) >= 4200)
+		return bsi_error_set(BSI_EFAIL, "feed mirror %s: path too long", path);
+	return BSI_OK;
+}
+
+static int mark_path(char out[4200], const char *path)
+{
+	if ((size_t)snprintf(out, 4200, "%s/" MARK_NAME, path) >= 4200)
+		return bsi_error_set(BSI_EFAIL, "feed mirror %s: path too long", path);
+	return BSI_OK;
+}
+
+/* Record the packs path holds now. */
+static int mark_packs(const char *path)
+{
+	char dir[4200], mark[4200];
+	struct dirent *e;
+	DIR *d;
+	FILE *f;
+	int rc;
+
+	if ((rc = pack_dir(dir, path)) < 0 || (rc = mark_path(mark, path)) < 0)
+		return rc;
+	if ((f = fopen(mark, "we")) == NULL)
+		return bsi_error_set(BSI_EFAIL, "feed mirror: %s: %s", mark, strerror(errno));
+	fputc('\n', f); /* every name between newlines */
+	if ((d = opendir(dir)) != NULL) {
+		while ((e = readdir(d)) != NULL)
+			if (strncmp(e->d_name, "pack-", 5) == 0)
+				fprintf(f, "%s\n", e->d_name);
+		closedir(d);
+	}
+	if (fflush(f) != 0 || fsync(fileno(f)) < 0)
+		rc = bsi_error_set(BSI_EFAIL, "feed mirror: %s: %s", mark, strerror(errno));
+	if (fclose(f) != 0 && rc == BSI_OK)
+		rc = bsi_error_set(BSI_EFAIL, "feed mirror: %s: %s", mark, strerror(errno));
+	return rc;
+}
+
+/* The list, NUL-terminated (NULL with errno set when it cannot be read). */
+static char *read_mark(const char *mark)
+{
+	FILE *f = fopen(mark, "re");
+	char *text = NULL;
+	size_t len;
+
+	if (!f)
+		return NULL;
+	if ((text = malloc((1 << 20) + 1)) != NULL) {
+		len = fread(text, 1, 1 << 20, f);
+		text[len] = '\0';
+		if (ferror(f)) {
+			free(text);
+			text = NULL;
+			errno = EIO;
+		}
+	}
+	fclose(f);
+	return text;
+}
+
+/* Remove every pack file not in the list (and libgit2's temporary packs),
+ * then the list.  Nothing to do without a list. */
+static int drop_unmarked_packs(const char *path)
+{
+	char dir[4200], mark[4200], line[512], *text;
+	struct dirent *e;
+	DIR *d;
+	int rc;
+
+	if ((rc = pack_dir(dir, path)) < 0 || (rc = mark_path(mark, path)) < 0)
+		return rc;
+	if ((text = read_mark(mark)) == NULL)
+		return errno == ENOENT ? BSI_OK
+				       : bsi_error_set(BSI_EFAIL, "feed mirror: %s: %s", mark,
+						       strerror(errno));
+	if ((d = opendir(dir)) != NULL) {
+		while ((e = readdir(d)) != NULL) {
+			if (strncmp(e->d_name, "pack-", 5) != 0 && strncmp(e->d_name, "tmp_", 4) != 0)
+				continue;
+			snprintf(line, sizeof(line), "\n%s\n", e->d_name);
+			if (strstr(text, line))
+				continue;
+			if (unlinkat(dirfd(d), e->d_name, 0) < 0 && errno != ENOENT)
+				rc = bsi_error_set(BSI_EFAIL, "feed mirror: remove %s/%s: %s", dir,
+						   e->d_name, strerror(errno));
+		}
+		closedir(d);
+	}
+	free(text);
+	if (rc == BSI_OK && unlink(mark) < 0 && errno != ENOENT)
+		rc = bsi_error_set(BSI_EFAIL, "feed mirror: remove %s: %s", mark, strerror(errno));
 	return rc;
 }
 
@@ -736,24 +908,47 @@ static int fresh_path(char out[4200], const char *path)
 	return BSI_OK;
 }
 
+/* Take back what a failed attempt added to the mirror at path, keeping
+ * the error it failed with. */
+static void undo_attempt(const char *path, const git_oid *trusted)
+{
+	char *msg = strdup(bsi_error_message());
+	int code = bsi_error_code();
+	git_repository *repo = NULL;
+
+	drop_unmarked_packs(path);
+	if (bsi_mirror_open(&repo, path) == BSI_OK)
+		keep_only_trusted(repo, trusted);
+	git_repository_free(repo);
+	if (msg)
+		bsi_error_set(code, "%s", msg);
+	free(msg);
+}
+
 /* One attempt: fetch into the mirror at path, then check the closure. */
 static int attempt(git_repository **out_repo, git_oid *head, const char *path, const char *url,
-		   const git_oid *trusted, const bsi_mirror_limits *lim, bool *rebuild)
+		   const git_oid *trusted, const bsi_mirror_limits *lim, long end_ms,
+		   bool *rebuild)
 {
 	git_repository *repo = NULL;
 	int rc;
 
 	*out_repo = NULL;
-	rc = bsi_mirror_open(&repo, path);
+	/* what an interrupted sync left goes first */
+	rc = drop_unmarked_packs(path);
+	if (rc == BSI_OK)
+		rc = bsi_mirror_open(&repo, path);
 	if (rc == BSI_OK)
 		rc = keep_only_trusted(repo, trusted);
 	git_repository_free(repo); /* the child opens its own */
 	repo = NULL;
+	if (rc == BSI_OK)
+		rc = mark_packs(path);
 	if (rc < 0) {
 		*rebuild = true;
 		return rc;
 	}
-	if ((rc = run_fetch(head, path, url, lim, rebuild)) == BSI_OK &&
+	if ((rc = run_fetch(head, path, url, lim, end_ms, rebuild)) == BSI_OK &&
 	    (rc = bsi_mirror_open(&repo, path)) == BSI_OK &&
 	    (rc = check_closure(repo, head, trusted, lim->max_commits)) < 0)
 		*rebuild = rc != BSI_ETRUST; /* refusals stand; a hole may be the mirror's own */
@@ -761,19 +956,8 @@ static int attempt(git_repository **out_repo, git_oid *head, const char *path, c
 		*out_repo = repo;
 		return rc;
 	}
-	/* the quarantine goes, whatever the failure */
 	git_repository_free(repo);
-	repo = NULL;
-	{
-		char *msg = strdup(bsi_error_message());
-
-		if (bsi_mirror_open(&repo, path) == BSI_OK)
-			keep_only_trusted(repo, trusted);
-		git_repository_free(repo);
-		if (msg)
-			bsi_error_set(rc, "%s", msg);
-		free(msg);
-	}
+	undo_attempt(path, trusted);
 	return rc;
 }
 
@@ -781,23 +965,23 @@ int bsi_mirror_fetch(bsi_mirror_fetched *out, const char *path, const char *url,
 		     const git_oid *trusted, const bsi_mirror_limits *lim)
 {
 	char fresh[4200], *first = NULL;
+	long end_ms = lim->deadline_seconds > 0 ? now_ms() + lim->deadline_seconds * 1000 : -1;
 	bool rebuild = false;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if ((rc = bsi_mirror_init()) < 0 || (rc = fresh_path(fresh, path)) < 0)
+	if ((rc = bsi_mirror_init()) < 0 || (rc = fresh_path(fresh, path)) < 0 ||
+	    (rc = remove_tree(fresh)) < 0) /* left by a killed sync */
 		return rc;
-	rc = attempt(&out->repo, &out->head, path, url, trusted, lim, &rebuild);
+	rc = attempt(&out->repo, &out->head, path, url, trusted, lim, end_ms, &rebuild);
 	if (rc == BSI_OK || !rebuild)
 		return rc;
 	/* Again from scratch, in a fresh mirror beside the old one: no haves,
 	 * no object of earlier fetches.  It replaces the old mirror only once
-	 * its head is accepted (bsi_mirror_settle). */
+	 * its head is accepted (bsi_mirror_adopt).  The deadline is the same. */
 	if ((first = strdup(bsi_error_message())) == NULL)
 		return bsi_error_set(BSI_EFAIL, "out of memory");
-	rc = remove_tree(fresh);
-	if (rc == BSI_OK)
-		rc = attempt(&out->repo, &out->head, fresh, url, NULL, lim, &rebuild);
+	rc = attempt(&out->repo, &out->head, fresh, url, trusted, lim, end_ms, &rebuild);
 	if (rc == BSI_OK)
 		out->fresh = true;
 	else {
@@ -808,8 +992,40 @@ int bsi_mirror_fetch(bsi_mirror_fetched *out, const char *path, const char *url,
 	return rc;
 }
 
-int bsi_mirror_settle(bsi_mirror_fetched *f, const char *path, const git_oid *trusted,
-		      bool accepted)
+int bsi_mirror_adopt(bsi_mirror_fetched *f, const char *path)
+{
+	char fresh[4200], mark[4200];
+	int rc = fresh_path(fresh, path);
+
+	if (rc == BSI_OK && !f->fresh) {
+		/* this sync's packs stay */
+		if ((rc = mark_path(mark, path)) == BSI_OK && unlink(mark) < 0 && errno != ENOENT)
+			rc = bsi_error_set(BSI_EFAIL, "feed mirror: remove %s: %s", mark,
+					   strerror(errno));
+	} else if (rc == BSI_OK) {
+		git_repository_free(f->repo);
+		f->repo = NULL;
+		if (renameat2(AT_FDCWD, fresh, AT_FDCWD, path, RENAME_EXCHANGE) < 0 &&
+		    (errno != ENOENT || rename(fresh, path) < 0))
+			rc = bsi_error_set(BSI_EFAIL, "feed mirror: cannot put %s in place: %s",
+					   fresh, strerror(errno));
+		else {
+			f->fresh = false;
+			rc = remove_tree(fresh); /* now the old mirror */
+			if (rc == BSI_OK && (rc = mark_path(mark, path)) == BSI_OK &&
+			    unlink(mark) < 0 && errno != ENOENT)
+				rc = bsi_error_set(BSI_EFAIL, "feed mirror: remove %s: %s", mark,
+						   strerror(errno));
+			if (rc == BSI_OK)
+				rc = bsi_mirror_open(&f->repo, path);
+		}
+	}
+	if (rc == BSI_OK)
+		f->adopted = true;
+	return rc;
+}
+
+int bsi_mirror_settle(bsi_mirror_fetched *f, const char *path, const git_oid *trusted)
 {
 	git_repository *repo = NULL;
 	char fresh[4200];
@@ -817,15 +1033,11 @@ int bsi_mirror_settle(bsi_mirror_fetched *f, const char *path, const git_oid *tr
 
 	git_repository_free(f->repo);
 	f->repo = NULL;
-	if (rc == BSI_OK && f->fresh) {
-		f->fresh = false;
-		if (accepted && renameat2(AT_FDCWD, fresh, AT_FDCWD, path, RENAME_EXCHANGE) < 0 &&
-		    (errno != ENOENT || rename(fresh, path) < 0))
-			rc = bsi_error_set(BSI_EFAIL, "feed mirror: cannot put %s in place: %s",
-					   fresh, strerror(errno));
-		else /* refused: the fresh copy; accepted: now the old mirror */
-			rc = remove_tree(fresh);
-	}
+	if (rc == BSI_OK && f->fresh)
+		rc = remove_tree(fresh);
+	else if (rc == BSI_OK && !f->adopted)
+		rc = drop_unmarked_packs(path);
+	f->fresh = false;
 	if (rc == BSI_OK)
 		rc = bsi_mirror_open(&repo, path);
 	if (rc == BSI_OK)

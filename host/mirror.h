@@ -47,25 +47,37 @@ int bsi_mirror_init(void);
  * is an error, never replaced. */
 int bsi_mirror_open(git_repository **out, const char *path);
 
+/* Load ca_file as the TLS library will for https feeds: a file it cannot
+ * use is a configuration error (BSI_EUSAGE naming config_path), for every
+ * command, not a failure of the next sync. */
+int bsi_mirror_check_ca_file(const char *ca_file, const char *config_path);
+
 /* What a fetch leaves for authentication. */
 typedef struct {
 	git_repository *repo; /* the mirror holding head's whole closure */
 	git_oid head;         /* what the server's HEAD names; not trusted */
 	bool fresh;           /* repo is a rebuilt mirror, not yet in place */
+	bool adopted;         /* bsi_mirror_adopt() kept what was fetched */
 } bsi_mirror_fetched;
 
 /* Fetch the server's HEAD into the mirror at path and check its closure
  * (trusted: the head the device trusts, or NULL).  Nothing is trusted by
- * this.  Refusals (a commit over the size cap, too many new commits) are
- * BSI_ETRUST, anything else BSI_EFAIL.  On success, call
- * bsi_mirror_settle() whatever authentication decides. */
+ * this.  Refusals (a commit or tree over its size cap, too many new
+ * commits) are BSI_ETRUST, anything else BSI_EFAIL; either way the mirror
+ * is as before.  On success call bsi_mirror_settle() whatever
+ * authentication decides. */
 int bsi_mirror_fetch(bsi_mirror_fetched *out, const char *path, const char *url,
 		     const git_oid *trusted, const bsi_mirror_limits *lim);
 
-/* End a sync: free f->repo; put a fresh mirror in place if accepted (else
- * remove it); then keep exactly one ref, naming trusted: the new head if it
- * was accepted and recorded, the earlier trusted head otherwise. */
-int bsi_mirror_settle(bsi_mirror_fetched *f, const char *path, const git_oid *trusted,
-		      bool accepted);
+/* The fetched head was accepted: keep what was fetched (a fresh mirror
+ * takes the old one's place) before the head is recorded, so a kill
+ * after recording never leaves a trusted head the mirror lacks.  f->repo
+ * is the mirror at path afterwards. */
+int bsi_mirror_adopt(bsi_mirror_fetched *f, const char *path);
+
+/* End a sync: free f->repo; unless adopted, take back what the fetch
+ * added (a fresh mirror is removed, new packs are dropped); then keep
+ * exactly one ref, naming trusted: the head the state now trusts. */
+int bsi_mirror_settle(bsi_mirror_fetched *f, const char *path, const git_oid *trusted);
 
 #endif

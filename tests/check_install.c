@@ -305,8 +305,13 @@ START_TEST(test_install_default_config_lists_every_key_and_loads)
 			 2);
 	ck_assert_msg(strstr(r.err, "ca_file") != NULL, "%s", r.err);
 	tu_result_free(&r);
-	tu_must("touch '%s/ca.pem' && sed -i 's|^ca_file = .*|ca_file = \"%s/ca.pem\"|' '%s'", dir,
-		dir, unc);
+	{
+		char ca[BUF];
+
+		snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+		tu_write(ca, TU_TEST_CA_PEM);
+	}
+	tu_must("sed -i 's|^ca_file = .*|ca_file = \"%s/ca.pem\"|' '%s'", dir, unc);
 	ck_assert_msg(tu_sh(&r, "'%s/usr/bin/bsi' --config '%s' --state '%s/state' status", dest,
 			    unc, dir) == 0,
 		      "uncommented bsi.conf does not load: %s", r.err);

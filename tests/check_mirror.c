@@ -42,6 +42,14 @@ static pid_t server_pid = -1;
 
 /* ---- the scripted server ---- */
 
+static long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void put(int fd, const void *data, size_t len)
 {
 	const char *p = data;
@@ -189,6 +197,36 @@ static void serve_one(int c)
 			snprintf(line, sizeof(line), "%040d refs/heads/branch-%lu\n", 1, i);
 			pkt_str(c, line);
 		}
+	} else if (strcmp(mode, "chatterjunk") == 0) {
+		/* progress text for arg1 ms, then a pack that is junk */
+		long ms = strtol(arg1, NULL, 10), start = mono_ms();
+		char msg[64];
+		struct timespec ts = {0, 100 * 1000000};
+
+		advertise(c, "1111111111111111111111111111111111111111", "side-band-64k ofs-delta");
+		negotiate(c);
+		msg[0] = 2;
+		snprintf(msg + 1, sizeof(msg) - 1, "Counting objects\r");
+		while (mono_ms() - start < ms) {
+			pkt(c, msg, 18);
+			nanosleep(&ts, NULL);
+		}
+		{
+			/* band 1: a pack header (version 2, one object), then junk */
+			static const char junk[33] = {1, 'P', 'A', 'C', 'K', 0, 0, 0, 2, 0, 0, 0, 1,
+						      'j', 'u', 'n', 'k', 'j', 'u', 'n', 'k',
+						      'j', 'u', 'n', 'k', 'j', 'u', 'n', 'k',
+						      'j', 'u', 'n', 'k'};
+
+			pkt(c, junk, sizeof(junk));
+		}
+		put(c, "0000", 4);
+		sleep(600);
+	} else if (strcmp(mode, "errfile") == 0) {
+		/* one pkt-line, its bytes from file arg1 */
+		char *text = tu_read(arg1);
+
+		pkt(c, text, strlen(text));
 	} else if (strcmp(mode, "err") == 0) {
 		pkt_str(c, "ERR \x1b[2J\x1b]0;owned\x07 feed moved\r\n\xe2\x80\xae to evil.example\n");
 	} else if (strcmp(mode, "silent") == 0) {
@@ -770,6 +808,654 @@ START_TEST(test_mirror_missing_ca_file_is_a_config_error)
 	tu_result_free(&r);
 	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 2);
 	tu_result_free(&r);
+	/* a directory, or a file the TLS library cannot load, is the same */
+	tu_write(conf, "service_manager = \"record\"\nca_file = \"/\"\n");
+	ck_assert_int_eq(tu_bsi(&r, "%s status", g), 2);
+	ASSERT_HAS(r.err, "not a regular file");
+	tu_result_free(&r);
+	{
+		char ca[4200], text[8400];
+
+		snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+		tu_write(ca, "not a certificate\n");
+		snprintf(text, sizeof(text), "service_manager = \"record\"\nca_file = \"%s\"\n", ca);
+		tu_write(conf, text);
+		ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 2);
+		ASSERT_HAS(r.err, "ca_file");
+		tu_result_free(&r);
+		/* and a real bundle loads: the git:// feed syncs */
+		tu_write(ca, TU_TEST_CA_PEM);
+		ck_assert_msg(tu_bsi(&r, "%s sync", g) == 0, "%s", r.err);
+		tu_result_free(&r);
+	}
+}
+END_TEST
+
+/* ---- a red team's attacks (a helper with a fresh context, told only the
+ * promises above) ---- */
+
+static void team_next(char next[41], const char *why)
+{
+	tu_must("echo '%s' > '%s/NEW-%ld' && mkdir -p '%s/extra-%ld' && echo '%s' > "
+		"'%s/extra-%ld/blob'",
+		why, feed, (long)mono_ms(), feed, (long)mono_ms(), why, feed, (long)mono_ms());
+	tu_feed_commit(feed, key, why);
+	rev_of(next, feed, "HEAD");
+}
+
+/* One hostile answer: the team's real next commit, its tree withheld.  The
+ * sync fails (exit 1) and the mirror keeps a hollow copy of the commit. */
+static void serve_hollow_next(char next[41])
+{
+	char pack[4200];
+	tu_result r;
+
+	snprintf(pack, sizeof(pack), "%s/commit-only.pack", dir);
+	team_next(next, "hollow");
+	make_pack(feed, next, pack);
+	server_mode("pack %s %s", next, pack);
+	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 1);
+	ASSERT_HAS(r.err, "incomplete");
+	tu_result_free(&r);
+	/* the refused answer left nothing behind: not even the hollow commit */
+	ck_assert_int_ne(tu_sh(&r, "git -C '%s/feed.git' cat-file -e %s", state, next), 0);
+	tu_result_free(&r);
+}
+
+/* What an older version, or a mirror damaged by other means, may hold: the
+ * team's next commit N without its tree, as a loose object no sync made.
+ * The next genuine sync of N must rebuild the mirror. */
+static void plant_hollow_next(char next[41])
+{
+	char pack[4200];
+
+	snprintf(pack, sizeof(pack), "%s/commit-only.pack", dir);
+	team_next(next, "hollow");
+	make_pack(feed, next, pack);
+	tu_must("git -C '%s/feed.git' unpack-objects -q < '%s'", state, pack);
+}
+
+/* The genuine server serves what the team has (feed's main). */
+static void serve_genuine(void)
+{
+	tu_must("git -C '%s' push -q --force '%s' main", feed, served);
+	server_mode("genuine %s", served);
+}
+
+/* A sync run from a process of its own, so that its peak RSS (the largest
+ * of bsi and its fetch child) is not mixed with the fixtures' git. */
+typedef struct {
+	int status;
+	double secs;
+	long rss_mib;
+	char err[4096];
+} measured;
+
+static void measured_sync(measured *m)
+{
+	int p[2];
+	pid_t pid;
+	size_t got = 0;
+
+	memset(m, 0, sizeof(*m));
+	ck_assert_int_eq(pipe(p), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		measured x = {0};
+		struct rusage ru;
+		tu_result r;
+
+		close(p[0]);
+		x.status = timed_sync(&r, &x.secs);
+		getrusage(RUSAGE_CHILDREN, &ru);
+		x.rss_mib = ru.ru_maxrss / 1024;
+		snprintf(x.err, sizeof(x.err), "%s", r.err ? r.err : "");
+		if (write(p[1], &x, sizeof(x)) != (ssize_t)sizeof(x))
+			_exit(1);
+		_exit(0);
+	}
+	close(p[1]);
+	while (got < sizeof(*m)) {
+		ssize_t n = read(p[0], (char *)m + got, sizeof(*m) - got);
+
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(p[0]);
+	waitpid(pid, NULL, 0);
+	ck_assert_int_eq(got, sizeof(*m));
+}
+
+static pid_t start_bsi_sync(const char *env_preload)
+{
+	pid_t bsi = fork();
+
+	ck_assert_int_ge(bsi, 0);
+	if (bsi == 0) {
+		int devnull = open("/dev/null", O_RDWR);
+
+		dup2(devnull, 1);
+		dup2(devnull, 2);
+		if (env_preload)
+			setenv("LD_PRELOAD", env_preload, 1);
+		execl(tu_build_path("bsi"), "bsi", "--root", image, "--state", state, "--config",
+		      conf, "sync", (char *)NULL);
+		_exit(127);
+	}
+	return bsi;
+}
+
+/* ---- promise 1: one hostile answer never prevents a later genuine sync ---- */
+
+/*
+ * A hollow commit makes the next genuine sync rebuild the mirror from
+ * scratch; the rebuild walks the whole history (trusted head: none) and
+ * counts every commit against feed_max_new_commits, a limit meant for the
+ * commits one sync brings.  With a history longer than the limit, the
+ * team's genuine next commit is refused (exit 3) after one hostile answer,
+ * though without it the very same sync brings one commit.
+ */
+START_TEST(test_rt11_rebuild_counts_the_whole_history_against_max_new_commits)
+{
+	char next[41], *head;
+	tu_result r;
+
+	tu_write(conf, "service_manager = \"record\"\nfeed_max_new_commits = 3\n");
+	genuine_moves_on_and_syncs("one");
+	genuine_moves_on_and_syncs("two");
+	genuine_moves_on_and_syncs("three");
+	serve_hollow_next(next);
+	serve_genuine();
+	tu_bsi(&r, "%s sync", g);
+	ck_assert_msg(r.status == 0, "the team's next commit (one new commit) after one hollow "
+				     "answer: exit %d: %s", r.status, r.err);
+	tu_result_free(&r);
+	head = trusted_head();
+	ck_assert_str_eq(head, next);
+	free(head);
+	assert_mirror_clean();
+}
+END_TEST
+
+/*
+ * The same rebuild downloads the whole history, counted against
+ * fetch_max_mib, "the most one sync may download".  A device whose syncs
+ * each bring far less than the cap is cut off by one hollow answer once the
+ * feed as a whole outgrows the cap.
+ */
+START_TEST(test_rt11_rebuild_downloads_the_whole_history_against_fetch_max_mib)
+{
+	char next[41], *head;
+	tu_result r;
+
+	tu_must("head -c 3000000 /dev/urandom > '%s/BIG'", feed);
+	tu_feed_commit(feed, key, "a big payload, long ago");
+	serve_genuine();
+	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 0);
+	tu_result_free(&r);
+	tu_write(conf, "service_manager = \"record\"\nfetch_max_mib = 2\n");
+	genuine_moves_on_and_syncs("a small step, under the cap");
+	serve_hollow_next(next);
+	serve_genuine();
+	tu_bsi(&r, "%s sync", g);
+	ck_assert_msg(r.status == 0, "the team's next (small) commit after one hollow answer: "
+				     "exit %d: %s", r.status, r.err);
+	tu_result_free(&r);
+	head = trusted_head();
+	ck_assert_str_eq(head, next);
+	free(head);
+	assert_mirror_clean();
+}
+END_TEST
+
+/* ---- promise 2: one ref, no feed.git.fresh, after every sync ---- */
+
+/* A feed.git.fresh left behind (a sync killed while it rebuilt) must not
+ * outlive the next sync. */
+START_TEST(test_rt11_leftover_fresh_mirror_is_removed)
+{
+	tu_must("cp -a '%s/feed.git' '%s/feed.git.fresh'", state, state);
+	genuine_moves_on_and_syncs("with a leftover feed.git.fresh");
+}
+END_TEST
+
+/* bsi killed (SIGKILL) while it fetches into feed.git.fresh; the team
+ * moves on; the next sync must leave no feed.git.fresh. */
+START_TEST(test_rt11_kill_during_rebuild_leaves_no_fresh_mirror)
+{
+	char next[41], fresh[4200];
+	struct stat sb;
+	pid_t bsi;
+	int i;
+
+	tu_write(conf, "service_manager = \"record\"\nfetch_timeout = 30\n");
+	plant_hollow_next(next);
+	/* the genuine server serves N: the mirror's hollow N fails the closure
+	 * check and bsi rebuilds in feed.git.fresh; it is killed there */
+	serve_genuine();
+	snprintf(fresh, sizeof(fresh), "%s/feed.git.fresh", state);
+	bsi = start_bsi_sync(NULL);
+	for (i = 0; i < 20000 && stat(fresh, &sb) != 0; i++)
+		usleep(500);
+	ck_assert_msg(stat(fresh, &sb) == 0, "no rebuild started");
+	kill(bsi, SIGKILL);
+	waitpid(bsi, NULL, 0);
+	genuine_moves_on_and_syncs("after a sync killed while rebuilding");
+}
+END_TEST
+
+/*
+ * SIGKILL at the one moment between recording the new head (state.db) and
+ * putting the rebuilt mirror in place (renameat2 RENAME_EXCHANGE), reached
+ * exactly with an LD_PRELOAD shim.  The state then trusts N while feed.git
+ * is the old mirror holding a hollow N.  The next sync of the same genuine
+ * head must leave a mirror that serves plan.
+ */
+START_TEST(test_rt11_kill_between_record_and_exchange)
+{
+	char next[41], shim_c[4200], shim[4200], *head;
+	tu_result r;
+
+	snprintf(shim_c, sizeof(shim_c), "%s/shim.c", dir);
+	snprintf(shim, sizeof(shim), "%s/shim.so", dir);
+	tu_write(shim_c, "#define _GNU_SOURCE\n#include <dlfcn.h>\n#include <signal.h>\n"
+			 "#include <stdio.h>\n"
+			 "int renameat2(int a, const char *b, int c, const char *d, unsigned f)\n"
+			 "{\n\tint (*real)(int, const char *, int, const char *, unsigned) =\n"
+			 "\t\tdlsym(RTLD_NEXT, \"renameat2\");\n"
+			 "\tif (f & 2) raise(SIGKILL);\n\treturn real(a, b, c, d, f);\n}\n");
+	tu_must("cc -shared -fPIC -o '%s' '%s' -ldl", shim, shim_c);
+	plant_hollow_next(next);
+	serve_genuine();
+	{
+		char env[4300];
+
+		snprintf(env, sizeof(env), "LD_PRELOAD='%s'", shim);
+		tu_bsi_env(&r, env, "%s sync", g);
+	}
+	ck_assert_msg(r.status == 128 + SIGKILL, "the shim did not kill bsi: exit %d: %s",
+		      r.status, r.err);
+	tu_result_free(&r);
+	head = trusted_head();
+	printf("rt11: killed between record and exchange: state trusts %.12s (next %.12s)\n",
+	       head, next);
+	free(head);
+	ck_assert_msg(tu_bsi(&r, "%s sync", g) == 0, "sync after the kill: exit %d: %s", r.status,
+		      r.err);
+	tu_result_free(&r);
+	head = trusted_head();
+	ck_assert_str_eq(head, next);
+	free(head);
+	{
+		char fresh[4200], plan_err[600];
+		struct stat sb;
+		int plan_rc, fresh_left;
+
+		tu_bsi(&r, "%s plan", g);
+		plan_rc = r.status;
+		snprintf(plan_err, sizeof(plan_err), "%s", r.err);
+		tu_result_free(&r);
+		snprintf(fresh, sizeof(fresh), "%s/feed.git.fresh", state);
+		fresh_left = stat(fresh, &sb) == 0;
+		printf("rt11: after the kill, a sync of the same head exits 0; then plan exits %d "
+		       "(%.200s), feed.git.fresh left: %d\n",
+		       plan_rc, plan_err, fresh_left);
+		/* does the team's next commit repair it? */
+		{
+			char n2[41];
+
+			team_next(n2, "after the kill");
+			serve_genuine();
+			tu_bsi(&r, "%s sync", g);
+			printf("rt11: then the team's next commit: sync exit %d: %.200s\n", r.status,
+			       r.err);
+			tu_result_free(&r);
+			tu_bsi(&r, "%s plan", g);
+			printf("rt11: then plan exit %d: %.200s\n", r.status, r.err);
+			tu_result_free(&r);
+		}
+		ck_assert_msg(plan_rc == 0, "plan after a sync that exited 0: exit %d: %s", plan_rc,
+			      plan_err);
+		ck_assert_msg(!fresh_left, "feed.git.fresh left after a sync that exited 0");
+	}
+}
+END_TEST
+
+/* SIGKILL of bsi at many moments of a genuine sync (a 4 MB payload, so the
+ * fetch takes a while); each time the next genuine sync exits 0 and leaves
+ * the mirror clean. */
+START_TEST(test_rt11_kill_at_any_moment_of_a_sync)
+{
+	static const int delays_ms[] = {1, 5, 15, 30, 60, 100, 150, 250, 400, 700};
+
+	for (size_t i = 0; i < sizeof(delays_ms) / sizeof(delays_ms[0]); i++) {
+		char why[64];
+		pid_t bsi;
+
+		tu_must("head -c 4000000 /dev/urandom > '%s/BIG%zu'", feed, i);
+		tu_feed_commit(feed, key, "payload");
+		serve_genuine();
+		bsi = start_bsi_sync(NULL);
+		usleep((useconds_t)delays_ms[i] * 1000);
+		kill(bsi, SIGKILL);
+		waitpid(bsi, NULL, 0);
+		snprintf(why, sizeof(why), "after SIGKILL at %d ms", delays_ms[i]);
+		genuine_moves_on_and_syncs(why);
+	}
+}
+END_TEST
+
+/* The same, with the kill during a rebuild after a hollow answer. */
+START_TEST(test_rt11_kill_at_any_moment_of_a_rebuild)
+{
+	static const int delays_ms[] = {5, 20, 50, 100, 200, 400};
+
+	for (size_t i = 0; i < sizeof(delays_ms) / sizeof(delays_ms[0]); i++) {
+		char why[64], next[41];
+		pid_t bsi;
+
+		serve_hollow_next(next);
+		serve_genuine();
+		bsi = start_bsi_sync(NULL);
+		usleep((useconds_t)delays_ms[i] * 1000);
+		kill(bsi, SIGKILL);
+		waitpid(bsi, NULL, 0);
+		snprintf(why, sizeof(why), "after SIGKILL at %d ms of a rebuild", delays_ms[i]);
+		genuine_moves_on_and_syncs(why);
+	}
+}
+END_TEST
+
+/* Stale lock files a killed sync can leave in the mirror. */
+START_TEST(test_rt11_stale_locks_in_the_mirror)
+{
+	tu_must("cd '%s/feed.git' && mkdir -p refs/bsi && : > refs/bsi/head.lock && "
+		": > refs/bsi/quarantine.lock && : > packed-refs.lock",
+		state);
+	genuine_moves_on_and_syncs("after stale lock files");
+}
+END_TEST
+
+/* A quarantine ref and foreign refs left behind, naming a hollow commit. */
+START_TEST(test_rt11_leftover_quarantine_naming_a_hollow_commit)
+{
+	char next[41];
+
+	plant_hollow_next(next);
+	tu_must("git -C '%s/feed.git' update-ref refs/bsi/quarantine %s && "
+		"git -C '%s/feed.git' update-ref refs/heads/main %s",
+		state, next, state, next);
+	serve_genuine();
+	genuine_moves_on_and_syncs("after a leftover quarantine naming a hollow commit");
+}
+END_TEST
+
+/* ---- HEAD that is not a branch of commits ---- */
+
+static void hostile_head(const char *what_sh)
+{
+	char hostile[4200];
+
+	snprintf(hostile, sizeof(hostile), "%s/hostile.git", dir);
+	tu_must("rm -rf '%s' && git clone -q --bare '%s' '%s' && cd '%s' && %s", hostile, served,
+		hostile, hostile, what_sh);
+	server_mode("genuine %s", hostile);
+}
+
+START_TEST(test_rt11_head_is_a_tag_of_the_next_genuine_commit)
+{
+	char next[41], cmd[8400], *head;
+	tu_result r;
+
+	team_next(next, "tagged");
+	snprintf(cmd, sizeof(cmd),
+		 "git fetch -q '%s' main:refs/heads/next && "
+		 "t=$(printf 'object %s\\ntype commit\\ntag t\\ntagger M <m@x> 1 +0000\\n\\nx\\n' | "
+		 "git hash-object -t tag -w --stdin) && echo $t > HEAD",
+		 feed, next);
+	hostile_head(cmd);
+	tu_bsi(&r, "%s sync", g);
+	printf("rt11: HEAD a tag of the next commit: exit %d: %.200s\n", r.status, r.err);
+	ck_assert_int_ne(r.status, 0);
+	tu_result_free(&r);
+	assert_mirror_clean();
+	serve_genuine();
+	ck_assert_msg(tu_bsi(&r, "%s sync", g) == 0, "genuine: %s", r.err);
+	tu_result_free(&r);
+	head = trusted_head();
+	ck_assert_str_eq(head, next);
+	free(head);
+	assert_mirror_clean();
+}
+END_TEST
+
+START_TEST(test_rt11_head_is_a_tree_blob_or_nowhere)
+{
+	static const char *cmds[] = {
+		"git rev-parse main^{tree} > ../h && cat ../h > HEAD",
+		"git rev-parse main:.bsi/signers > ../h && cat ../h > HEAD",
+		"git symbolic-ref HEAD refs/heads/nowhere",
+		"echo 'ref: HEAD' > HEAD",
+	};
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		char why[64];
+		tu_result r;
+
+		hostile_head(cmds[i]);
+		tu_bsi(&r, "%s sync", g);
+		printf("rt11: HEAD variant %zu: exit %d: %.200s\n", i, r.status, r.err);
+		ck_assert_int_ne(r.status, 0);
+		ck_assert_msg(r.status == 1 || r.status == 3, "exit %d", r.status);
+		tu_result_free(&r);
+		assert_mirror_clean();
+		snprintf(why, sizeof(why), "after HEAD variant %zu", i);
+		genuine_moves_on_and_syncs(why);
+	}
+}
+END_TEST
+
+/* ---- packs ---- */
+
+START_TEST(test_rt11_junk_corrupt_truncated_thin_packs)
+{
+	char pack[4200], good[4200], next[41], x[41];
+	tu_result r;
+
+	snprintf(pack, sizeof(pack), "%s/bad.pack", dir);
+	snprintf(good, sizeof(good), "%s/good.pack", dir);
+	for (int v = 0; v < 5; v++) {
+		char why[64];
+
+		/* X: a commit the device never gets; N on top, a small change of
+		 * a big text file, so N's blob is a delta against X's */
+		tu_must("seq 1 200000 > '%s/TEXT%d'", feed, v);
+		tu_feed_commit(feed, key, "x");
+		rev_of(x, feed, "HEAD");
+		tu_must("echo changed >> '%s/TEXT%d'", feed, v);
+		tu_feed_commit(feed, key, "n");
+		rev_of(next, feed, "HEAD");
+		tu_must("printf '%%s\\n' %s ^%s | git -C '%s' pack-objects --revs --stdout %s > '%s'",
+			next, v == 3 ? x : intro, feed, v == 3 ? "--thin" : "", good);
+		switch (v) {
+		case 0: /* junk */
+			tu_must("head -c 100000 /dev/urandom > '%s'", pack);
+			break;
+		case 1: /* a flipped byte in the trailing checksum */
+			tu_must("cp '%s' '%s' && s=$(stat -c %%s '%s') && printf '\\377' | "
+				"dd of='%s' bs=1 seek=$((s-1)) conv=notrunc 2>/dev/null",
+				good, pack, pack, pack);
+			break;
+		case 2: /* truncated */
+			tu_must("s=$(stat -c %%s '%s') && head -c $((s/2)) '%s' > '%s'", good, good,
+				pack);
+			break;
+		case 3: /* thin, against a base the device never had */
+			tu_must("cp '%s' '%s'", good, pack);
+			break;
+		case 4: /* a flipped byte inside an object's compressed data */
+			tu_must("cp '%s' '%s' && printf '\\377' | dd of='%s' bs=1 seek=200 "
+				"conv=notrunc 2>/dev/null",
+				good, pack, pack);
+			break;
+		}
+		server_mode("pack %s %s", next, pack);
+		tu_bsi(&r, "%s sync", g);
+		printf("rt11: pack variant %d: exit %d: %.200s\n", v, r.status, r.err);
+		ck_assert_int_eq(r.status, 1);
+		tu_result_free(&r);
+		assert_mirror_clean();
+		snprintf(why, sizeof(why), "after pack variant %d", v);
+		genuine_moves_on_and_syncs(why);
+	}
+}
+END_TEST
+
+/* ---- promise 3: every fetch ends; bounded memory ---- */
+
+/*
+ * fetch_deadline bounds "how long one fetch may take in all", and (bsi.conf.5)
+ * "how long a server can keep bsi apply waiting".  The server talks for
+ * most of the deadline, then sends a junk pack: a failure worth a rebuild,
+ * so a second fetch gets the whole deadline again.
+ */
+START_TEST(test_rt11_rebuild_doubles_the_deadline)
+{
+	double secs;
+	tu_result r;
+
+	tu_write(conf, "service_manager = \"record\"\nfetch_deadline = 4\nfetch_timeout = 60\n");
+	server_mode("chatterjunk 3500");
+	tu_bsi(&r, "%s sync", g);
+	tu_result_free(&r);
+	ck_assert_int_eq(timed_sync(&r, &secs), 1);
+	printf("rt11: progress 3.5 s then a junk pack: sync held the lock %.1f s "
+	       "(fetch_deadline 4 s): %.300s\n", secs, r.err);
+	tu_result_free(&r);
+	ck_assert_msg(secs < 4 + 1.5, "one sync held the state lock %.1f s, fetch_deadline is 4 s",
+		      secs);
+	genuine_moves_on_and_syncs("after progress then junk");
+}
+END_TEST
+
+/*
+ * A tree of 20 million entries (the same entry, repeated) is 580 MB, and
+ * zlib makes it about half a megabyte on the wire.  The fetch child only
+ * streams it; the closure check in the parent, which has no memory bound,
+ * reads and parses all of it before authentication refuses the unsigned
+ * commit.  Asserted: the sync stays within the address space bsi grants
+ * its fetch child for this fetch_max_mib (3 x cap + 512 MiB).
+ */
+START_TEST(test_rt11_tree_bomb_memory_of_the_parent)
+{
+	char hostile[4200];
+	measured m;
+	long limit = 3 * 4 + 512;
+	tu_result r;
+
+	tu_write(conf, "service_manager = \"record\"\nfetch_max_mib = 4\n");
+	snprintf(hostile, sizeof(hostile), "%s/hostile.git", dir);
+	tu_must("git clone -q --bare '%s' '%s' && cd '%s' && git hash-object -w /dev/null "
+		">/dev/null && perl -e 'print((\"100644 a\\0\" . "
+		"pack(\"H*\", \"e69de29bb2d1d6434b8b29ae775ad8c2e48c5391\")) x 20000000)' > ../bomb && "
+		"t=$(git hash-object --literally -t tree -w ../bomb) && rm ../bomb && "
+		"c=$(git -c user.name=M -c user.email=m@x commit-tree -p main -m bomb $t) && "
+		"git update-ref refs/heads/main $c && git repack -q -a -d",
+		served, hostile, hostile);
+	tu_sh(&r, "du -sk '%s/objects/pack'", hostile);
+	printf("rt11: tree bomb: served pack %ld KiB\n", atol(r.out));
+	tu_result_free(&r);
+	server_mode("genuine %s", hostile);
+	measured_sync(&m);
+	printf("rt11: tree bomb (580 MB tree, fetch_max_mib 4): exit %d after %.1f s, peak RSS "
+	       "%ld MiB: %.200s\n",
+	       m.status, m.secs, m.rss_mib, m.err);
+	ck_assert_int_ne(m.status, 0);
+	ck_assert_msg(m.rss_mib <= limit,
+		      "a download under fetch_max_mib 4 made the sync peak at %ld MiB (fetch child "
+		      "capped at %ld MiB)",
+		      m.rss_mib, limit);
+	tu_write(conf, "service_manager = \"record\"\n");
+	genuine_moves_on_and_syncs("after a tree bomb");
+}
+END_TEST
+
+/* The fetch child: only fds 0-3, the documented address space, gone with
+ * its parent. */
+START_TEST(test_rt11_fetch_child_descriptors_and_limits)
+{
+	char path[256], *limits;
+	pid_t bsi, child;
+	tu_result r;
+	int i;
+
+	tu_write(conf, "service_manager = \"record\"\nfetch_max_mib = 10\nfetch_timeout = 30\n");
+	server_mode("silent");
+	bsi = start_bsi_sync(NULL);
+	child = child_of(bsi);
+	ck_assert_msg(child > 0, "no fetch child appeared");
+	usleep(300 * 1000);
+	tu_sh(&r, "for f in /proc/%d/fd/*; do echo \"${f##*/} -> $(readlink $f)\"; done", (int)child);
+	printf("rt11: fetch child fds:\n%s", r.out);
+	ck_assert_msg(strstr(r.out, state) == NULL, "the fetch child holds a state file:\n%s", r.out);
+	ck_assert_msg(strstr(r.out, "\n4 -> socket:") != NULL || strstr(r.out, "\n4 ") == NULL,
+		      "fd 4 is not the server's socket:\n%s", r.out);
+	ck_assert_msg(strstr(r.out, "\n5 ") == NULL, "more fds than 0-3 and the socket:\n%s", r.out);
+	tu_result_free(&r);
+	snprintf(path, sizeof(path), "/proc/%d/limits", (int)child);
+	limits = tu_read(path);
+	ck_assert_ptr_nonnull(limits);
+	{
+		char want[128];
+
+		snprintf(want, sizeof(want), "%lu", (3UL * 10 + 512) << 20);
+		ck_assert_msg(strstr(strstr(limits, "Max address space"), want) != NULL,
+			      "address space of the fetch child: %s", limits);
+	}
+	free(limits);
+	kill(bsi, SIGKILL);
+	waitpid(bsi, NULL, 0);
+	for (i = 0; i < 50 && !gone(child); i++)
+		usleep(100 * 1000);
+	ck_assert(gone(child));
+	tu_write(conf, "service_manager = \"record\"\n");
+	genuine_moves_on_and_syncs("after a look at the fetch child");
+}
+END_TEST
+
+/* ---- promise 5: server text without control characters ---- */
+
+START_TEST(test_rt11_err_text_with_c1_del_isolates_and_a_forged_result_line)
+{
+	char errfile[4200];
+	tu_result r;
+
+	snprintf(errfile, sizeof(errfile), "%s/err.txt", dir);
+	tu_write(errfile, "ERR a\x7f b\xc2\x9b[31m c\xe2\x81\xa6 d\xe2\x80\xa8 e\x1b[2J f\tg\xff\xfe "
+			  "h\nD1111111111111111111111111111111111111111\nT\n");
+	server_mode("errfile %s", errfile);
+	tu_bsi(&r, "%s sync", g);
+	printf("rt11: ERR text: exit %d: %s", r.status, r.err);
+	ck_assert_int_eq(r.status, 1);
+	ck_assert_msg(strpbrk(r.err, "\x1b\x7f\r") == NULL, "control characters in: %s", r.err);
+	ck_assert_msg(strstr(r.err, "\xc2\x9b") == NULL, "C1 CSI in: %s", r.err);
+	/* U+2066 LEFT-TO-RIGHT ISOLATE, as bytes */
+	static const char lri[] = {(char)0xe2, (char)0x81, (char)0xa6, 0};
+
+	ck_assert_msg(strstr(r.err, lri) == NULL, "bidi isolate in: %s", r.err);
+	ck_assert_msg(strstr(r.err, "\xe2\x80\xa8") == NULL, "line separator in: %s", r.err);
+	ck_assert_msg(strstr(r.err, "\xff") == NULL, "invalid UTF-8 in: %s", r.err);
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_bsi(&r, "%s status", g), 0);
+	ck_assert_msg(strpbrk(r.out, "\x1b\x7f\r") == NULL, "control characters in: %s", r.out);
+	ck_assert_msg(strstr(r.out, "\xc2\x9b") == NULL, "C1 CSI in: %s", r.out);
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_bsi(&r, "%s status --json", g), 0);
+	ck_assert_msg(strstr(r.out, "\\u001b") == NULL && strstr(r.out, "\\u009b") == NULL,
+		      "control characters in: %s", r.out);
+	tu_result_free(&r);
+	genuine_moves_on_and_syncs("after an ERR with C1 and a forged result line");
 }
 END_TEST
 
@@ -793,10 +1479,31 @@ static Suite *mirror_suite(void)
 	tcase_add_test(tc, test_mirror_killed_sync_leaves_no_orphan_holding_the_lock);
 	tcase_add_test(tc, test_mirror_missing_ca_file_is_a_config_error);
 	suite_add_tcase(s, tc);
+	tc = tcase_create("redteam");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, test_rt11_rebuild_counts_the_whole_history_against_max_new_commits);
+	tcase_add_test(tc, test_rt11_rebuild_downloads_the_whole_history_against_fetch_max_mib);
+	tcase_add_test(tc, test_rt11_leftover_fresh_mirror_is_removed);
+	tcase_add_test(tc, test_rt11_kill_during_rebuild_leaves_no_fresh_mirror);
+	tcase_add_test(tc, test_rt11_kill_between_record_and_exchange);
+	tcase_add_test(tc, test_rt11_kill_at_any_moment_of_a_sync);
+	tcase_add_test(tc, test_rt11_kill_at_any_moment_of_a_rebuild);
+	tcase_add_test(tc, test_rt11_stale_locks_in_the_mirror);
+	tcase_add_test(tc, test_rt11_leftover_quarantine_naming_a_hollow_commit);
+	tcase_add_test(tc, test_rt11_head_is_a_tag_of_the_next_genuine_commit);
+	tcase_add_test(tc, test_rt11_head_is_a_tree_blob_or_nowhere);
+	tcase_add_test(tc, test_rt11_junk_corrupt_truncated_thin_packs);
+	tcase_add_test(tc, test_rt11_rebuild_doubles_the_deadline);
+	tcase_add_test(tc, test_rt11_tree_bomb_memory_of_the_parent);
+	tcase_add_test(tc, test_rt11_fetch_child_descriptors_and_limits);
+	tcase_add_test(tc, test_rt11_err_text_with_c1_del_isolates_and_a_forged_result_line);
+	suite_add_tcase(s, tc);
 	return s;
 }
 
 int main(void)
 {
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	return tu_run_suite(mirror_suite());
 }

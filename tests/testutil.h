@@ -60,6 +60,23 @@ char *tu_file_digest(const char *dir, const char *rel);
 
 #endif
 
+#ifndef BSI_TESTUTIL_CA
+#define BSI_TESTUTIL_CA
+/* A self-signed CA certificate (PEM), for a ca_file that loads. */
+#define TU_TEST_CA_PEM                                                      \
+	"-----BEGIN CERTIFICATE-----\n"                                      \
+	"MIIBgjCCASmgAwIBAgIUQMDEe3SRKhixHbPX9zZtom554/4wCgYIKoZIzj0EAwIw\n" \
+	"FjEUMBIGA1UEAwwLYnNpLXRlc3QtY2EwIBcNMjYxMjAyMTcxNzE1WhgPMjEyNjEx\n" \
+	"MDgxNzE3MTVaMBYxFDASBgNVBAMMC2JzaS10ZXN0LWNhMFkwEwYHKoZIzj0CAQYI\n" \
+	"KoZIzj0DAQcDQgAEUceS3w6dnlerYh9D9mHYCfiatfZGBguqvY3A+DorcPv97Y0r\n" \
+	"UlOBq6odGB9nnm0WGGRuq8T9OzlkL7+Rw9njsqNTMFEwHQYDVR0OBBYEFOBrgGDU\n" \
+	"s6uRIe9/FQIqx0c8VaL4MB8GA1UdIwQYMBaAFOBrgGDUs6uRIe9/FQIqx0c8VaL4\n" \
+	"MA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDRwAwRAIgYBIeyBDjRb4ydb4O\n" \
+	"sz7IuIKuPus6H1TqRV44omtdf0kCIBts5mtqzJP03jgER2tWrnswfT9sjgLwWgTK\n" \
+	"d0aLhOu+\n"                                                         \
+	"-----END CERTIFICATE-----\n"
+#endif
+
 #ifndef BSI_TESTUTIL_SAMPLE
 #define BSI_TESTUTIL_SAMPLE
 /* Make a feed working tree at dir from the reference recipes and the
