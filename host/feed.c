@@ -3,6 +3,7 @@
 #include "auth.h"
 #include "commitsig.h"
 #include "error.h"
+#include "failpoint.h"
 #include "text.h"
 #include "mirror.h"
 #include "signers.h"
@@ -164,6 +165,8 @@ int bsi_feed_sync(bsi_feed_sync_result *out, bsi_state *st, const bsi_config *cf
 				   &fetched.head, &cache);
 	if (rc == 0)
 		rc = bsi_mirror_adopt(&fetched, path);
+	if (rc == 0)
+		bsi_failpoint("feed.adopted");
 	if (rc == 0) {
 		snprintf(out->previous, sizeof(out->previous), "%s", feed->head ? feed->head : "");
 		git_oid_tostr(out->head, sizeof(out->head), &fetched.head);

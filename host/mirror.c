@@ -2,6 +2,7 @@
 
 #include "commitsig.h"
 #include "error.h"
+#include "failpoint.h"
 #include "oidmap.h"
 
 #include <errno.h>
@@ -1005,6 +1006,7 @@ int bsi_mirror_adopt(bsi_mirror_fetched *f, const char *path)
 	} else if (rc == BSI_OK) {
 		git_repository_free(f->repo);
 		f->repo = NULL;
+		bsi_failpoint("mirror.exchange");
 		if (renameat2(AT_FDCWD, fresh, AT_FDCWD, path, RENAME_EXCHANGE) < 0 &&
 		    (errno != ENOENT || rename(fresh, path) < 0))
 			rc = bsi_error_set(BSI_EFAIL, "feed mirror: cannot put %s in place: %s",
