@@ -107,6 +107,11 @@ static const command commands[] = {
 	 "Load each recipe file in the sandbox and check the table it returns.\n"
 	 "Reports every problem as FILE:LINE with the field at fault.  Queries\n"
 	 "such as bsi.hash see no device and return nil."},
+	{"digest", bsi_cmd_digest, 0, 1, -1, "digest FILE... [--json]",
+	 "Print each file's SHA-256 in the form a recipe's from and to take,\n"
+	 "\"sha256:<64 hex digits>\", then two spaces and the file name (the\n"
+	 "layout of sha256sum).  Exits 1 if any file cannot be read; the\n"
+	 "others are still printed."},
 	{"feed verify", bsi_cmd_feed_verify, O_INTRO | O_SIGNER, 0, 1,
 	 "feed verify [DIR] [--introduction COMMIT --signer KEY]",
 	 "Authenticate the history of DIR's HEAD (default: the current\n"
@@ -133,7 +138,7 @@ static void program_help(void)
 	       "  --state DIR     the state directory (default /var/lib/bsi)\n"
 	       "  --config FILE   the configuration file (default %s/bsi/bsi.conf)\n"
 	       "  --json          one JSON document on stdout (plan, status, show,\n"
-	       "                  history, verify)\n"
+	       "                  history, verify, digest)\n"
 	       "  -q, --quiet     only errors\n"
 	       "  -v, --verbose   more detail (repeat for more)\n"
 	       "  -h, --help      this help; `bsi COMMAND --help` for one command\n"
@@ -149,6 +154,25 @@ static void command_help(const command *c)
 	if (c->options & O_WAIT)
 		printf("  --wait[=SECONDS]  wait for the lock instead of exiting 5 (0: forever)\n");
 	printf("\nGlobal options: see bsi --help.\n");
+}
+
+/* word names a group of commands ("recipe", "feed"): print them to f. */
+static bool group_help(FILE *f, const char *word)
+{
+	size_t len = strlen(word);
+	bool any = false;
+
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strncmp(commands[i].name, word, len) != 0 || commands[i].name[len] != ' ')
+			continue;
+		if (!any)
+			fprintf(f, "usage: bsi %s COMMAND ...\n\nCommands:\n", word);
+		fprintf(f, "  bsi %s\n", commands[i].usage);
+		any = true;
+	}
+	if (any)
+		fprintf(f, "\n`bsi %s COMMAND --help` for one command.\n", word);
+	return any;
 }
 
 static const command *find_command(const char *word, const char *sub, bool *used_sub)
@@ -262,6 +286,11 @@ static int parse(bsi_cli *cli, int argc, char **argv, const command **out)
 		return bsi_error_set(BSI_EUSAGE, "no command given (see bsi --help)");
 	}
 	c = find_command(argv[0], nwords > 1 ? argv[1] : NULL, &used_sub);
+	if (!c && nwords == 1 && help && group_help(stdout, argv[0]))
+		return 1;
+	if (!c && nwords == 1 && group_help(stderr, argv[0]))
+		return bsi_error_set(BSI_EUSAGE, "bsi %s needs a command (see bsi %s --help)",
+				     argv[0], argv[0]);
 	if (!c)
 		return bsi_error_set(BSI_EUSAGE, "unknown command \"%s%s%s\" (see bsi --help)",
 				     argv[0], nwords > 1 && (!strcmp(argv[0], "recipe") ||

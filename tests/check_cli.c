@@ -611,6 +611,63 @@ START_TEST(test_cli_odd_target_same_verdict_preview_and_device)
 }
 END_TEST
 
+/* bsi digest: the recipe's form, byte for byte what sha256sum computes;
+ * an unreadable file or a directory is named, the others still printed,
+ * exit 1; --json carries the same. */
+START_TEST(test_cli_digest_prints_the_recipe_form)
+{
+	char *where = tu_tmpdir(), want[256];
+	json_error_t jerr;
+	json_t *doc;
+	tu_result r, sum;
+
+	tu_must("cd '%s' && printf 'payload\\n' > a && head -c 300000 /dev/urandom > 'b c'", where);
+	ck_assert_int_eq(tu_sh(&sum, "cd '%s' && sha256sum a", where), 0);
+	snprintf(want, sizeof(want), "sha256:%.64s  %s/a\n", sum.out, where);
+	tu_result_free(&sum);
+	ck_assert_int_eq(tu_bsi(&r, "digest '%s/a'", where), 0);
+	ck_assert_str_eq(r.out, want);
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_bsi(&r, "digest '%s/a' '%s/missing' '%s' '%s/b c'", where, where, where, where), 1);
+	ck_assert_ptr_nonnull(strstr(r.out, want));
+	ck_assert_ptr_nonnull(strstr(r.out, "/b c\n"));
+	ck_assert_ptr_nonnull(strstr(r.err, "/missing: No such file or directory"));
+	ck_assert_ptr_nonnull(strstr(r.err, ": not a regular file"));
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_bsi(&r, "digest --json '%s/a'", where), 0);
+	doc = json_loads(r.out, 0, &jerr);
+	ck_assert_msg(doc != NULL, "not JSON: %s", r.out);
+	want[strlen("sha256:") + 64] = '\0'; /* the digest alone */
+	ck_assert_str_eq(json_string_value(json_object_get(
+				 json_array_get(json_object_get(doc, "files"), 0), "digest")),
+			 want);
+	json_decref(doc);
+	tu_result_free(&r);
+}
+END_TEST
+
+/* `bsi recipe --help` and `bsi feed --help` list their commands; the
+ * group alone is a usage error that lists them too. */
+START_TEST(test_cli_command_groups_have_help)
+{
+	tu_result r;
+
+	ck_assert_int_eq(tu_bsi(&r, "recipe --help"), 0);
+	ck_assert_ptr_nonnull(strstr(r.out, "bsi recipe check FILE..."));
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_bsi(&r, "feed --help"), 0);
+	ck_assert_ptr_nonnull(strstr(r.out, "bsi feed verify [DIR]"));
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_bsi(&r, "feed"), 2);
+	ck_assert_ptr_nonnull(strstr(r.err, "bsi feed verify [DIR]"));
+	ck_assert_ptr_nonnull(strstr(r.err, "bsi feed needs a command"));
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_bsi(&r, "frobnicate --help"), 2);
+	ck_assert_ptr_nonnull(strstr(r.err, "unknown command \"frobnicate\""));
+	tu_result_free(&r);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("cli");
@@ -635,6 +692,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_cli_apply_checks_only_payloads_it_may_stage);
 	tcase_add_test(tc, test_cli_plan_root_slash_follows_absolute_symlinks);
 	tcase_add_test(tc, test_cli_plan_symlink_escapes_stay_inside);
+	tcase_add_test(tc, test_cli_digest_prints_the_recipe_form);
+	tcase_add_test(tc, test_cli_command_groups_have_help);
 	tcase_add_loop_test(tc, test_cli_odd_target_same_verdict_preview_and_device, 0,
 			    sizeof(odd_targets) / sizeof(odd_targets[0]));
 	suite_add_tcase(s, tc);
