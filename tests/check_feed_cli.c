@@ -83,6 +83,49 @@ static const char *status_of(json_t *status, const char *id)
 	return "(absent)";
 }
 
+/*
+ * README's "Start a feed" block, run as written by a newcomer (a HOME of
+ * its own, bsi on PATH, an empty passphrase typed twice; setsid, so that
+ * ssh-keygen reads it from stdin even under a terminal): it must make a
+ * feed that `bsi feed verify` accepts and that a device enrolled with the
+ * printed command syncs.
+ */
+START_TEST(test_feed_cli_readme_start_a_feed_block_works)
+{
+	char home[4200], bin[4200], *enroll_line, *nl, cmd[32768];
+	tu_result r;
+
+	snprintf(home, sizeof(home), "%s/home", dir);
+	snprintf(bin, sizeof(bin), "%s", tu_build_path("bsi"));
+	*strrchr(bin, '/') = '\0';
+	tu_must("mkdir -p '%s/.ssh' && chmod 700 '%s' '%s/.ssh' && "
+		"sed -n '/<!-- start-a-feed/,/<!-- end start-a-feed/p' README.md | "
+		"sed -n '/^```sh$/,/^```$/p' | sed '1d;$d' > '%s/block.sh' && "
+		"test $(wc -l < '%s/block.sh') -ge 8",
+		home, home, home, home, home);
+	ck_assert_int_eq(tu_sh(&r, "cd '%s' && printf '\\n\\n' | env HOME='%s' PATH='%s':\"$PATH\" "
+				   "GIT_AUTHOR_NAME=Team GIT_AUTHOR_EMAIL=team@example.org "
+				   "GIT_COMMITTER_NAME=Team GIT_COMMITTER_EMAIL=team@example.org "
+				   "GIT_CONFIG_GLOBAL=/dev/null setsid -w bash -e block.sh",
+			       home, home, bin),
+			 0);
+	ck_assert_msg(strstr(r.out, "bsi enroll URL --introduction ") != NULL, "%s\n%s", r.out,
+		      r.err);
+	enroll_line = strstr(r.out, "bsi enroll URL ");
+	if ((nl = strchr(enroll_line, '\n')))
+		*nl = '\0';
+	/* the printed command, with the feed's path for URL */
+	snprintf(cmd, sizeof(cmd), "%s enroll '%s/feed' %s", g, home,
+		 enroll_line + strlen("bsi enroll URL "));
+	tu_result_free(&r);
+	ck_assert_msg(tu_bsi(&r, "%s", cmd) == 0, "enroll: %s", r.err);
+	tu_result_free(&r);
+	ck_assert_msg(tu_bsi(&r, "%s sync", g) == 0, "sync: %s", r.err);
+	ck_assert_ptr_nonnull(strstr(r.out, "1 new commit authenticated"));
+	tu_result_free(&r);
+}
+END_TEST
+
 START_TEST(test_feed_cli_sync_from_git_daemon)
 {
 	char url[4200];
@@ -793,6 +836,7 @@ static Suite *suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_feed_cli_sync_from_git_daemon);
+	tcase_add_test(tc, test_feed_cli_readme_start_a_feed_block_works);
 	tcase_add_test(tc, test_feed_cli_twin_served_once_does_not_cut_off);
 	tcase_add_test(tc, test_feed_cli_enroll_refuses_bad_anchor);
 	tcase_add_test(tc, test_feed_cli_refused_sync_changes_nothing);
