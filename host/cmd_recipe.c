@@ -78,12 +78,14 @@ static int digest_file(const char *path, char out[BSI_DIGEST_STRLEN + 1])
 
 int bsi_cmd_digest(bsi_cli *cli)
 {
-	json_t *doc = NULL, *files = NULL;
+	json_t *doc = NULL, *files = NULL, *errors = NULL;
 	char digest[BSI_DIGEST_STRLEN + 1];
 	int rc = BSI_OK;
 
 	if (cli->json && ((doc = json_object()) == NULL || (files = json_array()) == NULL ||
-			  json_object_set_new(doc, "files", files) < 0)) {
+			  json_object_set_new(doc, "files", files) < 0 ||
+			  (errors = json_array()) == NULL ||
+			  json_object_set_new(doc, "errors", errors) < 0)) {
 		json_decref(doc);
 		return bsi_error_set(BSI_EFAIL, "out of memory");
 	}
@@ -93,6 +95,10 @@ int bsi_cmd_digest(bsi_cli *cli)
 		if (one < 0) {
 			/* report each file it cannot read, like sha256sum */
 			fprintf(stderr, "bsi: %s\n", bsi_error_message());
+			if (errors)
+				json_array_append_new(errors,
+						      json_pack("{s:s, s:s}", "path", cli->argv[i],
+								"message", bsi_error_message()));
 			if (rc == 0)
 				rc = one;
 		} else if (files) {
@@ -102,14 +108,8 @@ int bsi_cmd_digest(bsi_cli *cli)
 			printf("%s  %s\n", digest, cli->argv[i]);
 		}
 	}
-	if (doc) {
-		char *text = json_dumps(doc, JSON_INDENT(2));
-
-		if (text)
-			printf("%s\n", text);
-		free(text);
-		json_decref(doc);
-	}
+	if (doc && bsi_output_json(stdout, doc) < 0 && rc == 0)
+		rc = BSI_EFAIL;
 	if (rc < 0)
 		bsi_error_set(rc, "%s", "some files could not be read");
 	return rc;

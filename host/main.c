@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "error.h"
 #include "mirror.h"
+#include "output.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -138,7 +139,7 @@ static void program_help(void)
 	       "  --state DIR     the state directory (default /var/lib/bsi)\n"
 	       "  --config FILE   the configuration file (default %s/bsi/bsi.conf)\n"
 	       "  --json          one JSON document on stdout (plan, status, show,\n"
-	       "                  history, verify, digest)\n"
+	       "                  history, verify, digest; any command's failure)\n"
 	       "  -q, --quiet     only errors\n"
 	       "  -v, --verbose   more detail (repeat for more)\n"
 	       "  -h, --help      this help; `bsi COMMAND --help` for one command\n"
@@ -334,6 +335,11 @@ int main(int argc, char **argv)
 	if (rc == 0)
 		rc = c->run(&cli);
 	bsi_config_clear(&cli.cfg);
+	if (rc < 0 && cli.json && !bsi_output_json_printed())
+		/* one document on stdout, failures included */
+		(void)bsi_output_json(stdout, json_pack("{s:{s:i, s:s}}", "error", "code",
+							bsi_error_exit_status(rc), "message",
+							bsi_error_message()));
 	if (rc < 0) {
 		fflush(stdout);
 		fprintf(stderr, "bsi: %s\n", bsi_error_message());

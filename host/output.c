@@ -98,10 +98,19 @@ json_t *bsi_output_plan_json(const bsi_changeset *cs)
 	return doc;
 }
 
+static bool json_printed;
+
+bool bsi_output_json_printed(void)
+{
+	return json_printed;
+}
+
 int bsi_output_json(FILE *f, json_t *doc)
 {
 	int rc = BSI_OK;
 
+	if (f == stdout)
+		json_printed = true;
 	if (!doc || json_dumpf(doc, f, JSON_INDENT(2) | JSON_ENSURE_ASCII) < 0 || fputc('\n', f) == EOF)
 		rc = bsi_error_set(BSI_EFAIL, "cannot write JSON output");
 	json_decref(doc);

@@ -31,5 +31,9 @@ int bsi_output_error_fields(json_t *improvement);
 int bsi_output_show_plan(const bsi_cli *cli, const bsi_changeset *cs);
 /* Print a JSON document (steals the reference); BSI_EFAIL if it cannot. */
 int bsi_output_json(FILE *f, json_t *doc);
+/* Whether a JSON document went to stdout: a command that fails after
+ * printing its document (plan, apply with errors) carries its errors
+ * there; one that fails before gets {"error": ...} from main. */
+bool bsi_output_json_printed(void);
 
 #endif

@@ -646,6 +646,39 @@ START_TEST(test_cli_digest_prints_the_recipe_form)
 }
 END_TEST
 
+/* Under --json a failing command still prints one JSON document: the
+ * error, with the exit status and the message. */
+START_TEST(test_cli_json_failure_is_a_json_document)
+{
+	json_error_t jerr;
+	json_t *doc;
+	tu_result r;
+
+	tu_sample_image("current", image);
+	ck_assert_int_eq(tu_bsi(&r, "--json --root '%s' --state '%s' show no-such-fix", image,
+				state),
+			 2);
+	doc = json_loads(r.out, 0, &jerr);
+	ck_assert_msg(doc != NULL, "not JSON: %s", r.out);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(doc, "error"), "code")),
+			 2);
+	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(
+					     json_object_get(doc, "error"), "message")),
+				     "no-such-fix"));
+	ck_assert_ptr_nonnull(strstr(r.err, "no-such-fix"));
+	json_decref(doc);
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_bsi(&r, "--json digest /nonexistent"), 1);
+	doc = json_loads(r.out, 0, &jerr);
+	ck_assert_msg(doc != NULL, "not JSON: %s", r.out);
+	ck_assert_str_eq(json_string_value(json_object_get(
+				 json_array_get(json_object_get(doc, "errors"), 0), "path")),
+			 "/nonexistent");
+	json_decref(doc);
+	tu_result_free(&r);
+}
+END_TEST
+
 /* `bsi recipe --help` and `bsi feed --help` list their commands; the
  * group alone is a usage error that lists them too. */
 START_TEST(test_cli_command_groups_have_help)
@@ -694,6 +727,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_cli_plan_symlink_escapes_stay_inside);
 	tcase_add_test(tc, test_cli_digest_prints_the_recipe_form);
 	tcase_add_test(tc, test_cli_command_groups_have_help);
+	tcase_add_test(tc, test_cli_json_failure_is_a_json_document);
 	tcase_add_loop_test(tc, test_cli_odd_target_same_verdict_preview_and_device, 0,
 			    sizeof(odd_targets) / sizeof(odd_targets[0]));
 	suite_add_tcase(s, tc);
