@@ -58,7 +58,14 @@ int bsi_cmd_sync(bsi_cli *cli)
 	rc = bsi_feed_sync(&res, d.st, &cli->cfg, cli->verbosity >= 0 && isatty(2));
 	if (rc == 0)
 		rc = forget_failed_syncs(&d);
-	if (rc == 0 && cli->verbosity >= 0) {
+	if (rc == 0 && cli->json)
+		rc = bsi_output_json(stdout, json_pack("{s:s, s:s?, s:I, s:b}", "head", res.head,
+						       "previous",
+						       res.previous[0] ? res.previous : NULL,
+						       "new_commits", (json_int_t)res.verified,
+						       "up_to_date",
+						       strcmp(res.head, res.previous) == 0));
+	else if (rc == 0 && cli->verbosity >= 0) {
 		if (strcmp(res.head, res.previous) == 0)
 			printf("feed is up to date at %.12s\n", res.head);
 		else

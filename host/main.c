@@ -139,7 +139,7 @@ static void program_help(void)
 	       "  --state DIR     the state directory (default /var/lib/bsi)\n"
 	       "  --config FILE   the configuration file (default %s/bsi/bsi.conf)\n"
 	       "  --json          one JSON document on stdout (plan, status, show,\n"
-	       "                  history, verify, digest; any command's failure)\n"
+	       "                  history, verify, sync, digest; any command's failure)\n"
 	       "  -q, --quiet     only errors\n"
 	       "  -v, --verbose   more detail (repeat for more)\n"
 	       "  -h, --help      this help; `bsi COMMAND --help` for one command\n"

@@ -150,6 +150,16 @@ START_TEST(test_feed_cli_sync_from_git_daemon)
 	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 0);
 	ASSERT_HAS(r.out, "up to date");
 	tu_result_free(&r);
+	/* the same for a tool */
+	ck_assert_int_eq(tu_bsi(&r, "%s sync --json", g), 0);
+	st = json_loads(r.out, 0, NULL);
+	ck_assert_msg(st != NULL, "not JSON: %s", r.out);
+	ck_assert_str_eq(json_string_value(json_object_get(st, "head")), intro);
+	ck_assert_str_eq(json_string_value(json_object_get(st, "previous")), intro);
+	ck_assert_int_eq(json_integer_value(json_object_get(st, "new_commits")), 0);
+	ck_assert(json_is_true(json_object_get(st, "up_to_date")));
+	json_decref(st);
+	tu_result_free(&r);
 	/* a server that went away: exit 1, head unchanged */
 	tu_git_daemon_stop();
 	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 1);
