@@ -19,12 +19,26 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* One problem of a checked file: on stderr, and in the JSON errors. */
+static void check_problem(json_t *errors, int code, const char *message)
+{
+	fprintf(stderr, "bsi: %s\n", message);
+	if (errors)
+		json_array_append_new(errors, json_pack("{s:i, s:s}", "code",
+							 bsi_error_exit_status(code), "message",
+							 message));
+}
+
 int bsi_cmd_recipe_check(bsi_cli *cli)
 {
 	bsi_recipe_limits lim = bsi_device_recipe_limits(cli);
+	json_t *files = cli->json ? json_array() : NULL;
 	int rc = BSI_OK;
 
+	if (cli->json && !files)
+		return bsi_error_set(BSI_EFAIL, "out of memory");
 	for (int i = 0; i < cli->argc; i++) {
+		json_t *errors = files ? json_array() : NULL;
 		bsi_changeset *cs = NULL;
 		int one = bsi_changeset_new(&cs);
 
@@ -32,26 +46,31 @@ int bsi_cmd_recipe_check(bsi_cli *cli)
 			one = bsi_recipe_check_file(cs, cli->argv[i], &lim);
 		if (one < 0) {
 			/* report each bad file, exit with the first failure's code */
-			fprintf(stderr, "bsi: %s\n", bsi_error_message());
+			check_problem(errors, one, bsi_error_message());
 			if (rc == 0)
 				rc = one;
-			bsi_changeset_free(cs);
-			continue;
 		}
 		/* an improvement whose entry or apply failed is reported alone */
-		for (size_t k = 0; k < cs->count; k++) {
+		for (size_t k = 0; one == 0 && k < cs->count; k++) {
 			if (cs->items[k].status != BSI_STATUS_ERROR)
 				continue;
-			fprintf(stderr, "bsi: %s\n", cs->items[k].reason);
+			check_problem(errors, cs->items[k].error_code, cs->items[k].reason);
 			if (rc == 0)
 				rc = cs->items[k].error_code;
-			one = cs->items[k].error_code;
 		}
-		if (one == 0 && cli->verbosity >= 0)
+		if (files)
+			json_array_append_new(files, json_pack("{s:s, s:I, s:o}", "file", cli->argv[i],
+							       "improvements",
+							       (json_int_t)(cs ? cs->count : 0),
+							       "errors", errors));
+		else if (cli->verbosity >= 0 && one == 0 &&
+			 bsi_changeset_worst_error(cs, NULL, NULL) == 0)
 			printf("%s: ok, %zu improvement%s\n", cli->argv[i], cs->count,
 			       cs->count == 1 ? "" : "s");
 		bsi_changeset_free(cs);
 	}
+	if (files && bsi_output_json(stdout, json_pack("{s:o}", "files", files)) < 0 && rc == 0)
+		rc = BSI_EFAIL;
 	if (rc < 0)
 		bsi_error_set(rc, "%s", "recipe check failed");
 	return rc;

@@ -679,6 +679,42 @@ START_TEST(test_cli_json_failure_is_a_json_document)
 }
 END_TEST
 
+/* recipe check --json: one entry per file, every problem with its exit
+ * code and file:line message; the exit status is the first failure's. */
+START_TEST(test_cli_recipe_check_json)
+{
+	char bad[4200], good[4200];
+	json_t *doc, *files;
+	tu_result r;
+
+	snprintf(bad, sizeof(bad), "%s/bad.lua", dir);
+	snprintf(good, sizeof(good), "%s/recipes/safari.lua", tree);
+	tu_write(bad, "return {\n");
+	ck_assert_int_eq(tu_bsi(&r, "recipe check --json '%s' '%s'", good, bad), 4);
+	doc = json_loads(r.out, 0, NULL);
+	ck_assert_msg(doc != NULL, "not JSON: %s", r.out);
+	files = json_object_get(doc, "files");
+	ck_assert_int_eq(json_array_size(files), 2);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(files, 0),
+							    "improvements")),
+			 2);
+	ck_assert_int_eq(json_array_size(json_object_get(json_array_get(files, 0), "errors")), 0);
+	ck_assert_int_eq(json_integer_value(json_object_get(
+				 json_array_get(json_object_get(json_array_get(files, 1), "errors"),
+						0),
+				 "code")),
+			 4);
+	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(
+					     json_array_get(json_object_get(json_array_get(files, 1),
+									    "errors"),
+							    0),
+					     "message")),
+				     "bad.lua:2:"));
+	json_decref(doc);
+	tu_result_free(&r);
+}
+END_TEST
+
 /* `bsi recipe --help` and `bsi feed --help` list their commands; the
  * group alone is a usage error that lists them too. */
 START_TEST(test_cli_command_groups_have_help)
@@ -728,6 +764,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_cli_digest_prints_the_recipe_form);
 	tcase_add_test(tc, test_cli_command_groups_have_help);
 	tcase_add_test(tc, test_cli_json_failure_is_a_json_document);
+	tcase_add_test(tc, test_cli_recipe_check_json);
 	tcase_add_loop_test(tc, test_cli_odd_target_same_verdict_preview_and_device, 0,
 			    sizeof(odd_targets) / sizeof(odd_targets[0]));
 	suite_add_tcase(s, tc);
