@@ -26,7 +26,10 @@ int bsi_cmd_enroll(bsi_cli *cli)
 	if (rc < 0)
 		return rc;
 	rc = bsi_feed_enroll(d.st, cli->argv[0], cli->introduction, cli->signer);
-	if (rc == 0 && cli->verbosity >= 0)
+	if (rc == 0 && cli->json)
+		rc = bsi_output_json(stdout, json_pack("{s:s, s:s}", "url", cli->argv[0],
+						       "introduction", cli->introduction));
+	else if (rc == 0 && cli->verbosity >= 0)
 		printf("enrolled in %s from introduction %s; run bsi sync to fetch it\n",
 		       cli->argv[0], cli->introduction);
 	bsi_device_close(&d);
@@ -125,14 +128,17 @@ static int handle_old_code(bsi_device *d, const bsi_improvement *imp)
 	return rc;
 }
 
-/* Apply one improvement and say what happened.  Returns its error, or
- * BSI_EFAIL after printing when it could not be applied as asked. */
-static int apply_one(bsi_device *d, const bsi_improvement *imp, bool asked)
+/* Apply one improvement and say what happened (*changed: files or
+ * restarts were done now).  Returns its error, or BSI_EFAIL after printing
+ * when it could not be applied as asked. */
+static int apply_one(bsi_device *d, const bsi_improvement *imp, bool asked, bool *changed)
 {
+	bool text = d->cli->verbosity >= 0 && !d->cli->json;
 	bsi_txn_result res;
 	char summary[1024];
 	int rc;
 
+	*changed = false;
 	rc = bsi_device_apply(&res, d, imp);
 	if (rc < 0)
 		return rc;
@@ -147,10 +153,11 @@ static int apply_one(bsi_device *d, const bsi_improvement *imp, bool asked)
 		return bsi_error_set(BSI_EFAIL, "%s: restart pending; the next bsi apply retries it",
 				     imp->id);
 	}
-	if (res.changed && d->cli->verbosity >= 0) {
+	*changed = res.changed;
+	if (res.changed && text) {
 		bsi_device_summary(summary, sizeof(summary), imp);
 		printf("applied %s: %s\n", imp->id, summary);
-	} else if (asked && d->cli->verbosity >= 0) {
+	} else if (asked && text) {
 		printf("%s is already applied\n", imp->id);
 	}
 	return res.changed ? handle_old_code(d, imp) : BSI_OK;
@@ -172,11 +179,21 @@ static bool is_asked(void *ctx, const char *id)
  * is then the worst error among them: of the feed's errors (whole recipe
  * files included) without ids, of the ones asked for with ids.
  */
+/* An improvement that was not applied, for apply --json. */
+static void not_applied(json_t *list, const char *id, int code, const char *message)
+{
+	if (list)
+		json_array_append_new(list, json_pack("{s:s, s:i, s:s}", "id", id, "code",
+						       bsi_error_exit_status(code), "message", message));
+}
+
 int bsi_cmd_apply(bsi_cli *cli)
 {
+	json_t *done = cli->json ? json_array() : NULL, *failed = cli->json ? json_array() : NULL;
 	size_t applied = 0, broken = 0;
 	bsi_device d;
 	int rc, worst = BSI_OK;
+	bool changed;
 
 	rc = bsi_device_open(&d, cli, BSI_DEVICE_LOCK | BSI_DEVICE_PLAN | BSI_DEVICE_PLUGIN);
 	if (rc < 0)
@@ -196,6 +213,7 @@ int bsi_cmd_apply(bsi_cli *cli)
 		if (imp->status == BSI_STATUS_ERROR) {
 			if (cli->argc == 0 || asked) {
 				fprintf(stderr, "bsi: %s: not applied: %s\n", imp->id, imp->reason);
+				not_applied(failed, imp->id, imp->error_code, imp->reason);
 				broken++;
 			}
 			continue;
@@ -206,17 +224,31 @@ int bsi_cmd_apply(bsi_cli *cli)
 				  : !(imp->status == BSI_STATUS_PENDING ||
 				      (imp->status == BSI_STATUS_APPLIED && imp->reason)))
 			continue;
-		rc = apply_one(&d, imp, asked);
+		rc = apply_one(&d, imp, asked, &changed);
 		if (rc < 0) {
 			fprintf(stderr, "bsi: %s\n", bsi_error_message());
+			not_applied(failed, imp->id, rc, bsi_error_message());
 			worst = bsi_error_worse(worst, rc);
 			broken++;
 		} else if (imp->status == BSI_STATUS_PENDING || asked) {
 			applied++;
+			if (done && changed)
+				json_array_append_new(done, json_string(imp->id));
 		}
 	}
-	if (applied == 0 && broken == 0 && cli->verbosity >= 0 && cli->argc == 0)
+	if (cli->json) {
+		json_t *plan = bsi_output_plan_json(d.cs);
+
+		rc = bsi_output_json(stdout, json_pack("{s:o, s:o, s:O}", "applied", done,
+						       "not_applied", failed, "errors",
+						       plan ? json_object_get(plan, "errors") : NULL));
+		done = failed = NULL;
+		json_decref(plan);
+		if (rc < 0)
+			goto done;
+	} else if (applied == 0 && broken == 0 && cli->verbosity >= 0 && cli->argc == 0) {
 		printf("nothing to apply\n");
+	}
 	worst = bsi_error_worse(worst, bsi_changeset_worst_error(d.cs, cli->argc ? is_asked : NULL,
 								 cli));
 	rc = worst;
@@ -225,6 +257,8 @@ int bsi_cmd_apply(bsi_cli *cli)
 			      cli->argc == 0 && d.cs->nerrors > 0 ? "errors in the feed were"
 								  : "some improvements were");
 done:
+	json_decref(done);
+	json_decref(failed);
 	bsi_device_close(&d);
 	return rc;
 }
@@ -244,6 +278,8 @@ int bsi_cmd_rollback(bsi_cli *cli)
 	if (rc == 0 && res.restart_pending)
 		rc = bsi_error_set(BSI_EFAIL, "%s rolled back, but a restart failed: %s",
 				   cli->argv[0], res.reason);
+	else if (rc == 0 && cli->json)
+		rc = bsi_output_json(stdout, json_pack("{s:s}", "rolled_back", cli->argv[0]));
 	else if (rc == 0 && cli->verbosity >= 0)
 		printf("rolled back %s; it will not be applied again unless you run bsi apply %s\n",
 		       cli->argv[0], cli->argv[0]);
@@ -267,7 +303,10 @@ static int hold_or_release(bsi_cli *cli, bool held)
 	ctx = bsi_device_txn_ctx(&d);
 	if (rc == 0)
 		rc = bsi_txn_hold(&ctx, cli->argv[0], held);
-	if (rc == 0 && cli->verbosity >= 0)
+	if (rc == 0 && cli->json)
+		rc = bsi_output_json(stdout, json_pack("{s:s}", held ? "held" : "released",
+						       cli->argv[0]));
+	else if (rc == 0 && cli->verbosity >= 0)
 		printf(held ? "held %s: it will not be applied automatically\n"
 			    : "released %s: it applies with the next bsi apply\n",
 		       cli->argv[0]);

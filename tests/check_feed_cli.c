@@ -700,6 +700,23 @@ START_TEST(test_feed_cli_apply_rollback_verify)
 	ck_assert_str_eq(status_of(st, "corelibs-26.0.1-tls"), "rolled-back");
 	ck_assert_str_eq(status_of(st, "safari-26.0.1-a"), "applied");
 	json_decref(st);
+	/* on purpose, for a tool: what was applied, what was not, and why */
+	ck_assert_int_eq(tu_bsi(&r, "%s apply --json corelibs-26.0.1-tls", g), 0);
+	st = json_loads(r.out, 0, NULL);
+	ck_assert_msg(st != NULL, "not JSON: %s", r.out);
+	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(st, "applied"), 0)),
+			 "corelibs-26.0.1-tls");
+	ck_assert_int_eq(json_array_size(json_object_get(st, "not_applied")), 0);
+	ck_assert_int_eq(json_array_size(json_object_get(st, "errors")), 0);
+	json_decref(st);
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_bsi(&r, "%s rollback --json corelibs-26.0.1-tls", g), 0);
+	st = json_loads(r.out, 0, NULL);
+	ck_assert_msg(st != NULL, "not JSON: %s", r.out);
+	ck_assert_str_eq(json_string_value(json_object_get(st, "rolled_back")),
+			 "corelibs-26.0.1-tls");
+	json_decref(st);
+	tu_result_free(&r);
 	ck_assert_int_eq(tu_bsi(&r, "%s apply corelibs-26.0.1-tls", g), 0);
 	ASSERT_HAS(r.out, "applied corelibs-26.0.1-tls");
 	tu_result_free(&r);
