@@ -82,7 +82,7 @@ int bsi_cmd_sync(bsi_cli *cli)
 int bsi_cmd_feed_verify(bsi_cli *cli)
 {
 	return bsi_feed_verify_dir(cli->argc > 0 ? cli->argv[0] : ".", cli->introduction,
-				   cli->signer, cli->verbosity);
+				   cli->signer, cli->verbosity, cli->json);
 }
 
 /* plan without --tree: the trusted feed head, with the state's statuses. */

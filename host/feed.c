@@ -6,6 +6,7 @@
 #include "failpoint.h"
 #include "text.h"
 #include "mirror.h"
+#include "output.h"
 #include "signers.h"
 #include "sshsig.h"
 
@@ -266,7 +267,7 @@ static int root_commit(git_oid *out, git_repository *repo)
 }
 
 int bsi_feed_verify_dir(const char *dir, const char *introduction, const char *signer,
-			int verbosity)
+			int verbosity, bool json)
 {
 	git_repository *repo = NULL;
 	bsi_auth_list *list = NULL;
@@ -300,16 +301,26 @@ int bsi_feed_verify_dir(const char *dir, const char *introduction, const char *s
 	if (rc == 0) {
 		char intro[GIT_OID_HEXSZ + 1], fp[BSI_SSHSIG_FINGERPRINT_SIZE];
 
+		json_t *commits = json ? json_array() : NULL;
+
 		git_oid_tostr(intro, sizeof(intro), &anchor.introduction);
 		bsi_sshsig_fingerprint(fp, anchor.key);
-		for (size_t i = 0; verbosity > 0 && i < list->count; i++) {
+		for (size_t i = 0; (verbosity > 0 || commits) && i < list->count; i++) {
 			char id[GIT_OID_HEXSZ + 1], kfp[BSI_SSHSIG_FINGERPRINT_SIZE];
 
 			bsi_sshsig_fingerprint(kfp, list->items[i].key);
-			printf("%s authentic, signed by %s\n",
-			       git_oid_tostr(id, sizeof(id), &list->items[i].id), kfp);
+			git_oid_tostr(id, sizeof(id), &list->items[i].id);
+			if (commits)
+				json_array_append_new(commits, json_pack("{s:s, s:s}", "id", id,
+									 "signer", kfp));
+			else
+				printf("%s authentic, signed by %s\n", id, kfp);
 		}
-		if (verbosity >= 0)
+		if (json)
+			rc = bsi_output_json(stdout, json_pack("{s:s, s:s, s:o}", "introduction", intro,
+							       "introduction_signer", fp, "commits",
+							       commits));
+		else if (verbosity >= 0)
 			printf("%s: %zu commit%s authentic from introduction %s (signed by %s)\n", dir,
 			       list->count, list->count == 1 ? "" : "s", intro, fp);
 	}

@@ -42,8 +42,9 @@ int bsi_feed_open_trusted(bsi_source **out, git_repository **out_repo, bsi_state
  * a device would.  Without an introduction and signer, the root commit of
  * HEAD's history is taken as the introduction and its signer as the key
  * (the check then proves the history is consistent with its first signer).
- * Prints one line per commit verified when verbose. */
+ * Prints one line per commit verified when verbose; json: one document
+ * with the introduction, its signer and every commit with its signer. */
 int bsi_feed_verify_dir(const char *dir, const char *introduction, const char *signer,
-			int verbosity);
+			int verbosity, bool json);
 
 #endif

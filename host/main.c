@@ -140,7 +140,7 @@ static void program_help(void)
 	       "  --config FILE   the configuration file (default %s/bsi/bsi.conf)\n"
 	       "  --json          one JSON document on stdout (plan, status, show,\n"
 	       "                  history, verify, sync, apply, rollback, hold, release,\n"
-	       "                  enroll, digest, recipe check; any\n"
+	       "                  enroll, digest, recipe check, feed verify; any\n"
 	       "                  command's failure)\n"
 	       "  -q, --quiet     only errors\n"
 	       "  -v, --verbose   more detail (repeat for more)\n"

@@ -123,6 +123,21 @@ START_TEST(test_feed_cli_readme_start_a_feed_block_works)
 	ck_assert_msg(tu_bsi(&r, "%s sync", g) == 0, "sync: %s", r.err);
 	ck_assert_ptr_nonnull(strstr(r.out, "1 new commit authenticated"));
 	tu_result_free(&r);
+	/* feed verify --json: the introduction and each commit with its signer */
+	ck_assert_int_eq(tu_bsi(&r, "feed verify --json '%s/feed'", home), 0);
+	{
+		json_t *doc = json_loads(r.out, 0, NULL), *c;
+
+		ck_assert_msg(doc != NULL, "not JSON: %s", r.out);
+		c = json_array_get(json_object_get(doc, "commits"), 0);
+		ck_assert_int_eq(json_array_size(json_object_get(doc, "commits")), 1);
+		ck_assert_str_eq(json_string_value(json_object_get(c, "id")),
+				 json_string_value(json_object_get(doc, "introduction")));
+		ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(c, "signer")),
+					     "SHA256:"));
+		json_decref(doc);
+	}
+	tu_result_free(&r);
 }
 END_TEST
 
