@@ -111,6 +111,12 @@ int bsi_output_json(FILE *f, json_t *doc)
 
 	if (f == stdout)
 		json_printed = true;
+	/* every document says which version of these shapes it follows */
+	if (json_is_object(doc) && !json_object_get(doc, "schema") &&
+	    json_object_set_new(doc, "schema", json_integer(BSI_JSON_SCHEMA)) < 0) {
+		json_decref(doc);
+		doc = NULL;
+	}
 	if (!doc || json_dumpf(doc, f, JSON_INDENT(2) | JSON_ENSURE_ASCII) < 0 || fputc('\n', f) == EOF)
 		rc = bsi_error_set(BSI_EFAIL, "cannot write JSON output");
 	json_decref(doc);

@@ -30,6 +30,11 @@ int bsi_output_error_fields(json_t *improvement);
  * of the plan (changeset.h), so a script notices one. */
 int bsi_output_show_plan(const bsi_cli *cli, const bsi_changeset *cs);
 /* Print a JSON document (steals the reference); BSI_EFAIL if it cannot. */
+/* The version of the JSON documents' shapes (docs/json.md): raised when a
+ * field changes meaning or goes away, not when one is added. */
+#define BSI_JSON_SCHEMA 1
+
+/* Print doc (stolen) as one document, with "schema": BSI_JSON_SCHEMA. */
 int bsi_output_json(FILE *f, json_t *doc);
 /* Whether a JSON document went to stdout: a command that fails after
  * printing its document (plan, apply with errors) carries its errors

@@ -662,6 +662,7 @@ START_TEST(test_cli_json_failure_is_a_json_document)
 	ck_assert_msg(doc != NULL, "not JSON: %s", r.out);
 	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(doc, "error"), "code")),
 			 2);
+	ck_assert_int_eq(json_integer_value(json_object_get(doc, "schema")), 1);
 	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(
 					     json_object_get(doc, "error"), "message")),
 				     "no-such-fix"));

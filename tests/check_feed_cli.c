@@ -173,6 +173,7 @@ START_TEST(test_feed_cli_sync_from_git_daemon)
 	ck_assert_str_eq(json_string_value(json_object_get(st, "previous")), intro);
 	ck_assert_int_eq(json_integer_value(json_object_get(st, "new_commits")), 0);
 	ck_assert(json_is_true(json_object_get(st, "up_to_date")));
+	ck_assert_int_eq(json_integer_value(json_object_get(st, "schema")), 1);
 	json_decref(st);
 	tu_result_free(&r);
 	/* a server that went away: exit 1, head unchanged */
