@@ -119,6 +119,8 @@ int bsi_device_plan(bsi_changeset **out, const bsi_cli *cli, const bsi_source *s
 	if (rc == 0 && st)
 		rc = overlay_state(cs, st);
 	if (rc == 0)
+		rc = bsi_plan_mark_superseded(cs);
+	if (rc == 0)
 		*out = cs;
 	else
 		bsi_changeset_free(cs);

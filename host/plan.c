@@ -234,9 +234,7 @@ static int assess_one(const bsi_changeset *cs, bsi_improvement *imp, const bsi_r
 	return BSI_OK;
 }
 
-/* An improvement superseded by one that applies here is not applicable
- * itself, unless the device has it already. */
-static int mark_superseded(bsi_changeset *cs)
+int bsi_plan_mark_superseded(bsi_changeset *cs)
 {
 	for (size_t i = 0; i < cs->count; i++) {
 		const bsi_improvement *imp = &cs->items[i];
@@ -273,5 +271,5 @@ int bsi_plan_assess(bsi_changeset *cs, const bsi_root *root, bsi_plan_hasher has
 							       bsi_error_message())) < 0)
 			return rc;
 	}
-	return mark_superseded(cs);
+	return BSI_OK;
 }

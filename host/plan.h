@@ -64,10 +64,18 @@ int bsi_plan_check_payloads(bsi_changeset *cs, const bsi_source *src, bool pendi
  * Each improvement's status from its targets' digests (improvements that
  * are not-applicable by their `when`, or in error, are left as they are).
  * A target that cannot be hashed (unreadable, not a regular file) makes
- * its improvement an error, with the code and message hash gave.  Then
- * an improvement superseded by one that applies here is not-applicable.
+ * its improvement an error, with the code and message hash gave.
  */
 int bsi_plan_assess(bsi_changeset *cs, const bsi_root *root, bsi_plan_hasher hash, void *ctx);
+
+/*
+ * An improvement superseded by one that is pending or applied here is
+ * not-applicable ("superseded by ID"), unless the device has it already.
+ * Called last, once the state's statuses are in (device.c): a successor
+ * that is held or rolled back on this device covers nothing, so what it
+ * supersedes keeps its own status.
+ */
+int bsi_plan_mark_superseded(bsi_changeset *cs);
 
 /* BSI_ERECIPE when two replace targets of imp are one file by (device,
  * inode), reached by two paths (a symlinked directory, merged /usr);

@@ -674,6 +674,57 @@ START_TEST(test_feed_cli_feed_that_stops_moving_goes_stale)
 }
 END_TEST
 
+/*
+ * A superseded fix reads "superseded" only while its successor covers the
+ * device.  Once the successor is rolled back here, the older fix keeps its
+ * own status (pending: a signed fix for a live vulnerability), and after
+ * both are rolled back both read rolled back, never "superseded by".
+ */
+START_TEST(test_feed_cli_superseded_only_while_the_successor_covers)
+{
+	json_t *st;
+	tu_result r;
+
+	enroll(feed);
+	ck_assert_int_eq(tu_bsi(&r, "%s sync", g), 0);
+	tu_result_free(&r);
+	st = status_json();
+	ck_assert_str_eq(status_of(st, "webkit-26.0.1-a"), "not-applicable");
+	json_decref(st);
+	ck_assert_int_eq(tu_bsi(&r, "%s apply webkit-26.0.2-a", g), 0);
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_bsi(&r, "%s rollback webkit-26.0.2-a", g), 0);
+	tu_result_free(&r);
+	st = status_json();
+	ck_assert_str_eq(status_of(st, "webkit-26.0.2-a"), "rolled-back");
+	ck_assert_str_eq(status_of(st, "webkit-26.0.1-a"), "pending");
+	json_decref(st);
+	ck_assert_int_eq(tu_bsi(&r, "%s status", g), 0);
+	ck_assert_msg(strstr(r.out, "superseded by") == NULL, "%s", r.out);
+	tu_result_free(&r);
+	/* the older fix installs, then goes back too */
+	ck_assert_int_eq(tu_bsi(&r, "%s apply webkit-26.0.1-a", g), 0);
+	ASSERT_HAS(r.out, "applied webkit-26.0.1-a");
+	tu_result_free(&r);
+	ck_assert_int_eq(tu_bsi(&r, "%s rollback webkit-26.0.1-a", g), 0);
+	tu_result_free(&r);
+	st = status_json();
+	ck_assert_str_eq(status_of(st, "webkit-26.0.1-a"), "rolled-back");
+	ck_assert_str_eq(status_of(st, "webkit-26.0.2-a"), "rolled-back");
+	json_decref(st);
+	ck_assert_int_eq(tu_bsi(&r, "%s status", g), 0);
+	ck_assert_msg(strstr(r.out, "superseded by") == NULL, "%s", r.out);
+	tu_result_free(&r);
+	/* applying the successor on purpose covers the device again */
+	ck_assert_int_eq(tu_bsi(&r, "%s apply webkit-26.0.2-a", g), 0);
+	tu_result_free(&r);
+	st = status_json();
+	ck_assert_str_eq(status_of(st, "webkit-26.0.2-a"), "applied");
+	ck_assert_str_eq(status_of(st, "webkit-26.0.1-a"), "not-applicable");
+	json_decref(st);
+}
+END_TEST
+
 /* apply, rollback (byte-identical), apply again on purpose, verify tells
  * tampered apart; exit codes as documented. */
 START_TEST(test_feed_cli_apply_rollback_verify)
@@ -880,6 +931,7 @@ static Suite *suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_feed_cli_sync_from_git_daemon);
 	tcase_add_test(tc, test_feed_cli_readme_start_a_feed_block_works);
+	tcase_add_test(tc, test_feed_cli_superseded_only_while_the_successor_covers);
 	tcase_add_test(tc, test_feed_cli_twin_served_once_does_not_cut_off);
 	tcase_add_test(tc, test_feed_cli_enroll_refuses_bad_anchor);
 	tcase_add_test(tc, test_feed_cli_refused_sync_changes_nothing);
