@@ -26,6 +26,8 @@ typedef struct {
 	const char *introduction; /* --introduction COMMIT */
 	const char *signer;       /* --signer KEY */
 	bool once;                /* --once */
+	const char *target;       /* --target PATH */
+	const char *image;        /* --image DIR */
 	/* the words after the command (and subcommand) */
 	int argc;
 	char **argv;

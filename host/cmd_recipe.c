@@ -6,6 +6,7 @@
 #include "device.h"
 #include "digest.h"
 #include "error.h"
+#include "fsroot.h"
 #include "output.h"
 #include "plan.h"
 #include "recipe.h"
@@ -131,6 +132,128 @@ int bsi_cmd_digest(bsi_cli *cli)
 		rc = BSI_EFAIL;
 	if (rc < 0)
 		bsi_error_set(rc, "%s", "some files could not be read");
+	return rc;
+}
+
+/* Copy the open regular file in to dir/name, whole or not at all (a
+ * temporary name, fsync, rename). */
+static int copy_into(int in, int dirfd, const char *name, const char *label)
+{
+	char tmp[300], buf[1 << 16];
+	ssize_t n = 0;
+	int out, rc = BSI_OK;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), ".%s.bsi-new", name) >= sizeof(tmp))
+		return bsi_error_set(BSI_EUSAGE, "%s: name too long", label);
+	out = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (out < 0)
+		return bsi_error_set(BSI_EFAIL, "%s: %s", label, strerror(errno));
+	while (rc == BSI_OK && (n = read(in, buf, sizeof(buf))) > 0)
+		for (ssize_t off = 0; rc == BSI_OK && off < n;) {
+			ssize_t w = write(out, buf + off, (size_t)(n - off));
+
+			if (w < 0)
+				rc = bsi_error_set(BSI_EFAIL, "%s: %s", label, strerror(errno));
+			else
+				off += w;
+		}
+	if (rc == BSI_OK && n < 0)
+		rc = bsi_error_set(BSI_EFAIL, "read: %s", strerror(errno));
+	if (rc == BSI_OK && fsync(out) < 0)
+		rc = bsi_error_set(BSI_EFAIL, "%s: %s", label, strerror(errno));
+	if (close(out) < 0 && rc == BSI_OK)
+		rc = bsi_error_set(BSI_EFAIL, "%s: %s", label, strerror(errno));
+	if (rc == BSI_OK && renameat(dirfd, tmp, dirfd, name) < 0)
+		rc = bsi_error_set(BSI_EFAIL, "%s: %s", label, strerror(errno));
+	if (rc < 0)
+		unlinkat(dirfd, tmp, 0);
+	return rc;
+}
+
+int bsi_cmd_payload_add(bsi_cli *cli)
+{
+	const char *file = cli->argv[0], *base = strrchr(file, '/');
+	char from[BSI_DIGEST_STRLEN + 1], to[BSI_DIGEST_STRLEN + 1], have[BSI_DIGEST_STRLEN + 1];
+	char rel[512], block[2048];
+	const char *tree = cli->tree ? cli->tree : ".";
+	bsi_root *image = NULL;
+	int in = -1, dirfd = -1, old = -1, rc;
+	bool exists = false;
+
+	base = base ? base + 1 : file;
+	if (!cli->target || !cli->image)
+		return bsi_error_set(BSI_EUSAGE, "payload add needs --target PATH (the file on the "
+						 "device) and --image DIR (a device image that has it)");
+	for (const char *p = cli->target; *p; p++)
+		if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
+			return bsi_error_set(BSI_EUSAGE, "--target: a path with quotes, backslashes "
+							 "or control characters is not written here");
+	if (cli->target[0] == '/')
+		return bsi_error_set(BSI_EUSAGE, "--target %s: a recipe names paths relative to the "
+						 "device's root; write %s",
+				     cli->target, cli->target + strspn(cli->target, "/"));
+	if (!*base || strchr(base, '"') || strchr(base, '\\') ||
+	    (size_t)snprintf(rel, sizeof(rel), "payloads/%s", base) >= sizeof(rel))
+		return bsi_error_set(BSI_EUSAGE, "%s: not a name a payload can have", file);
+	/* the new version: a regular file, read once for its digest and once
+	 * for the copy */
+	in = open(file, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	if (in < 0)
+		return bsi_error_set(BSI_EUSAGE, "%s: %s", file, strerror(errno));
+	rc = digest_file(file, to);
+	/* from: the file as a device resolves it in the image */
+	if (rc == 0 && (rc = bsi_root_open(&image, cli->image)) < 0)
+		bsi_error_wrap("--image");
+	if (rc == 0 && (rc = bsi_plan_hash_file(NULL, image, cli->target, from, &exists)) == 0 &&
+	    !exists)
+		rc = bsi_error_set(BSI_EUSAGE, "the image %s has no %s to replace", cli->image,
+				   cli->target);
+	if (rc == 0 && strcmp(from, to) == 0)
+		rc = bsi_error_set(BSI_EUSAGE, "%s is the same as %s in the image: nothing to "
+					       "replace",
+				   file, cli->target);
+	/* into the feed tree: payloads/, made if absent; never over another
+	 * payload of the same name */
+	if (rc == 0) {
+		char dir[4200];
+
+		snprintf(dir, sizeof(dir), "%s/payloads", tree);
+		if ((mkdir(dir, 0755) < 0 && errno != EEXIST) ||
+		    (dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+			rc = bsi_error_set(BSI_EFAIL, "%s: %s", dir, strerror(errno));
+	}
+	if (rc == 0 && (old = openat(dirfd, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) >= 0) {
+		rc = bsi_digest_fd(old, have);
+		if (rc == 0 && strcmp(have, to) != 0)
+			rc = bsi_error_set(BSI_EUSAGE, "%s/%s exists with other content (%s); rename "
+						       "the new file or remove the old payload",
+					   tree, rel, have);
+	} else if (rc == 0 && errno != ENOENT) {
+		rc = bsi_error_set(BSI_EUSAGE, "%s/%s: %s", tree, rel, strerror(errno));
+	} else if (rc == 0 && (rc = copy_into(in, dirfd, base, rel)) == 0) {
+		/* what was copied is what the block pins (FILE may have changed) */
+		if ((old = openat(dirfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+			rc = bsi_error_set(BSI_EFAIL, "%s: %s", rel, strerror(errno));
+		else if ((rc = bsi_digest_fd(old, have)) == 0 && strcmp(have, to) != 0)
+			rc = bsi_error_set(BSI_EFAIL, "%s changed while it was copied; run again",
+					   file);
+	}
+	snprintf(block, sizeof(block),
+		 "change:replace(\"%s\", {\n  from = \"%s\",\n  to = \"%s\",\n"
+		 "  payload = \"%s\",\n})\n",
+		 cli->target, from, to, rel);
+	if (rc == 0 && cli->json)
+		rc = bsi_output_json(stdout, json_pack("{s:s, s:s, s:s, s:s, s:s}", "payload", rel,
+						       "target", cli->target, "from", from, "to", to,
+						       "lua", block));
+	else if (rc == 0)
+		fputs(block, stdout);
+	if (old >= 0)
+		close(old);
+	if (dirfd >= 0)
+		close(dirfd);
+	close(in);
+	bsi_root_free(image);
 	return rc;
 }
 

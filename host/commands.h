@@ -9,6 +9,7 @@
 /* cmd_recipe.c: the team's preview */
 int bsi_cmd_recipe_check(bsi_cli *cli);
 int bsi_cmd_digest(bsi_cli *cli);
+int bsi_cmd_payload_add(bsi_cli *cli);
 int bsi_cmd_plan(bsi_cli *cli);
 /* cmd_device.c */
 int bsi_cmd_enroll(bsi_cli *cli);

@@ -22,7 +22,8 @@
 #endif
 
 /* Which command options a command takes. */
-enum { O_TREE = 1, O_INTRO = 2, O_SIGNER = 4, O_ONCE = 8, O_WAIT = 16 };
+enum { O_TREE = 1, O_INTRO = 2, O_SIGNER = 4, O_ONCE = 8, O_WAIT = 16, O_TARGET = 32,
+       O_IMAGE = 64 };
 
 typedef struct {
 	const char *name; /* "plan", "recipe check" */
@@ -113,6 +114,14 @@ static const command commands[] = {
 	 "\"sha256:<64 hex digits>\", then two spaces and the file name (the\n"
 	 "layout of sha256sum).  Exits 1 if any file cannot be read; the\n"
 	 "others are still printed."},
+	{"payload add", bsi_cmd_payload_add, O_TARGET | O_IMAGE | O_TREE, 1, 1,
+	 "payload add FILE --target PATH --image DIR [--tree DIR] [--json]",
+	 "Copy FILE, the new version of the device's file PATH, into payloads/ of\n"
+	 "the feed working tree (--tree, default the current directory), and print\n"
+	 "the change:replace block that installs it: from, the digest of PATH in\n"
+	 "the device image DIR (resolved as a device resolves it), and to, FILE's.\n"
+	 "Paste it into the recipe's apply function.  A payload of the same name\n"
+	 "but other content is refused, never overwritten."},
 	{"feed verify", bsi_cmd_feed_verify, O_INTRO | O_SIGNER, 0, 1,
 	 "feed verify [DIR] [--introduction COMMIT --signer KEY]",
 	 "Authenticate the history of DIR's HEAD (default: the current\n"
@@ -138,10 +147,10 @@ static void program_help(void)
 	       "  --root DIR      the device's root directory (default /)\n"
 	       "  --state DIR     the state directory (default /var/lib/bsi)\n"
 	       "  --config FILE   the configuration file (default %s/bsi/bsi.conf)\n"
-	       "  --json          one JSON document on stdout (plan, status, show,\n"
-	       "                  history, verify, sync, apply, rollback, hold, release,\n"
-	       "                  enroll, digest, recipe check, feed verify; any\n"
-	       "                  command's failure)\n"
+	       "  --json          one JSON document on stdout: every command that reports\n"
+	       "                  (plan, status, show, history, verify, sync, apply,\n"
+	       "                  rollback, hold, release, enroll, digest, payload add,\n"
+	       "                  recipe check, feed verify) and any command's failure\n"
 	       "  -q, --quiet     only errors\n"
 	       "  -v, --verbose   more detail (repeat for more)\n"
 	       "  -h, --help      this help; `bsi COMMAND --help` for one command\n"
@@ -219,7 +228,7 @@ static int parse_wait(const char *arg, double *out)
 static int parse(bsi_cli *cli, int argc, char **argv, const command **out)
 {
 	enum { OPT_ROOT = 256, OPT_STATE, OPT_CONFIG, OPT_JSON, OPT_TREE, OPT_INTRO,
-	       OPT_SIGNER, OPT_ONCE, OPT_WAIT, OPT_VERSION };
+	       OPT_SIGNER, OPT_ONCE, OPT_WAIT, OPT_VERSION, OPT_TARGET, OPT_IMAGE };
 	static const struct option longopts[] = {
 		{"root", required_argument, NULL, OPT_ROOT},
 		{"state", required_argument, NULL, OPT_STATE},
@@ -234,6 +243,8 @@ static int parse(bsi_cli *cli, int argc, char **argv, const command **out)
 		{"signer", required_argument, NULL, OPT_SIGNER},
 		{"once", no_argument, NULL, OPT_ONCE},
 		{"wait", optional_argument, NULL, OPT_WAIT},
+		{"target", required_argument, NULL, OPT_TARGET},
+		{"image", required_argument, NULL, OPT_IMAGE},
 		{0},
 	};
 	int given = 0, opt, nwords = 0;
@@ -267,6 +278,8 @@ static int parse(bsi_cli *cli, int argc, char **argv, const command **out)
 		case OPT_INTRO: cli->introduction = optarg; given |= O_INTRO; break;
 		case OPT_SIGNER: cli->signer = optarg; given |= O_SIGNER; break;
 		case OPT_ONCE: cli->once = true; given |= O_ONCE; break;
+		case OPT_TARGET: cli->target = optarg; given |= O_TARGET; break;
+		case OPT_IMAGE: cli->image = optarg; given |= O_IMAGE; break;
 		case OPT_WAIT:
 			given |= O_WAIT;
 			if (parse_wait(optarg, &cli->wait) < 0)

@@ -3,6 +3,7 @@
 
 #include <check.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -716,6 +717,77 @@ START_TEST(test_cli_recipe_check_json)
 }
 END_TEST
 
+/*
+ * bsi payload add: the block it prints, pasted as is into a recipe's apply
+ * function, plans as pending on the image it was made from; the payload is
+ * in payloads/ byte for byte; the same name with other content is refused.
+ */
+START_TEST(test_cli_payload_add_block_plans_as_pending)
+{
+	char newfile[4200], recipe[4200], *block, *text, *copied, *orig;
+	const char *target = "usr/lib/libimage.dylib";
+	tu_result r;
+
+	tu_sample_image("current", image);
+	tu_must("echo 'libimage, vulnerable' > '%s/%s'", image, target);
+	snprintf(newfile, sizeof(newfile), "%s/ImageIO-26.0.1", dir);
+	tu_write(newfile, "ImageIO, fixed\n");
+	ck_assert_msg(tu_bsi(&r, "payload add '%s' --target %s --image '%s' --tree '%s'", newfile,
+			     target, image, tree) == 0,
+		      "%s", r.err);
+	block = strdup(r.out);
+	tu_result_free(&r);
+	ck_assert_ptr_nonnull(strstr(block, "payload = \"payloads/ImageIO-26.0.1\""));
+	snprintf(recipe, sizeof(recipe), "%s/payloads/ImageIO-26.0.1", tree);
+	copied = tu_read(recipe);
+	orig = tu_read(newfile);
+	ck_assert_str_eq(copied, orig);
+	free(copied);
+	ck_assert_int_ge(asprintf(&text,
+				  "return {\n  component = \"imageio\",\n  improvements = {{\n"
+				  "    id = \"imageio-26.0.1-a\", summary = \"ImageIO: a fix\",\n"
+				  "    fixes = { \"CVE-2026-30000\" }, severity = \"high\",\n"
+				  "    apply = function(change)\n%s    end,\n  }},\n}\n",
+				  block),
+			 0);
+	snprintf(recipe, sizeof(recipe), "%s/recipes/imageio.lua", tree);
+	tu_write(recipe, text);
+	free(text);
+	ck_assert_msg(tu_bsi(&r, "plan --tree '%s' --root '%s' --json", tree, image) == 0, "%s",
+		      r.err);
+	{
+		json_t *doc = json_loads(r.out, 0, NULL), *imp;
+		size_t i;
+		bool found = false;
+
+		ck_assert_msg(doc != NULL, "not JSON: %s", r.out);
+		json_array_foreach(json_object_get(doc, "improvements"), i, imp)
+			if (strcmp(json_string_value(json_object_get(imp, "id")),
+				   "imageio-26.0.1-a") == 0) {
+				ck_assert_str_eq(json_string_value(json_object_get(imp, "status")),
+						 "pending");
+				found = true;
+			}
+		ck_assert(found);
+		json_decref(doc);
+	}
+	tu_result_free(&r);
+	/* the same name, other content: refused, the payload unchanged */
+	tu_write(newfile, "ImageIO, fixed differently\n");
+	ck_assert_int_eq(tu_bsi(&r, "payload add '%s' --target %s --image '%s' --tree '%s'", newfile,
+				target, image, tree),
+			 2);
+	ASSERT_HAS(r.err, "exists with other content");
+	tu_result_free(&r);
+	snprintf(recipe, sizeof(recipe), "%s/payloads/ImageIO-26.0.1", tree);
+	copied = tu_read(recipe);
+	ck_assert_str_eq(copied, orig);
+	free(copied);
+	free(orig);
+	free(block);
+}
+END_TEST
+
 /* `bsi recipe --help` and `bsi feed --help` list their commands; the
  * group alone is a usage error that lists them too. */
 START_TEST(test_cli_command_groups_have_help)
@@ -766,6 +838,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_cli_command_groups_have_help);
 	tcase_add_test(tc, test_cli_json_failure_is_a_json_document);
 	tcase_add_test(tc, test_cli_recipe_check_json);
+	tcase_add_test(tc, test_cli_payload_add_block_plans_as_pending);
 	tcase_add_loop_test(tc, test_cli_odd_target_same_verdict_preview_and_device, 0,
 			    sizeof(odd_targets) / sizeof(odd_targets[0]));
 	suite_add_tcase(s, tc);

@@ -593,7 +593,8 @@ START_TEST(test_install_completion_matches_help)
 		int n = sscanf(u, "%63s %63[a-z]", cmd, sub);
 
 		assert_offers(offered, cmd, "");
-		if (n == 2 && (strcmp(cmd, "recipe") == 0 || strcmp(cmd, "feed") == 0)) {
+		if (n == 2 && (strcmp(cmd, "recipe") == 0 || strcmp(cmd, "feed") == 0 ||
+			       strcmp(cmd, "payload") == 0)) {
 			char *subs;
 
 			snprintf(words, sizeof(words), "%s ''", cmd);
