@@ -28,26 +28,35 @@ bsi() {
 	"$build/bsi" --root "$device" --state "$state" --config "$conf" "$@"
 }
 gitf() { git -C "$feed" "$@"; }
+# the team's side, in the feed working tree, echoing the command first
+team() {
+	printf '$ %s\n' "$*" | sed "s|$feed/||g; s|$feed|.|g; s|$work/|~/|g; s|$build/||g"
+	(cd "$feed" && "$@")
+}
 
-heading "1. The security team's signing key and feed"
+heading "1. The security team's signing key and feed (README: Start a feed)"
 ssh-keygen -q -t ed25519 -N '' -C security-team@example -f "$work/team_key"
+say "\$ ssh-keygen -t ed25519 -f ~/team_key -C security-team@example"
 say "signing key: $(ssh-keygen -lf "$work/team_key.pub")"
-git init -q -b main "$feed"
-gitf config user.name "Security Team"
-gitf config user.email security-team@example
-gitf config gpg.format ssh
-gitf config user.signingKey "$work/team_key"
-gitf config commit.gpgSign true
+mkdir -p "$feed"
+team git init -q -b main
+team git config user.name "Security Team"
+team git config user.email security-team@example
+team git config gpg.format ssh
+team git config user.signingKey "$work/team_key"
+team git config commit.gpgSign true
 mkdir -p "$feed/.bsi" "$feed/recipes"
+say "\$ echo \"security-team@example namespaces=\\\"git\\\" \$(cat ~/team_key.pub)\" > .bsi/signers"
 printf 'security-team@example namespaces="git" %s\n' "$(cat "$work/team_key.pub")" > "$feed/.bsi/signers"
+say "\$ cp recipes/*.lua feed/recipes/ && recipes/sample.sh payloads feed/payloads"
 cp "$src"/recipes/*.lua "$feed/recipes/"
 sh "$src/recipes/sample.sh" payloads "$feed/payloads"
-"$build/bsi" recipe check "$feed"/recipes/*.lua
-gitf add -A
-gitf commit -q -m "Safari, WebKit and core library improvements for 26.0"
+team "$build/bsi" recipe check recipes/corelibs.lua recipes/safari.lua recipes/webkit.lua
+team git add -A
+team git commit -q -m "Safari, WebKit and core library improvements for 26.0"
 intro=$(gitf rev-parse HEAD)
 say "feed: $feed, signed commit $intro"
-"$build/bsi" feed verify "$feed"
+team "$build/bsi" feed verify .
 
 heading "2. A device running macOS 26.0 (a directory standing in for /)"
 sh "$src/recipes/sample.sh" image current "$device"
