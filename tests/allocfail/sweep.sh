@@ -232,10 +232,12 @@ classify() { # bin preload
 		return 1
 	fi
 	if grep -q 'LeakSanitizer' "$work/run/err"; then
-		# again with full stacks (libgit2 has no frame pointers) and the
-		# stack of the failing allocation
+		# again with full stacks (libgit2 has no frame pointers; OpenSSL's
+		# own initialisation alone is 25 frames deep, past the default 30
+		# that would cut off bsi's call) and the stack of the failing
+		# allocation
 		fresh
-		ASAN_OPTIONS="$ASAN_OPTIONS:fast_unwind_on_malloc=0" \
+		ASAN_OPTIONS="$ASAN_OPTIONS:fast_unwind_on_malloc=0:malloc_context_size=128" \
 			LSAN_OPTIONS="$LSAN_OPTIONS:exitcode=0" \
 			runit "$1" "$var=$n" BSI_ALLOC_TRACE=1 ${2:+LD_PRELOAD="$2"}
 		if library_leak; then
