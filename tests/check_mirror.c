@@ -836,9 +836,12 @@ END_TEST
 
 static void team_next(char next[41], const char *why)
 {
+	static int n;
+	long tag = (long)++n; /* one name for all three paths */
+
 	tu_must("echo '%s' > '%s/NEW-%ld' && mkdir -p '%s/extra-%ld' && echo '%s' > "
 		"'%s/extra-%ld/blob'",
-		why, feed, (long)mono_ms(), feed, (long)mono_ms(), why, feed, (long)mono_ms());
+		why, feed, tag, feed, tag, why, feed, tag);
 	tu_feed_commit(feed, key, why);
 	rev_of(next, feed, "HEAD");
 }
