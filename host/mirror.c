@@ -993,35 +993,37 @@ int bsi_mirror_fetch(bsi_mirror_fetched *out, const char *path, const char *url,
 	return rc;
 }
 
+/* Forget the pack list: what the fetch added is the mirror's now. */
+static int keep_fetched_packs(const char *path)
+{
+	char mark[4200];
+	int rc = mark_path(mark, path);
+
+	if (rc == BSI_OK && unlink(mark) < 0 && errno != ENOENT)
+		rc = bsi_error_set(BSI_EFAIL, "feed mirror: remove %s: %s", mark, strerror(errno));
+	return rc;
+}
+
 int bsi_mirror_adopt(bsi_mirror_fetched *f, const char *path)
 {
-	char fresh[4200], mark[4200];
+	char fresh[4200];
 	int rc = fresh_path(fresh, path);
 
-	if (rc == BSI_OK && !f->fresh) {
-		/* this sync's packs stay */
-		if ((rc = mark_path(mark, path)) == BSI_OK && unlink(mark) < 0 && errno != ENOENT)
-			rc = bsi_error_set(BSI_EFAIL, "feed mirror: remove %s: %s", mark,
-					   strerror(errno));
-	} else if (rc == BSI_OK) {
+	if (rc == BSI_OK && f->fresh) {
 		git_repository_free(f->repo);
 		f->repo = NULL;
 		bsi_failpoint("mirror.exchange");
 		if (renameat2(AT_FDCWD, fresh, AT_FDCWD, path, RENAME_EXCHANGE) < 0 &&
 		    (errno != ENOENT || rename(fresh, path) < 0))
-			rc = bsi_error_set(BSI_EFAIL, "feed mirror: cannot put %s in place: %s",
-					   fresh, strerror(errno));
-		else {
-			f->fresh = false;
-			rc = remove_tree(fresh); /* now the old mirror */
-			if (rc == BSI_OK && (rc = mark_path(mark, path)) == BSI_OK &&
-			    unlink(mark) < 0 && errno != ENOENT)
-				rc = bsi_error_set(BSI_EFAIL, "feed mirror: remove %s: %s", mark,
-						   strerror(errno));
-			if (rc == BSI_OK)
-				rc = bsi_mirror_open(&f->repo, path);
-		}
+			return bsi_error_set(BSI_EFAIL, "feed mirror: cannot put %s in place: %s",
+					     fresh, strerror(errno));
+		f->fresh = false;
+		rc = remove_tree(fresh); /* now the old mirror */
+		if (rc == BSI_OK)
+			rc = bsi_mirror_open(&f->repo, path);
 	}
+	if (rc == BSI_OK)
+		rc = keep_fetched_packs(path);
 	if (rc == BSI_OK)
 		f->adopted = true;
 	return rc;

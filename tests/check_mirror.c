@@ -885,6 +885,25 @@ static void serve_genuine(void)
 	server_mode("genuine %s", served);
 }
 
+/* One hollow answer, then the genuine server serving that very commit:
+ * the device must sync it (exit 0) and keep a clean mirror. */
+static void hollow_then_genuine_syncs(const char *what)
+{
+	char next[41], *head;
+	tu_result r;
+
+	serve_hollow_next(next);
+	serve_genuine();
+	tu_bsi(&r, "%s sync", g);
+	ck_assert_msg(r.status == 0, "%s after one hollow answer: exit %d: %s", what, r.status,
+		      r.err);
+	tu_result_free(&r);
+	head = trusted_head();
+	ck_assert_str_eq(head, next);
+	free(head);
+	assert_mirror_clean();
+}
+
 /* A sync run from a process of its own, so that its peak RSS (the largest
  * of bsi and its fetch child) is not mixed with the fixtures' git. */
 typedef struct {
@@ -962,23 +981,11 @@ static pid_t start_bsi_sync(const char *env_preload)
  */
 START_TEST(test_rt11_rebuild_counts_the_whole_history_against_max_new_commits)
 {
-	char next[41], *head;
-	tu_result r;
-
 	tu_write(conf, "service_manager = \"record\"\nfeed_max_new_commits = 3\n");
 	genuine_moves_on_and_syncs("one");
 	genuine_moves_on_and_syncs("two");
 	genuine_moves_on_and_syncs("three");
-	serve_hollow_next(next);
-	serve_genuine();
-	tu_bsi(&r, "%s sync", g);
-	ck_assert_msg(r.status == 0, "the team's next commit (one new commit) after one hollow "
-				     "answer: exit %d: %s", r.status, r.err);
-	tu_result_free(&r);
-	head = trusted_head();
-	ck_assert_str_eq(head, next);
-	free(head);
-	assert_mirror_clean();
+	hollow_then_genuine_syncs("the team's next commit (one new commit)");
 }
 END_TEST
 
@@ -990,7 +997,6 @@ END_TEST
  */
 START_TEST(test_rt11_rebuild_downloads_the_whole_history_against_fetch_max_mib)
 {
-	char next[41], *head;
 	tu_result r;
 
 	tu_must("head -c 3000000 /dev/urandom > '%s/BIG'", feed);
@@ -1000,16 +1006,7 @@ START_TEST(test_rt11_rebuild_downloads_the_whole_history_against_fetch_max_mib)
 	tu_result_free(&r);
 	tu_write(conf, "service_manager = \"record\"\nfetch_max_mib = 2\n");
 	genuine_moves_on_and_syncs("a small step, under the cap");
-	serve_hollow_next(next);
-	serve_genuine();
-	tu_bsi(&r, "%s sync", g);
-	ck_assert_msg(r.status == 0, "the team's next (small) commit after one hollow answer: "
-				     "exit %d: %s", r.status, r.err);
-	tu_result_free(&r);
-	head = trusted_head();
-	ck_assert_str_eq(head, next);
-	free(head);
-	assert_mirror_clean();
+	hollow_then_genuine_syncs("the team's next (small) commit");
 }
 END_TEST
 
